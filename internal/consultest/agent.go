@@ -1,0 +1,198 @@
+// Package consultest starts a real Consul agent (consul agent -dev) on loopback
+// with its own ports, for tests that need Consul. It never mocks Consul.
+package consultest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Binary finds the consul binary: $CONSUL_BIN, then consul on PATH, then the
+// repository's bin/consul (built by `make consul`). It returns an error that
+// says how to get one when none is found.
+func Binary() (string, error) {
+	if p := os.Getenv("CONSUL_BIN"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p, nil
+	}
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "consul")
+	if _, err := os.Stat(p); err == nil {
+		return filepath.Clean(p), nil
+	}
+	return "", fmt.Errorf("consul binary not found: run `make consul` (builds bin/consul) or put consul on PATH")
+}
+
+// Agent is a running Consul dev agent. Its methods are safe for concurrent use.
+type Agent struct {
+	// HTTPAddr is the agent's HTTP API address (host:port).
+	HTTPAddr string
+
+	bin   string
+	ports ports
+	tb    testing.TB
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	logs *bytes.Buffer
+}
+
+type ports struct{ http, serfLAN, serfWAN, server int }
+
+// Start starts a dev agent and waits until it has a leader and has synced its
+// node. The agent is stopped when the test ends.
+func Start(tb testing.TB) *Agent {
+	tb.Helper()
+	bin, err := Binary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	free := FreePorts(tb, 4)
+	a := &Agent{
+		bin:   bin,
+		ports: ports{http: free[0], serfLAN: free[1], serfWAN: free[2], server: free[3]},
+		tb:    tb,
+	}
+	a.HTTPAddr = "127.0.0.1:" + strconv.Itoa(a.ports.http)
+	a.Restart()
+	tb.Cleanup(a.Stop)
+	return a
+}
+
+// Restart starts the agent again after Stop, on the same ports. A dev agent
+// keeps nothing across restarts: services must be registered again.
+func (a *Agent) Restart() {
+	a.tb.Helper()
+	a.mu.Lock()
+	if a.cmd != nil {
+		a.mu.Unlock()
+		a.tb.Fatal("consultest: agent already running")
+	}
+	args := []string{"agent", "-dev",
+		"-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(a.ports.http),
+		"-serf-lan-port", strconv.Itoa(a.ports.serfLAN),
+		"-serf-wan-port", strconv.Itoa(a.ports.serfWAN),
+		"-server-port", strconv.Itoa(a.ports.server),
+		"-dns-port", "-1", "-grpc-port", "-1",
+		"-log-level", "warn",
+	}
+	cmd := exec.Command(a.bin, args...)
+	a.logs = &bytes.Buffer{}
+	cmd.Stdout = &lockedWriter{w: a.logs, mu: &a.mu}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		a.mu.Unlock()
+		a.tb.Fatalf("consultest: start consul: %v", err)
+	}
+	a.cmd = cmd
+	a.done = make(chan struct{})
+	done := a.done
+	go func() { _ = cmd.Wait(); close(done) }()
+	a.mu.Unlock()
+
+	if err := a.waitReady(30 * time.Second); err != nil {
+		a.Stop()
+		a.tb.Fatalf("consultest: consul did not become ready: %v\n%s", err, a.Logs())
+	}
+}
+
+// Stop kills the agent and waits for it to exit. Stopping a stopped agent is a no-op.
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	cmd, done := a.cmd, a.done
+	a.cmd = nil
+	a.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Logs returns what the agent has printed so far.
+func (a *Agent) Logs() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.logs.String()
+}
+
+// Client returns an API client for the agent.
+func (a *Agent) Client() *api.Client {
+	cfg := api.DefaultConfig()
+	cfg.Address = a.HTTPAddr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		a.tb.Fatalf("consultest: client: %v", err)
+	}
+	return c
+}
+
+func (a *Agent) waitReady(timeout time.Duration) error {
+	c := a.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	for ctx.Err() == nil {
+		leader, err := c.Status().Leader()
+		if err == nil && leader != "" {
+			nodes, _, err := c.Catalog().Nodes((&api.QueryOptions{}).WithContext(ctx))
+			if err == nil && len(nodes) > 0 {
+				return nil
+			}
+			last = err
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("timed out after %v: %v", timeout, last)
+}
+
+// FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a moment ago.
+func FreePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	var out []int
+	var ls []net.Listener
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("consultest: free port: %v", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		_ = l.Close()
+	}
+	return out
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
