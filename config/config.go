@@ -3,12 +3,24 @@
 // It depends on nothing of ferry's own: Load returns plain, validated structs with
 // defaults applied (durations as time.Duration), which cmd turns into each
 // package's options.
+//
+// The language is HCL v2 native syntax (SPEC §3 and §10; REFERENCE.md lists
+// every attribute with its type, default and meaning). Load reads a file or
+// a directory of *.hcl files; Parse reads one file from memory. Either
+// returns a complete Config, or nil and a *Diagnostics holding every problem
+// found, each with the source range of the offending value, which prints as
+//
+//	FILE:LINE,COL: Summary: Detail
+//
+// one per line. Values are constants: there are no variables or functions.
+// Durations are Go duration strings ("1m30s"); null means "not set".
 package config
 
 import "time"
 
 // Config is a whole, validated ferry configuration. A Config is never mutated
-// after Load returns it, so it is safe to share between goroutines.
+// after Load returns it, so it is safe to share between goroutines. Default
+// returns the Config of an empty file.
 type Config struct {
 	Listen          string        // data-plane address; default "127.0.0.1:8080"
 	Admin           string        // admin API address; "" disables it; default "127.0.0.1:9901"
@@ -25,7 +37,8 @@ type Config struct {
 
 	LocalService *LocalService // nil when there is no local_service block
 
-	// Files lists the files the configuration was read from, for reload watching.
+	// Files lists the files the configuration was read from, for reload watching:
+	// absolute paths, in the order they were read. Empty after Parse.
 	Files []string
 }
 
@@ -47,14 +60,15 @@ type Log struct {
 	AccessLog string // stdout | stderr | off | a file path; default "stdout"
 }
 
-// Service is the tuning of one Consul service.
+// Service is the tuning of one Consul service. DefaultService returns the
+// tuning of a service that has no service block.
 type Service struct {
 	Name            string
 	Tag             string
-	Balance         string        // round_robin | random | weighted | least_request
+	Balance         string        // round_robin (default) | random | weighted | least_request
 	ConnectTimeout  time.Duration // default 2s
 	ResponseTimeout time.Duration // default 30s
-	Retries         int           // default 2
+	Retries         int           // 0 to MaxRetries; default 2
 	HealthCheck     *HealthCheck  // nil when not configured
 	Outlier         Outlier       // always set; defaults 5 and 30s
 }
@@ -67,47 +81,54 @@ const (
 	BalanceLeastRequest = "least_request"
 )
 
-// HealthCheck configures ferry's own active HTTP checks of a service's instances.
+// HealthCheck configures ferry's own active HTTP checks of a service's
+// instances. A health_check block without attributes has every default.
 type HealthCheck struct {
-	Path               string        // default "/health"
+	Path               string        // request path, may have a query; default "/health"
 	Interval           time.Duration // default 5s
 	Timeout            time.Duration // default 2s
-	HealthyThreshold   int           // default 2
-	UnhealthyThreshold int           // default 2
+	HealthyThreshold   int           // at least 1; default 2
+	UnhealthyThreshold int           // at least 1; default 2
 }
 
 // Outlier configures passive checks (outlier ejection).
 type Outlier struct {
-	ConsecutiveFailures int           // default 5
+	ConsecutiveFailures int           // at least 1; default 5
 	BaseEjectionTime    time.Duration // default 30s
 }
 
-// Route maps requests to a Consul service.
+// Route maps requests to a Consul service. No two routes have the same Host
+// and PathPrefix.
 type Route struct {
-	Name        string
-	PathPrefix  string // canonical: starts with "/", no trailing "/" unless it is "/"
+	Name string
+	// PathPrefix is canonical: it starts with "/", has no "//", "." or ".."
+	// segment and only characters allowed unescaped in a URL path, and has no
+	// trailing "/" unless it is "/" (the configuration's "/api/" becomes
+	// "/api"; prefixes match whole path segments either way).
+	PathPrefix  string
 	Service     string
 	StripPrefix bool
-	Host        string // lower-case, without port; "" matches any host
+	Host        string // lower-case, without port or trailing dot, IPv6 without brackets; "" matches any host
 }
 
 // LocalService is the application ferry sits beside, registered in Consul (SPEC §10).
 type LocalService struct {
 	Name            string
 	ID              string // default name-hostname-port
-	Address         string
-	Port            int
+	Address         string // "" lets the agent use its node address
+	Port            int    // 1 to 65535, required
 	Tags            []string
 	Meta            map[string]string
 	Check           *LocalCheck   // nil when there is no check block
-	DeregisterDelay time.Duration // default 2s
+	DeregisterDelay time.Duration // default 2s; 0 drains at once
 }
 
-// LocalCheck is the Consul check registered with the local service.
+// LocalCheck is the Consul check registered with the local service. Exactly
+// one of HTTP and TCP is set.
 type LocalCheck struct {
-	HTTP                    string
-	TCP                     string
+	HTTP                    string        // an http:// or https:// URL Consul's agent GETs
+	TCP                     string        // host:port Consul's agent connects to
 	Interval                time.Duration // default 5s
 	Timeout                 time.Duration // default 2s
-	DeregisterCriticalAfter time.Duration // default 1m
+	DeregisterCriticalAfter time.Duration // default 1m; 0 never deregisters
 }

@@ -1,0 +1,10 @@
+admin = ""
+
+route "orders" {
+  path_prefix = "/api/order"
+  service     = "order"
+}
+
+log {
+  format = "json"
+}

@@ -1,0 +1,1 @@
+listen = "this file is ignored: in a subdirectory"

@@ -1,0 +1,1 @@
+# An empty configuration is valid: every default, no routes.

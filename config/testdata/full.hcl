@@ -1,0 +1,70 @@
+# Every attribute and block of the language, none at its default.
+listen           = "0.0.0.0:8081"
+admin            = "127.0.0.1:9902"
+shutdown_timeout = "20s"
+
+consul {
+  address     = "consul.internal:8500"
+  datacenter  = "dc2"
+  token       = "00000000-0000-0000-0000-000000000001"
+  wait_time   = "1m"
+  allow_stale = false
+  use_cache   = true
+}
+
+log {
+  level      = "debug"
+  format     = "json"
+  access_log = "/var/log/ferry/access.log"
+}
+
+service "user" {
+  tag              = "v2"
+  balance          = "least_request"
+  connect_timeout  = "500ms"
+  response_timeout = "1m30s"
+  retries          = 3
+
+  health_check {
+    path                = "/ready?full=1"
+    interval            = "10s"
+    timeout             = "1s"
+    healthy_threshold   = 3
+    unhealthy_threshold = 4
+  }
+
+  outlier {
+    consecutive_failures = 7
+    base_ejection_time   = "45s"
+  }
+}
+
+route "users" {
+  path_prefix  = "/api/user/"
+  service      = "user"
+  strip_prefix = true
+  host         = "API.Example.com"
+}
+
+route "orders" {
+  path_prefix = "/api/order"
+  service     = "order"
+}
+
+local_service {
+  name    = "order"
+  id      = "order-1"
+  address = "10.0.0.5"
+  port    = 9002
+  tags    = ["v1", "canary"]
+  meta    = { team = "orders", tier = "backend" }
+
+  check {
+    http                      = "http://127.0.0.1:9002/health"
+    interval                  = "3s"
+    timeout                   = "1s"
+    deregister_critical_after = "5m"
+  }
+
+  deregister_delay = "4s"
+}
