@@ -1,6 +1,3 @@
-// Package discovery keeps the healthy instances of Consul services current
-// through one blocking query per service, and publishes them as immutable
-// snapshots.
 package discovery
 
 import (

@@ -1,0 +1,204 @@
+// Sequences of Consul answers (index rules, fail-static holds) played
+// through the fake HealthClient.
+
+package discovery
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestManagerIndexZero(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+	c := f.next(t, "web")
+	c.ok(0, e1)
+	c = f.next(t, "web")
+	if c.opts.WaitIndex != 1 {
+		t.Fatalf("after index 0: WaitIndex = %d, want 1", c.opts.WaitIndex)
+	}
+	if s := m.Sets()["web"]; !s.Known || len(s.Instances) != 1 {
+		t.Fatalf("answer with index 0 not used: %+v", s)
+	}
+	// A blocking query on 1 that answers at once with 0 again must not spin.
+	c.ok(0, e1)
+	n := f.next(t, "web")
+	if gap := n.at.Sub(c.at); gap < 150*time.Millisecond {
+		t.Errorf("re-query after a non-blocking answer came after %v, want ≥ ~spinWait (200ms ±20%%)", gap)
+	}
+	if n.opts.WaitIndex != 1 {
+		t.Errorf("WaitIndex = %d, want 1", n.opts.WaitIndex)
+	}
+}
+
+func TestManagerSpinGuard(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+	f.next(t, "web").ok(10, e1)
+	c := f.next(t, "web")
+	c.ok(10, e1) // returned at once without a new index
+	n := f.next(t, "web")
+	if gap := n.at.Sub(c.at); gap < 150*time.Millisecond {
+		t.Errorf("re-query after %v, want ≥ ~spinWait", gap)
+	}
+	// A real change is followed by only the floor.
+	n.ok(11, e1, e2)
+	c = f.next(t, "web")
+	if gap := c.at.Sub(n.at); gap > 150*time.Millisecond {
+		t.Errorf("re-query after a change took %v, want the floor only", gap)
+	}
+}
+
+func TestManagerIndexBackwards(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+	f.next(t, "web").ok(100, e1, e2)
+	c := f.next(t, "web")
+	drain(m)
+	c.ok(5, e3) // non-empty: believed at once
+	waitChanged(t, m)
+	if got, want := keys(m.Sets()["web"]), []string{"n2/web-3"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("instances = %v, want %v", got, want)
+	}
+	c = f.next(t, "web")
+	if c.opts.WaitIndex != 0 {
+		t.Fatalf("after index went backwards WaitIndex = %d, want 0", c.opts.WaitIndex)
+	}
+	c.ok(6, e3)
+	if c = f.next(t, "web"); c.opts.WaitIndex != 6 {
+		t.Fatalf("WaitIndex = %d, want 6", c.opts.WaitIndex)
+	}
+}
+
+func TestManagerEmptyAfterResetIsTentative(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, confirmEmpty := range []bool{true, false} {
+		name := map[bool]string{true: "confirmed", false: "not confirmed"}[confirmEmpty]
+		t.Run(name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			f := newFakeHealth()
+			m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+			stop := run(t, m)
+			defer stop()
+			f.next(t, "web").ok(100, e1, e2)
+			c := f.next(t, "web")
+			drain(m)
+			c.ok(3) // agent restarted: low index, empty
+			n := f.next(t, "web")
+			noChange(t, m)
+			if s := m.Sets()["web"]; len(s.Instances) != 2 || s.Stale {
+				t.Fatalf("tentative empty answer replaced the set: %+v", s)
+			}
+			if n.opts.WaitIndex != 0 {
+				t.Errorf("confirming query WaitIndex = %d, want 0", n.opts.WaitIndex)
+			}
+			if gap := n.at.Sub(c.at); gap < 150*time.Millisecond {
+				t.Errorf("confirming query after %v, want ~confirmWait (200ms ±20%%)", gap)
+			}
+			if confirmEmpty {
+				n.ok(4)
+				waitChanged(t, m)
+				if s := m.Sets()["web"]; len(s.Instances) != 0 || s.Stale || !s.Known {
+					t.Fatalf("confirmed empty answer not believed: %+v", s)
+				}
+			} else {
+				n.ok(5, e1)
+				waitChanged(t, m)
+				if got, want := keys(m.Sets()["web"]), []string{"n1/web-1"}; !reflect.DeepEqual(got, want) {
+					t.Fatalf("instances = %v, want %v", got, want)
+				}
+			}
+			f.next(t, "web")
+		})
+	}
+}
+
+func TestManagerLeaderlessEmptyIsSuspect(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+
+	// Before any answer: not believed, so not ready.
+	f.next(t, "web").noLeader(1)
+	c := f.next(t, "web")
+	if s := m.Sets()["web"]; s.Known || !errors.Is(s.Err, ErrNoLeader) || m.Ready() {
+		t.Fatalf("leaderless first answer: %+v ready %v", s, m.Ready())
+	}
+	c.ok(10, e1, e2)
+	c = f.next(t, "web")
+	drain(m)
+	c.noLeader(11)
+	waitChanged(t, m)
+	s := m.Sets()["web"]
+	if len(s.Instances) != 2 || !s.Stale || !errors.Is(s.Err, ErrNoLeader) ||
+		!strings.HasPrefix(s.Err.Error(), `discovery: service "web": `) {
+		t.Fatalf("leaderless empty answer: %+v", s)
+	}
+	c = f.next(t, "web")
+	if c.opts.WaitIndex != 0 {
+		t.Errorf("retry WaitIndex = %d, want 0", c.opts.WaitIndex)
+	}
+	// A leaderless non-empty answer is used.
+	c.noLeader(12, e1)
+	waitChanged(t, m)
+	if got := keys(m.Sets()["web"]); len(got) != 1 || m.Sets()["web"].Stale {
+		t.Fatalf("leaderless non-empty answer: %+v", m.Sets()["web"])
+	}
+	f.next(t, "web")
+}
+
+func TestManagerLeaderlessEmptyRecoveryNeedsConfirmation(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+	f.next(t, "web").ok(10, e1, e2)
+	f.next(t, "web").noLeader(11)
+	c := f.next(t, "web")
+	c.ok(12) // leader back, still empty: first answer after an outage is tentative
+	n := f.next(t, "web")
+	if s := m.Sets()["web"]; len(s.Instances) != 2 {
+		t.Fatalf("first empty answer after an outage replaced the set: %+v", s)
+	}
+	drain(m)
+	n.ok(12)
+	waitChanged(t, m)
+	if s := m.Sets()["web"]; len(s.Instances) != 0 || s.Stale || s.Err != nil {
+		t.Fatalf("confirmed empty: %+v", s)
+	}
+	f.next(t, "web")
+}
+
+func TestManagerStreamingEmptyIsBelieved(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{UseCache: true}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+	f.next(t, "web").ok(10, e1, e2)
+	c := f.next(t, "web")
+	drain(m)
+	c.streaming(11) // streaming answers never carry KnownLeader
+	waitChanged(t, m)
+	if s := m.Sets()["web"]; len(s.Instances) != 0 || s.Stale {
+		t.Fatalf("streaming empty answer: %+v", s)
+	}
+	f.next(t, "web")
+}
