@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/health"
+)
+
+// Builder builds routing Tables and owns what must outlive any one table:
+// each routed service's transport (its keep-alive connections), round-robin
+// counter and retry budget. A Builder is not safe for concurrent use: one
+// goroutine builds tables (and finally calls Close); the tables themselves
+// are safe for concurrent use.
+type Builder struct {
+	reg     *health.Registry
+	logger  hclog.Logger
+	pools   map[string]*servicePool
+	retired []retiredTransport
+}
+
+// servicePool is one routed service's long-lived forwarding state.
+type servicePool struct {
+	transport       *http.Transport
+	connectTimeout  time.Duration
+	responseTimeout time.Duration
+	next            *atomic.Uint64 // round-robin counter
+	budget          *retryBudget
+}
+
+// retiredTransport is a transport replaced because its service's timeouts
+// changed or it stopped being routed. Requests in flight may still use it;
+// its idle connections are closed on every build for a while, then it is
+// dropped (its remaining connections time out on their own).
+type retiredTransport struct {
+	t     *http.Transport
+	until time.Time
+}
+
+// retireFor is how long a retired transport's idle connections keep being
+// closed: longer than a response may take to start.
+const retireFor = 10 * time.Minute
+
+// NewBuilder returns a Builder that takes instance state from reg.
+func NewBuilder(reg *health.Registry, logger hclog.Logger) *Builder {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Builder{reg: reg, logger: logger, pools: make(map[string]*servicePool)}
+}
+
+// Build returns a table for routes, with per service the spec in services
+// (defaults when absent) and the instances in sets. A route whose service has
+// no set, or an empty one, still matches (its requests get 503). A route
+// with an unusable prefix or a host and prefix already taken is logged and
+// left out; configuration validation rejects both before they get here.
+func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, sets map[string]*discovery.InstanceSet) *Table {
+	t := &Table{
+		routes:   append([]RouteSpec(nil), routes...),
+		hosts:    make(map[string]*hostRoutes),
+		services: make(map[string]*Service),
+	}
+	now := time.Now()
+	for _, rs := range routes {
+		prefix, err := CanonicalPath(rs.PathPrefix)
+		if err != nil {
+			b.logger.Error("route left out: bad path_prefix", "route", rs.Name, "path_prefix", rs.PathPrefix, "error", err)
+			continue
+		}
+		if len(prefix) > 1 && prefix[len(prefix)-1] == '/' {
+			prefix = prefix[:len(prefix)-1]
+		}
+		host := normaliseHost(rs.Host)
+		hr := t.hosts[host]
+		if hr == nil {
+			hr = &hostRoutes{prefixes: make(map[string]*Route)}
+			t.hosts[host] = hr
+		}
+		if prev := hr.prefixes[prefix]; prev != nil {
+			b.logger.Error("route left out: another route has the same host and path_prefix",
+				"route", rs.Name, "other", prev.spec.Name, "host", host, "path_prefix", prefix)
+			continue
+		}
+		svc := t.services[rs.Service]
+		if svc == nil {
+			spec, given := services[rs.Service]
+			svc = b.service(rs.Service, spec, given, sets[rs.Service], now)
+			t.services[rs.Service] = svc
+		}
+		spec := rs
+		spec.Host, spec.PathPrefix = host, prefix
+		hr.prefixes[prefix] = &Route{spec: spec, service: svc}
+		hr.maxLen = max(hr.maxLen, len(prefix))
+	}
+
+	for name, p := range b.pools {
+		if _, routed := t.services[name]; !routed {
+			b.retire(p.transport, now)
+			delete(b.pools, name)
+		}
+	}
+	b.sweepRetired(now)
+	return t
+}
+
+// service builds one service of a new table, reusing (or creating) its
+// long-lived pool.
+func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discovery.InstanceSet, now time.Time) *Service {
+	spec = withDefaults(name, spec, given)
+	p := b.pools[name]
+	switch {
+	case p == nil:
+		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget)}
+		b.pools[name] = p
+	case p.connectTimeout != spec.ConnectTimeout || p.responseTimeout != spec.ResponseTimeout:
+		// Timeouts live in the transport: replace it. Requests in flight
+		// finish on the old one.
+		b.retire(p.transport, now)
+		p.transport = nil
+	}
+	if p.transport == nil {
+		p.transport = newTransport(spec.ConnectTimeout, spec.ResponseTimeout)
+		p.connectTimeout, p.responseTimeout = spec.ConnectTimeout, spec.ResponseTimeout
+	}
+
+	svc := &Service{name: name, spec: spec, transport: p.transport, budget: p.budget}
+	if set != nil {
+		svc.known, svc.stale = set.Known, set.Stale
+		svc.upstreams = make([]*Upstream, 0, len(set.Instances))
+		for _, inst := range set.Instances {
+			if inst.Address == "" || inst.Port <= 0 || inst.Port > 65535 {
+				b.logger.Warn("instance left out: no usable address", "service", name,
+					"instance_id", inst.ID, "address", inst.Address, "port", inst.Port)
+				continue
+			}
+			svc.upstreams = append(svc.upstreams, &Upstream{
+				instance: inst,
+				addr:     inst.HostPort(),
+				state:    b.reg.State(name, inst.Key()),
+			})
+		}
+	}
+	bal, ok := newBalancer(spec.Balance, svc.upstreams, p.next)
+	if !ok {
+		b.logger.Warn("unknown balance policy, using round_robin", "service", name, "balance", spec.Balance)
+		svc.spec.Balance = balanceRoundRobin
+	}
+	svc.balancer = bal
+	return svc
+}
+
+// withDefaults fills what the spec leaves zero. A service routed without
+// any spec also gets the default retries; with a spec, 0 retries is a choice.
+func withDefaults(name string, spec ServiceSpec, given bool) ServiceSpec {
+	if !given {
+		spec.Retries = DefaultRetries
+	}
+	spec.Name = name
+	if spec.Balance == "" {
+		spec.Balance = DefaultBalance
+	}
+	if spec.ConnectTimeout <= 0 {
+		spec.ConnectTimeout = DefaultConnectTimeout
+	}
+	if spec.ResponseTimeout <= 0 {
+		spec.ResponseTimeout = DefaultResponseTimeout
+	}
+	spec.Retries = max(spec.Retries, 0)
+	return spec
+}
+
+func (b *Builder) retire(t *http.Transport, now time.Time) {
+	if t == nil {
+		return
+	}
+	t.CloseIdleConnections()
+	b.retired = append(b.retired, retiredTransport{t: t, until: now.Add(retireFor)})
+}
+
+// sweepRetired closes the idle connections that requests finishing on
+// retired transports have returned since, and forgets old transports.
+func (b *Builder) sweepRetired(now time.Time) {
+	kept := b.retired[:0]
+	for _, r := range b.retired {
+		r.t.CloseIdleConnections()
+		if now.Before(r.until) {
+			kept = append(kept, r)
+		}
+	}
+	clear(b.retired[len(kept):])
+	b.retired = kept
+}
+
+// Close closes the idle upstream connections of every transport, current and
+// retired. Call it once no request is in flight any more (after the server
+// has shut down); tables built before keep working but reconnect.
+func (b *Builder) Close() {
+	for _, p := range b.pools {
+		p.transport.CloseIdleConnections()
+	}
+	for _, r := range b.retired {
+		r.t.CloseIdleConnections()
+	}
+	b.retired = nil
+}

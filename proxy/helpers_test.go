@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/health"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testLogger writes through t.Log, named after the test.
+func testLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   t.Name(),
+		Level:  hclog.Debug,
+		Output: testWriter{t},
+	})
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// lockedBuffer is a concurrency-safe access-log sink.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := strings.TrimSuffix(l.b.String(), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// instanceOf turns a listening address into a discovery instance.
+func instanceOf(t testing.TB, id, addr string) discovery.Instance {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return discovery.Instance{ID: id, Node: "node1", Address: host, Port: p, Weight: 1}
+}
+
+// setOf returns a known instance set with one instance per address, in order.
+func setOf(t testing.TB, service string, addrs ...string) *discovery.InstanceSet {
+	t.Helper()
+	s := &discovery.InstanceSet{Service: service, Known: true}
+	for i, a := range addrs {
+		s.Instances = append(s.Instances, instanceOf(t, fmt.Sprintf("%s-%d", service, i), a))
+	}
+	return s
+}
+
+// fixture is a real frontend (an httptest server running a Handler) over
+// whatever backends a test starts.
+type fixture struct {
+	t       *testing.T
+	reg     *health.Registry
+	builder *Builder
+	handler *Handler
+	front   *httptest.Server
+	access  *lockedBuffer
+}
+
+func newFixture(t *testing.T, format string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, reg: health.NewRegistry(), access: &lockedBuffer{}}
+	logger := testLogger(t)
+	f.builder = NewBuilder(f.reg, logger.Named("builder"))
+	f.handler = NewHandler(Options{Logger: logger, AccessLog: NewAccessLog(f.access, format)})
+	f.front = httptest.NewServer(f.handler)
+	t.Cleanup(func() {
+		f.front.Close()
+		f.builder.Close()
+	})
+	return f
+}
+
+// route stores a table with the given routes, specs and sets.
+func (f *fixture) route(routes []RouteSpec, specs map[string]ServiceSpec, sets ...*discovery.InstanceSet) {
+	m := make(map[string]*discovery.InstanceSet)
+	for _, s := range sets {
+		m[s.Service] = s
+	}
+	f.handler.Store(f.builder.Build(routes, specs, m))
+}
+
+// backend starts a backend server closed at cleanup.
+func backend(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// addr is a server's host:port.
+func addr(s *httptest.Server) string { return s.Listener.Addr().String() }
+
+// deadAddr returns an address that refuses connections: listen, then close.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
+}
+
+// get sends a request through the frontend and returns status, headers and body.
+func (f *fixture) do(req *http.Request) (*http.Response, string) {
+	f.t.Helper()
+	resp, err := f.front.Client().Do(req)
+	if err != nil {
+		f.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		f.t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
+	}
+	return resp, b.String()
+}
+
+func (f *fixture) get(path string) (*http.Response, string) {
+	f.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, f.front.URL+path, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.do(req)
+}
