@@ -1,0 +1,50 @@
+package main
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// newAdminServer serves the admin API. It never shares a listener with the
+// data plane.
+func newAdminServer(a *app, logger hclog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if waiting := a.waitingServices(); len(waiting) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: waiting for Consul's first answer for"))
+			for _, s := range waiting {
+				w.Write([]byte(" " + s))
+			}
+			w.Write([]byte("\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          logger.Named("admin").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+}
+
+// waitingServices lists the watched services Consul has not answered for yet.
+func (a *app) waitingServices() []string {
+	var out []string
+	for name, set := range a.discovery.Sets() {
+		if !set.Known {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"github.com/ferry-proxy/ferry/config"
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/proxy"
+)
+
+// watchesOf lists the services the routes need, each once.
+func watchesOf(cfg *config.Config) []discovery.Watch {
+	seen := make(map[string]bool)
+	var ws []discovery.Watch
+	for _, r := range cfg.Routes {
+		if seen[r.Service] {
+			continue
+		}
+		seen[r.Service] = true
+		w := discovery.Watch{Service: r.Service}
+		if s := cfg.Services[r.Service]; s != nil {
+			w.Tag = s.Tag
+		}
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// specsOf converts the config into the proxy's own specs.
+func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpec) {
+	routes := make([]proxy.RouteSpec, 0, len(cfg.Routes))
+	services := make(map[string]proxy.ServiceSpec)
+	for _, r := range cfg.Routes {
+		routes = append(routes, proxy.RouteSpec{
+			Name:        r.Name,
+			Host:        r.Host,
+			PathPrefix:  r.PathPrefix,
+			Service:     r.Service,
+			StripPrefix: r.StripPrefix,
+		})
+		s := cfg.Services[r.Service]
+		if s == nil {
+			continue
+		}
+		services[r.Service] = proxy.ServiceSpec{
+			Name:            s.Name,
+			Tag:             s.Tag,
+			Balance:         s.Balance,
+			ConnectTimeout:  s.ConnectTimeout,
+			ResponseTimeout: s.ResponseTimeout,
+			Retries:         s.Retries,
+		}
+	}
+	return routes, services
+}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-proxy/ferry/internal/consultest"
+)
+
+func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
+	agent := consultest.Start(t)
+	entered := make(chan struct{}, 1)
+	b := startBackend(t, "slow-1", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/user/slow" {
+			entered <- struct{}{}
+			time.Sleep(time.Second)
+		}
+		io.WriteString(w, "done")
+	})
+	register(t, agent.Client(), "user", b)
+	f := startFerry(t, agent.HTTPAddr, basicConfig)
+	f.WaitReady()
+	waitForInstances(t, f, "/api/user/x", 1)
+
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := client.Get(f.URL + "/api/user/slow")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- result{resp.StatusCode, string(b), err}
+	}()
+	<-entered
+	f.Signal(syscall.SIGTERM)
+
+	// New connections are refused while the in-flight request finishes.
+	waitFor(t, 2*time.Second, "listener closed", func() bool {
+		_, err := http.Get(f.URL + "/api/user/x")
+		return err != nil
+	})
+	r := <-res
+	if r.err != nil || r.code != 200 || r.body != "done" {
+		t.Fatalf("in-flight request: got %d %q %v, want 200 \"done\"", r.code, r.body, r.err)
+	}
+	if code := f.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+func TestStartsWhileConsulIsDown(t *testing.T) {
+	agent := consultest.Start(t)
+	agent.Stop()
+	f := startFerry(t, agent.HTTPAddr, basicConfig)
+
+	if code := statusOf(f.AdminURL + "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with Consul down: got %d, want 503", code)
+	}
+	if code := statusOf(f.URL + "/api/user/1"); code != http.StatusServiceUnavailable {
+		t.Fatalf("route without known instances: got %d, want 503", code)
+	}
+
+	agent.Restart()
+	register(t, agent.Client(), "user", startBackend(t, "user-1", nil))
+	f.WaitReady()
+	waitForInstances(t, f, "/api/user/1", 1)
+}
+
+func TestValidateCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.hcl"
+	bad := dir + "/bad.hcl"
+	writeFile(t, good, "route \"users\" {\n  path_prefix = \"/api/user\"\n  service = \"user\"\n}\n")
+	writeFile(t, bad, "route \"users\" {\n  path_prefix = \"api/user\"\n  service = \"user\"\n}\nservice \"user\" {\n  balance = \"fastest\"\n}\n")
+
+	out, err := exec.Command(ferryBin, "validate", "-config", good).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "configuration is valid") {
+		t.Fatalf("valid config: got %v %q", err, out)
+	}
+	out, err = exec.Command(ferryBin, "validate", "-config", bad).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("invalid config: got err %v, want exit 1; output %q", err, out)
+	}
+	for _, want := range []string{bad + ":2,17", bad + ":6,13"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("diagnostics %q do not contain %q", out, want)
+		}
+	}
+	out, _ = exec.Command(ferryBin, "version").CombinedOutput()
+	if !strings.HasPrefix(string(out), "ferry ") {
+		t.Errorf("version: got %q", out)
+	}
+}
