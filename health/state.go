@@ -1,15 +1,25 @@
 // Package health holds ferry's own view of each instance's health: requests in
-// flight, passive (outlier) failures and active check verdicts. It knows nothing
-// of Consul; state is keyed by instance key and survives routing-table rebuilds.
+// flight, passive (outlier) failures and ejections, and active check verdicts.
+// It knows nothing of Consul; state is keyed by instance key and survives
+// routing-table rebuilds and reloads.
 package health
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // State is the long-lived, per-instance health and load state. All methods are
-// safe for concurrent use; the request path only touches atomics.
+// safe for concurrent use; the request path only touches atomics, and reads
+// the clock only while the instance is ejected.
 type State struct {
 	inflight   atomic.Int64
 	activeDown atomic.Bool
+
+	failures     atomic.Int32 // consecutive passive failures
+	ejections    atomic.Int32 // ejections so far, for the growing ejection time
+	ejectedUntil atomic.Int64 // unix nanoseconds; 0 when not ejected
+	lastEjection atomic.Int64 // unix nanoseconds the last ejection ended
 }
 
 // Acquire counts a request in flight to the instance.
@@ -21,8 +31,15 @@ func (s *State) Release() { s.inflight.Add(-1) }
 // InFlight is the number of requests in flight to the instance.
 func (s *State) InFlight() int64 { return s.inflight.Load() }
 
-// Available reports whether the proxy may send new requests to the instance.
-func (s *State) Available() bool { return !s.activeDown.Load() }
+// Available reports whether the proxy may send new requests to the instance:
+// its active checks (if any run) pass and it is not ejected.
+func (s *State) Available() bool {
+	if s.activeDown.Load() {
+		return false
+	}
+	until := s.ejectedUntil.Load()
+	return until == 0 || time.Now().UnixNano() >= until
+}
 
 // ActiveHealthy reports the active checks' verdict (true when none run).
 func (s *State) ActiveHealthy() bool { return !s.activeDown.Load() }
@@ -31,3 +48,16 @@ func (s *State) ActiveHealthy() bool { return !s.activeDown.Load() }
 func (s *State) setActive(healthy bool) bool {
 	return s.activeDown.CompareAndSwap(healthy, !healthy)
 }
+
+// EjectedUntil returns when the current ejection ends, or the zero time when
+// the instance is not ejected.
+func (s *State) EjectedUntil() time.Time {
+	until := s.ejectedUntil.Load()
+	if until == 0 || time.Now().UnixNano() >= until {
+		return time.Time{}
+	}
+	return time.Unix(0, until)
+}
+
+// Ejections is how many times the instance was ejected (it decays: see Outlier).
+func (s *State) Ejections() int { return int(s.ejections.Load()) }

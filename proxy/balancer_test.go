@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
@@ -16,10 +17,11 @@ type fakeState struct {
 	inflight atomic.Int64
 }
 
-func (s *fakeState) Acquire()        { s.inflight.Add(1) }
-func (s *fakeState) Release()        { s.inflight.Add(-1) }
-func (s *fakeState) InFlight() int64 { return s.inflight.Load() }
-func (s *fakeState) Available() bool { return !s.down.Load() }
+func (s *fakeState) Acquire()                                            { s.inflight.Add(1) }
+func (s *fakeState) Release()                                            { s.inflight.Add(-1) }
+func (s *fakeState) InFlight() int64                                     { return s.inflight.Load() }
+func (s *fakeState) Available() bool                                     { return !s.down.Load() }
+func (s *fakeState) Report(health.Outcome, health.Outlier) time.Duration { return 0 }
 
 // fakeUpstreams returns n upstreams with fake states and the given weights
 // (1 when weights is shorter).

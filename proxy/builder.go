@@ -30,6 +30,7 @@ type servicePool struct {
 	responseTimeout time.Duration
 	next            *atomic.Uint64 // round-robin counter
 	budget          *retryBudget
+	logger          hclog.Logger
 }
 
 // retiredTransport is a transport replaced because its service's timeouts
@@ -114,7 +115,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 	p := b.pools[name]
 	switch {
 	case p == nil:
-		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget)}
+		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget), logger: b.logger.With("service", name)}
 		b.pools[name] = p
 	case p.connectTimeout != spec.ConnectTimeout || p.responseTimeout != spec.ResponseTimeout:
 		// Timeouts live in the transport: replace it. Requests in flight
@@ -127,7 +128,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 		p.connectTimeout, p.responseTimeout = spec.ConnectTimeout, spec.ResponseTimeout
 	}
 
-	svc := &Service{name: name, spec: spec, transport: p.transport, budget: p.budget}
+	svc := &Service{name: name, spec: spec, transport: p.transport, budget: p.budget, logger: p.logger}
 	if set != nil {
 		svc.known, svc.stale = set.Known, set.Stale
 		svc.upstreams = make([]*Upstream, 0, len(set.Instances))
@@ -168,6 +169,9 @@ func withDefaults(name string, spec ServiceSpec, given bool) ServiceSpec {
 	}
 	if spec.ResponseTimeout <= 0 {
 		spec.ResponseTimeout = DefaultResponseTimeout
+	}
+	if spec.Outlier.BaseEjectionTime <= 0 {
+		spec.Outlier.BaseEjectionTime = DefaultBaseEjectionTime
 	}
 	spec.Retries = max(spec.Retries, 0)
 	return spec

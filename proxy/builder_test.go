@@ -23,11 +23,12 @@ func TestBuilderDefaultsAndSpecs(t *testing.T) {
 		"odd":   {Name: "odd", Balance: "fastest"},
 	}
 	tab := b.Build(routes, specs, nil)
+	ejection30s := health.Outlier{BaseEjectionTime: 30 * time.Second}
 
 	want := map[string]ServiceSpec{
-		"plain": {Name: "plain", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 2},
-		"tuned": {Name: "tuned", Balance: "least_request", ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, Retries: 0},
-		"odd":   {Name: "odd", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 0},
+		"plain": {Name: "plain", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 2, Outlier: ejection30s},
+		"tuned": {Name: "tuned", Balance: "least_request", ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, Retries: 0, Outlier: ejection30s},
+		"odd":   {Name: "odd", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 0, Outlier: ejection30s},
 	}
 	for name, w := range want {
 		s := tab.Service(name)

@@ -45,7 +45,9 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "no instance", method: "GET", path: "/api/user/1", status: 503,
 			body: "ferry: no healthy instance of service \"user\"\n", header: "Retry-After", value: "1"},
 		{name: "refused", method: "GET", path: "/gone", status: 502, body: "ferry: upstream of service \"gone\" failed\n"},
-		{name: "refused POST", method: "POST", path: "/gone", status: 502, body: "ferry: upstream of service \"gone\" failed\n"},
+		// The refused connection ejected the only instance at once.
+		{name: "refused instance ejected", method: "POST", path: "/gone", status: 503,
+			body: "ferry: no healthy instance of service \"gone\"\n", header: "Retry-After", value: "1"},
 		{name: "no response headers in time", method: "GET", path: "/slow", status: 504,
 			body: "ferry: upstream of service \"slow\" timed out\n"},
 	}

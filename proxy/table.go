@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
 )
@@ -32,15 +34,21 @@ type ServiceSpec struct {
 	ConnectTimeout  time.Duration
 	ResponseTimeout time.Duration
 	Retries         int // extra attempts, each on another instance
+	// Outlier is the passive-check policy; a zero ConsecutiveFailures
+	// counts no failures (a refused connection still ejects) and a zero
+	// BaseEjectionTime takes DefaultBaseEjectionTime.
+	Outlier health.Outlier
 }
 
 // Defaults for services routed without a ServiceSpec (or with zero fields),
 // the same as the configuration's.
 const (
-	DefaultBalance         = "round_robin"
-	DefaultConnectTimeout  = 2 * time.Second
-	DefaultResponseTimeout = 30 * time.Second
-	DefaultRetries         = 2
+	DefaultBalance = "round_robin"
+	// DefaultBaseEjectionTime is the outlier block's default.
+	DefaultBaseEjectionTime = 30 * time.Second
+	DefaultConnectTimeout   = 2 * time.Second
+	DefaultResponseTimeout  = 30 * time.Second
+	DefaultRetries          = 2
 )
 
 // Table is an immutable routing snapshot: routes indexed for lookup, and per
@@ -106,6 +114,7 @@ type Service struct {
 	budget    *retryBudget      // long-lived, shared with later tables
 	known     bool
 	stale     bool
+	logger    hclog.Logger // With("service", name)
 }
 
 // Name returns the Consul service name.
@@ -142,6 +151,7 @@ type instanceState interface {
 	Release()
 	InFlight() int64
 	Available() bool
+	Report(o health.Outcome, p health.Outlier) time.Duration
 }
 
 var _ instanceState = (*health.State)(nil)

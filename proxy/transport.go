@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/ferry-proxy/ferry/health"
 )
 
 // DialError is a failure to connect to an upstream instance. Nothing of the
@@ -161,7 +164,15 @@ func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (re
 	resp, err = s.transport.RoundTrip(out)
 	if err != nil {
 		up.state.Release()
+		if req.Context().Err() == nil { // a client that went away counts against nobody
+			s.report(up, outcomeOf(err))
+		}
 		return nil, body != nil && body.read.Load(), err
+	}
+	if resp.StatusCode >= 500 {
+		s.report(up, health.Failure)
+	} else {
+		s.report(up, health.Success)
 	}
 	lease := &lease{state: up.state}
 	st.lease = lease
@@ -173,6 +184,25 @@ func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (re
 		resp.Body = &leasedBody{rc: resp.Body, lease: lease}
 	}
 	return resp, false, nil
+}
+
+// report feeds an attempt's outcome to the instance's passive checks and logs
+// an ejection.
+func (s *Service) report(up *Upstream, o health.Outcome) {
+	if d := up.state.Report(o, s.spec.Outlier); d > 0 {
+		s.logger.Warn("instance ejected", "instance_id", up.instance.ID, "address", up.addr,
+			"for", d.String(), "refused", o == health.Refused)
+	}
+}
+
+// outcomeOf classifies a failed attempt: a refused connection means the
+// instance is gone (a deploy's window where peers answer 502), anything else
+// is one failure towards ConsecutiveFailures.
+func outcomeOf(err error) health.Outcome {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return health.Refused
+	}
+	return health.Failure
 }
 
 // retryable reports whether a failed attempt may be tried again on another

@@ -81,6 +81,7 @@ type app struct {
 	discovery *discovery.Manager
 	builder   *proxy.Builder
 	handler   *proxy.Handler
+	prober    *health.Prober
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog proxy.AccessLogger) (*app, error) {
@@ -104,6 +105,7 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		}),
 		builder: proxy.NewBuilder(registry, logger.Named("proxy")),
 		handler: proxy.NewHandler(proxy.Options{Logger: logger.Named("proxy"), AccessLog: accessLog}),
+		prober:  health.NewProber(logger.Named("health")),
 	}
 	a.discovery.Watch(watchesOf(cfg))
 	a.rebuild()
@@ -134,7 +136,11 @@ func newConsulClient(c config.Consul) (*api.Client, error) {
 // and swaps it in. Only the table goroutine (and newApp, before it starts) calls it.
 func (a *app) rebuild() {
 	routes, services := specsOf(a.cfg)
-	a.handler.Store(a.builder.Build(routes, services, a.discovery.Sets()))
+	sets := a.discovery.Sets()
+	table := a.builder.Build(routes, services, sets)
+	a.handler.Store(table)
+	a.prober.Set(probeTargets(a.cfg, table, a.registry))
+	forgetGoneInstances(a.registry, sets)
 }
 
 func (a *app) run(ctx context.Context) error {
@@ -155,7 +161,11 @@ func (a *app) run(ctx context.Context) error {
 	// have drained: discovery keeps instance sets fresh during the drain.
 	bgCtx, cancelBg := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		a.prober.Run(bgCtx)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := a.discovery.Run(bgCtx); err != nil && !errors.Is(err, context.Canceled) {

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/ferry-proxy/ferry/config"
 	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/health"
 	"github.com/ferry-proxy/ferry/proxy"
 )
 
@@ -47,6 +48,10 @@ func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpe
 			ConnectTimeout:  s.ConnectTimeout,
 			ResponseTimeout: s.ResponseTimeout,
 			Retries:         s.Retries,
+			Outlier: health.Outlier{
+				ConsecutiveFailures: s.Outlier.ConsecutiveFailures,
+				BaseEjectionTime:    s.Outlier.BaseEjectionTime,
+			},
 		}
 	}
 	return routes, services

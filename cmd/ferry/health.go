@@ -1,0 +1,59 @@
+package main
+
+import (
+	"github.com/ferry-proxy/ferry/config"
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/health"
+	"github.com/ferry-proxy/ferry/proxy"
+)
+
+// probeTargets lists the instances ferry must check itself: every instance of
+// a service with a health_check block, and — while Consul cannot be reached
+// for a service without one — every instance of it with a TCP connect probe,
+// so that the last known set stays governed by someone.
+func probeTargets(cfg *config.Config, table *proxy.Table, reg *health.Registry) []health.Target {
+	var out []health.Target
+	for _, svc := range table.Services() {
+		conf := cfg.Services[svc.Name()]
+		var hc *config.HealthCheck
+		if conf != nil {
+			hc = conf.HealthCheck
+		}
+		if hc == nil && !svc.Stale() {
+			continue
+		}
+		for _, up := range svc.Upstreams() {
+			inst := up.Instance()
+			t := health.Target{
+				Service:            svc.Name(),
+				Instance:           inst.Key(),
+				Address:            up.Addr(),
+				Interval:           health.FallbackInterval,
+				Timeout:            health.FallbackTimeout,
+				HealthyThreshold:   health.FallbackHealthyThreshold,
+				UnhealthyThreshold: health.FallbackUnhealthyThreshold,
+				State:              reg.State(svc.Name(), inst.Key()),
+			}
+			if hc != nil {
+				t.Path = hc.Path
+				t.Interval, t.Timeout = hc.Interval, hc.Timeout
+				t.HealthyThreshold, t.UnhealthyThreshold = hc.HealthyThreshold, hc.UnhealthyThreshold
+			}
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// forgetGoneInstances drops the health state of instances that are in no
+// published set any more, so that the registry does not grow with every
+// deploy. State of instances still known (even stale) is kept.
+func forgetGoneInstances(reg *health.Registry, sets map[string]*discovery.InstanceSet) {
+	known := make(map[[2]string]bool)
+	for name, set := range sets {
+		for _, inst := range set.Instances {
+			known[[2]string{name, inst.Key()}] = true
+		}
+	}
+	reg.Retain(func(service, instance string) bool { return known[[2]string{service, instance}] })
+}
