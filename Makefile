@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # the e2e/consul tools module (Consul v1.13.9, about 4 minutes on 2 cores).
 CONSUL := $(shell command -v consul 2>/dev/null || echo bin/consul)
 
-.PHONY: all build consul demo test vet unit e2e fuzz clean
+.PHONY: all build consul demo test vet unit e2e fuzz fuzz-short image clean bench bench-tools bench-go bench-scale profile
 
 all: build
 
@@ -37,8 +37,44 @@ e2e: consul
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./config/
 
-test: vet consul
+# Every fuzz target for about 5 s each (seeds in each package's testdata/fuzz/);
+# part of make test. A failing input is written to testdata/fuzz/ to keep.
+FUZZ_TARGETS := ./config/:FuzzParse ./proxy/:FuzzCanonicalPath ./proxy/:FuzzMatch ./proxy/:FuzzTracker
+FUZZTIME ?= 5s
+fuzz-short:
+	set -e; for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}"; \
+	done
+
+test: vet consul fuzz-short
 	CONSUL_BIN=$(abspath $(CONSUL)) $(GO) test -race -count=1 -timeout 20m ./...
+
+# The container image (needs a Docker engine; none runs on the CI machines).
+image:
+	docker build --build-arg VERSION=$(VERSION) -t ferry:dev .
+
+# Benchmarks (none of them is part of make test): docs/benchmarks.md says what
+# they measure and how to read them. make bench takes about 5 minutes.
+BENCH_FLAGS ?= -rounds 3 -d 5s
+
+bench-tools:
+	bench/install-tools.sh
+
+bench: build consul bench-tools
+	set -o pipefail; $(GO) run ./bench/cmd/ferrybench -root . -svg docs/benchmarks.svg $(BENCH_FLAGS) | tee bin/bench-results.md
+
+# A CPU profile of ferry (its pprof endpoint) under wrk: bin/ferry-cpu.pprof.
+profile: build consul bench-tools
+	$(GO) run ./bench/cmd/ferrybench -root . -profile bin/ferry-cpu.pprof -profile-seconds 10
+	set -o pipefail; $(GO) tool pprof -top -nodecount=40 bin/ferry-cpu.pprof | tee bin/ferry-cpu-top.txt
+
+# The hot path's Go benchmarks.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./proxy/
+
+# Discovery at scale: 1,000 services × 3 instances in Consul.
+bench-scale: build consul
+	set -o pipefail; $(GO) run ./bench/cmd/ferryscale -root . | tee bin/bench-scale-results.md
 
 clean:
 	rm -rf bin

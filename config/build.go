@@ -27,6 +27,8 @@ func build(raw *rawConfig) (*Config, hcl.Diagnostics) {
 		d.checkAdminListen(raw, cfg)
 	}
 	d.duration(raw.ShutdownTimeout, &cfg.ShutdownTimeout, nonNegative)
+	d.boolean(raw.Pprof, &cfg.Pprof)
+	d.edge(raw, cfg) // limits.go: trusted_proxies and the limits block
 
 	if raw.Consul != nil {
 		d.consul(raw.Consul, &cfg.Consul)
@@ -68,6 +70,9 @@ func (d *decoder) checkExtras(raw *rawConfig) {
 	}
 	for _, b := range raw.extraLocal {
 		d.localService(b)
+	}
+	for _, b := range raw.extraLimits {
+		d.limits(b, &Limits{})
 	}
 }
 

@@ -16,7 +16,10 @@
 // Durations are Go duration strings ("1m30s"); null means "not set".
 package config
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Config is a whole, validated ferry configuration. A Config is never mutated
 // after Load returns it, so it is safe to share between goroutines. Default
@@ -25,6 +28,13 @@ type Config struct {
 	Listen          string        // data-plane address; default "127.0.0.1:8080"
 	Admin           string        // admin API address; "" disables it; default "127.0.0.1:9901"
 	ShutdownTimeout time.Duration // default 15s
+	Pprof           bool          // serve /debug/pprof/ on the admin listener; default false
+	// TrustedProxies are the peers whose X-Forwarded-*, Forwarded and
+	// X-Real-IP headers ferry keeps (appending to X-Forwarded-For); from
+	// any other peer it replaces them. Default empty: trust nobody. An IP
+	// address is a single-address prefix.
+	TrustedProxies []netip.Prefix
+	Limits         Limits // the limits block: see Limits
 
 	Consul Consul
 	Log    Log
@@ -69,6 +79,7 @@ type Service struct {
 	ConnectTimeout  time.Duration // default 2s
 	ResponseTimeout time.Duration // default 30s
 	Retries         int           // 0 to MaxRetries; default 2
+	MaxRequests     int           // requests in flight at most (503 beyond); 0: no cap; default 1024
 	HealthCheck     *HealthCheck  // nil when not configured
 	Outlier         Outlier       // always set; defaults 5 and 30s
 }
@@ -109,6 +120,9 @@ type Route struct {
 	Service     string
 	StripPrefix bool
 	Host        string // lower-case, without port or trailing dot, IPv6 without brackets; "" matches any host
+	// MaxBodyBytes bounds a request body (413 beyond); 0: no limit;
+	// default DefaultMaxBodyBytes (100 MiB).
+	MaxBodyBytes int64
 }
 
 // LocalService is the application ferry sits beside, registered in Consul (SPEC §10).

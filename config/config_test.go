@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -59,6 +60,9 @@ func TestDefaults(t *testing.T) {
 				Consul:          Consul{WaitTime: 30 * time.Second, AllowStale: true},
 				Log:             Log{Level: "info", Format: "text", AccessLog: "stdout"},
 				Services:        map[string]*Service{},
+				Limits: Limits{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+					IdleTimeout: 75 * time.Second, WriteIdleTimeout: time.Minute,
+					MaxHeaderBytes: 65536, MaxHeaderCount: 100, MaxConnections: 10000},
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
@@ -99,15 +103,15 @@ local_service {
 	wantServices := map[string]*Service{
 		"user": user,
 		"order": {Name: "order", Balance: "round_robin", ConnectTimeout: 2 * time.Second,
-			ResponseTimeout: 30 * time.Second, Retries: 2,
+			ResponseTimeout: 30 * time.Second, Retries: 2, MaxRequests: 1024,
 			Outlier: Outlier{ConsecutiveFailures: 5, BaseEjectionTime: 30 * time.Second}},
 	}
 	if !reflect.DeepEqual(cfg.Services, wantServices) {
 		t.Errorf("Services: got %s, want %s", dump(cfg.Services), dump(wantServices))
 	}
 	wantRoutes := []*Route{
-		{Name: "users", PathPrefix: "/", Service: "user"},
-		{Name: "orders", PathPrefix: "/orders", Service: "order"},
+		{Name: "users", PathPrefix: "/", Service: "user", MaxBodyBytes: 100 << 20},
+		{Name: "orders", PathPrefix: "/orders", Service: "order", MaxBodyBytes: 100 << 20},
 	}
 	if !reflect.DeepEqual(cfg.Routes, wantRoutes) {
 		t.Errorf("Routes: got %s, want %s", dump(cfg.Routes), dump(wantRoutes))
@@ -128,6 +132,10 @@ func TestFullExample(t *testing.T) {
 		Listen:          "0.0.0.0:8081",
 		Admin:           "127.0.0.1:9902",
 		ShutdownTimeout: 20 * time.Second,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
+			netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("2001:db8::/32")},
+		Limits: Limits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			IdleTimeout: 2 * time.Minute, WriteIdleTimeout: 0, MaxHeaderBytes: 32768, MaxHeaderCount: 50, MaxConnections: 0},
 		Consul: Consul{
 			Address: "consul.internal:8500", Datacenter: "dc2",
 			Token:    "00000000-0000-0000-0000-000000000001",
@@ -137,7 +145,7 @@ func TestFullExample(t *testing.T) {
 		Services: map[string]*Service{
 			"user": {
 				Name: "user", Tag: "v2", Balance: "least_request",
-				ConnectTimeout: 500 * time.Millisecond, ResponseTimeout: 90 * time.Second, Retries: 3,
+				ConnectTimeout: 500 * time.Millisecond, ResponseTimeout: 90 * time.Second, Retries: 3, MaxRequests: 200,
 				HealthCheck: &HealthCheck{Path: "/ready?full=1", Interval: 10 * time.Second,
 					Timeout: time.Second, HealthyThreshold: 3, UnhealthyThreshold: 4},
 				Outlier: Outlier{ConsecutiveFailures: 7, BaseEjectionTime: 45 * time.Second},
@@ -145,8 +153,8 @@ func TestFullExample(t *testing.T) {
 			"order": DefaultService("order"),
 		},
 		Routes: []*Route{
-			{Name: "users", PathPrefix: "/api/user", Service: "user", StripPrefix: true, Host: "api.example.com"},
-			{Name: "orders", PathPrefix: "/api/order", Service: "order"},
+			{Name: "users", PathPrefix: "/api/user", Service: "user", StripPrefix: true, Host: "api.example.com", MaxBodyBytes: 1 << 20},
+			{Name: "orders", PathPrefix: "/api/order", Service: "order", MaxBodyBytes: DefaultMaxBodyBytes},
 		},
 		LocalService: &LocalService{
 			Name: "order", ID: "order-1", Address: "10.0.0.5", Port: 9002,
@@ -176,7 +184,7 @@ func TestSpecExample(t *testing.T) {
 	user := DefaultService("user")
 	user.HealthCheck = defaultHealthCheck()
 	want.Services["user"] = user
-	want.Routes = []*Route{{Name: "users", PathPrefix: "/api/user", Service: "user"}}
+	want.Routes = []*Route{{Name: "users", PathPrefix: "/api/user", Service: "user", MaxBodyBytes: DefaultMaxBodyBytes}}
 	want.LocalService = &LocalService{
 		Name: "order", ID: "order-box-9002", Port: 9002, Tags: []string{"v1"},
 		Meta: map[string]string{"team": "orders"}, Check: defaultLocalCheck(),

@@ -66,6 +66,7 @@ func Default() *Config {
 			AccessLog: DefaultAccessLog,
 		},
 		Services: make(map[string]*Service),
+		Limits:   DefaultLimits(),
 	}
 }
 
@@ -78,6 +79,7 @@ func DefaultService(name string) *Service {
 		ConnectTimeout:  DefaultConnectTimeout,
 		ResponseTimeout: DefaultResponseTimeout,
 		Retries:         DefaultRetries,
+		MaxRequests:     DefaultMaxRequests,
 		Outlier: Outlier{
 			ConsecutiveFailures: DefaultConsecutiveFailures,
 			BaseEjectionTime:    DefaultBaseEjectionTime,

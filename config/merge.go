@@ -13,12 +13,15 @@ type rawConfig struct {
 	Listen          *hcl.Attribute
 	Admin           *hcl.Attribute
 	ShutdownTimeout *hcl.Attribute
+	Pprof           *hcl.Attribute
+	TrustedProxies  *hcl.Attribute
 
 	Consul       *rawConsul
 	Log          *rawLog
 	Services     []*rawService
 	Routes       []*rawRoute
 	LocalService *rawLocalService
+	Limits       *rawLimits
 
 	// Duplicates, already reported: build still checks their content, so
 	// that every error is reported, then drops them.
@@ -27,6 +30,7 @@ type rawConfig struct {
 	extraServices []*rawService
 	extraRoutes   []*rawRoute
 	extraLocal    []*rawLocalService
+	extraLimits   []*rawLimits
 }
 
 // merge combines files (in the order they were read). A top-level attribute
@@ -39,6 +43,7 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 	var consuls []*rawConsul
 	var logs []*rawLog
 	var locals []*rawLocalService
+	var limits []*rawLimits
 	services := make(map[string]*rawService)
 	routes := make(map[string]*rawRoute)
 
@@ -46,6 +51,9 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 		diags = append(diags, mergeAttr(&out.Listen, f.Listen)...)
 		diags = append(diags, mergeAttr(&out.Admin, f.Admin)...)
 		diags = append(diags, mergeAttr(&out.ShutdownTimeout, f.ShutdownTimeout)...)
+		diags = append(diags, mergeAttr(&out.Pprof, f.Pprof)...)
+		diags = append(diags, mergeAttr(&out.TrustedProxies, f.TrustedProxies)...)
+		limits = append(limits, f.Limits...)
 		consuls = append(consuls, f.Consul...)
 		logs = append(logs, f.Log...)
 		locals = append(locals, f.LocalService...)
@@ -78,6 +86,8 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 	out.Log, out.extraLog, more = onlyOne(logs, "log", func(b *rawLog) hcl.Range { return b.DefRange })
 	diags = append(diags, more...)
 	out.LocalService, out.extraLocal, more = onlyOne(locals, "local_service", func(b *rawLocalService) hcl.Range { return b.DefRange })
+	diags = append(diags, more...)
+	out.Limits, out.extraLimits, more = onlyOne(limits, "limits", func(b *rawLimits) hcl.Range { return b.DefRange })
 	diags = append(diags, more...)
 	return out, diags
 }

@@ -18,6 +18,7 @@ func (d *decoder) service(rs *rawService) *Service {
 	d.duration(rs.ConnectTimeout, &s.ConnectTimeout, positive)
 	d.duration(rs.ResponseTimeout, &s.ResponseTimeout, positive)
 	d.integer(rs.Retries, &s.Retries, 0, MaxRetries)
+	d.integer(rs.MaxRequests, &s.MaxRequests, 0, maxInt)
 
 	hc, extraHC, more := onlyOne(rs.HealthCheck, "health_check", func(b *rawHealthCheck) hcl.Range { return b.DefRange })
 	d.diags = append(d.diags, more...)
@@ -89,7 +90,7 @@ type routeOK struct{ host, all bool }
 
 // route builds one route. Its PathPrefix and Service are "" unless valid.
 func (d *decoder) route(rr *rawRoute) (*Route, routeOK) {
-	r := &Route{Name: rr.Name}
+	r := &Route{Name: rr.Name, MaxBodyBytes: DefaultMaxBodyBytes}
 	before := len(d.diags)
 	if err := consulName("route")(rr.Name); err != nil {
 		d.errorf(rr.NameRange, "Invalid route name", "%s.", err)
@@ -100,6 +101,7 @@ func (d *decoder) route(rr *rawRoute) (*Route, routeOK) {
 		`A route needs the name of the Consul service to forward to, such as service = "user".`,
 		normalising(consulName("service")))
 	d.boolean(rr.StripPrefix, &r.StripPrefix)
+	d.byteSize(rr.MaxBodyBytes, &r.MaxBodyBytes)
 	beforeHost := len(d.diags)
 	d.str(rr.Host, &r.Host, "Invalid host", routeHost)
 	return r, routeOK{host: len(d.diags) == beforeHost, all: len(d.diags) == before}

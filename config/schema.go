@@ -16,12 +16,15 @@ type rawFile struct {
 	Listen          *hcl.Attribute `hcl:"listen,optional"`
 	Admin           *hcl.Attribute `hcl:"admin,optional"`
 	ShutdownTimeout *hcl.Attribute `hcl:"shutdown_timeout,optional"`
+	Pprof           *hcl.Attribute `hcl:"pprof,optional"`
+	TrustedProxies  *hcl.Attribute `hcl:"trusted_proxies,optional"`
 
 	Consul       []*rawConsul       `hcl:"consul,block"`
 	Log          []*rawLog          `hcl:"log,block"`
 	Services     []*rawService      `hcl:"service,block"`
 	Routes       []*rawRoute        `hcl:"route,block"`
 	LocalService []*rawLocalService `hcl:"local_service,block"`
+	Limits       []*rawLimits       `hcl:"limits,block"` // limits.go
 }
 
 type rawConsul struct {
@@ -53,6 +56,7 @@ type rawService struct {
 	ConnectTimeout  *hcl.Attribute `hcl:"connect_timeout,optional"`
 	ResponseTimeout *hcl.Attribute `hcl:"response_timeout,optional"`
 	Retries         *hcl.Attribute `hcl:"retries,optional"`
+	MaxRequests     *hcl.Attribute `hcl:"max_requests,optional"`
 
 	HealthCheck []*rawHealthCheck `hcl:"health_check,block"`
 	Outlier     []*rawOutlier     `hcl:"outlier,block"`
@@ -80,10 +84,11 @@ type rawRoute struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	PathPrefix  *hcl.Attribute `hcl:"path_prefix,optional"`
-	Service     *hcl.Attribute `hcl:"service,optional"`
-	StripPrefix *hcl.Attribute `hcl:"strip_prefix,optional"`
-	Host        *hcl.Attribute `hcl:"host,optional"`
+	PathPrefix   *hcl.Attribute `hcl:"path_prefix,optional"`
+	Service      *hcl.Attribute `hcl:"service,optional"`
+	StripPrefix  *hcl.Attribute `hcl:"strip_prefix,optional"`
+	Host         *hcl.Attribute `hcl:"host,optional"`
+	MaxBodyBytes *hcl.Attribute `hcl:"max_body_bytes,optional"`
 }
 
 type rawLocalService struct {

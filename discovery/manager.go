@@ -45,6 +45,11 @@ type Options struct {
 	// with context cancellation; e.g. to count errors. It must be safe for
 	// concurrent use and must not block.
 	OnError func(service string, err error)
+	// OnUpdate, when set, is called from a watcher goroutine after every
+	// answer that changed the service's published instances (the first
+	// answer included; unchanged answers are not updates); e.g. to count
+	// updates. It must be safe for concurrent use and must not block.
+	OnUpdate func(service string)
 }
 
 // Watch names one service to watch: the Consul service name and an optional

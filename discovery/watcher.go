@@ -164,6 +164,9 @@ func (w *watcher) answer(st *loopState, entries []*api.ServiceEntry, meta *api.Q
 		w.set = next
 		if !same {
 			w.logChange(old, next)
+			if f := w.m.opts.OnUpdate; f != nil {
+				f(w.watch.Service)
+			}
 		}
 	}
 	return delay

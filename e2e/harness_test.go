@@ -99,9 +99,16 @@ type ferry struct {
 // runs ferry with it until the test ends. It waits for /healthz.
 func startFerry(t *testing.T, consulAddr, cfg string) *ferry {
 	t.Helper()
+	return startFerryOn(t, "127.0.0.1", consulAddr, cfg)
+}
+
+// startFerryOn is startFerry with its listeners on another loopback address
+// (127.0.0.x), as a sidecar on its own host would be.
+func startFerryOn(t *testing.T, host, consulAddr, cfg string) *ferry {
+	t.Helper()
 	ports := consultest.FreePorts(t, 2)
-	listen := "127.0.0.1:" + strconv.Itoa(ports[0])
-	admin := "127.0.0.1:" + strconv.Itoa(ports[1])
+	listen := host + ":" + strconv.Itoa(ports[0])
+	admin := host + ":" + strconv.Itoa(ports[1])
 	cfg = strings.NewReplacer("%LISTEN%", listen, "%ADMIN%", admin, "%CONSUL%", consulAddr).Replace(cfg)
 	path := filepath.Join(t.TempDir(), "ferry.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {

@@ -114,7 +114,8 @@ func TestHeaderSemantics(t *testing.T) {
 		{"request URI", seenURI, "/api/user/42?q=1&r=two"},
 		{"X-Custom", seen.Get("X-Custom"), "kept"},
 		{"X-Client-Hop (nominated by Connection)", seen.Get("X-Client-Hop"), ""},
-		{"X-Forwarded-For", seen.Get("X-Forwarded-For"), "203.0.113.7, 127.0.0.1"},
+		// An untrusted peer's X-Forwarded-For is replaced (trusted_proxies is empty).
+		{"X-Forwarded-For", seen.Get("X-Forwarded-For"), "127.0.0.1"},
 		{"X-Forwarded-Host", seen.Get("X-Forwarded-Host"), "shop.example"},
 		{"X-Forwarded-Proto", seen.Get("X-Forwarded-Proto"), "http"},
 		{"response X-Upstream-Hop", resp.Header.Get("X-Upstream-Hop"), ""},
@@ -128,5 +129,38 @@ func TestHeaderSemantics(t *testing.T) {
 	}
 	if strings.Contains(strings.ToLower(seen.Get("Connection")), "x-client-hop") {
 		t.Errorf("Connection header forwarded: %q", seen.Get("Connection"))
+	}
+}
+
+// TestTrustedProxyAppends: with the peer in trusted_proxies, its
+// X-Forwarded-For is appended to and its X-Forwarded-Proto kept.
+func TestTrustedProxyAppends(t *testing.T) {
+	agent := consultest.Start(t)
+	got := make(chan http.Header, 1)
+	b := startBackend(t, "echo-1", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/user/42" {
+			got <- r.Header.Clone()
+		}
+		io.WriteString(w, "ok")
+	})
+	register(t, agent.Client(), "user", b)
+	f := startFerry(t, agent.HTTPAddr, "trusted_proxies = [\"127.0.0.1/32\"]\n"+basicConfig)
+	f.WaitReady()
+	waitForInstances(t, f, "/api/user/x", 1)
+
+	req, _ := http.NewRequest("GET", f.URL+"/api/user/42", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	seen := <-got
+	if v := seen.Get("X-Forwarded-For"); v != "203.0.113.7, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For: got %q, want %q", v, "203.0.113.7, 127.0.0.1")
+	}
+	if v := seen.Get("X-Forwarded-Proto"); v != "https" {
+		t.Errorf("X-Forwarded-Proto: got %q, want the trusted proxy's https", v)
 	}
 }

@@ -205,15 +205,9 @@ func (h *Handler) logAccess(start time.Time, rw *responseWriter, r *http.Request
 		Host:      r.Host,
 		Path:      path,
 		Proto:     r.Proto,
-		Status:    rw.status,
+		Status:    finalStatus(rw, st),
 		BytesSent: rw.bytes,
 		Attempts:  st.attempts,
-	}
-	if !rw.wroteHeader {
-		e.Status = http.StatusOK // what the server sends for a handler that wrote nothing
-		if st.status != 0 {
-			e.Status = st.status
-		}
 	}
 	if st.route != nil {
 		e.Route = st.route.spec.Name

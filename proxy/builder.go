@@ -21,6 +21,7 @@ type Builder struct {
 	logger  hclog.Logger
 	pools   map[string]*servicePool
 	retired []retiredTransport
+	stats   statsStore // per route and service, handed to every table
 }
 
 // servicePool is one routed service's long-lived forwarding state.
@@ -94,7 +95,7 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 		}
 		spec := rs
 		spec.Host, spec.PathPrefix = host, prefix
-		hr.prefixes[prefix] = &Route{spec: spec, service: svc}
+		hr.prefixes[prefix] = &Route{spec: spec, service: svc, stats: b.stats.route(rs.Name)}
 		hr.maxLen = max(hr.maxLen, len(prefix))
 	}
 
@@ -105,6 +106,7 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 		}
 	}
 	b.sweepRetired(now)
+	b.stats.retain(t)
 	return t
 }
 
@@ -129,6 +131,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 	}
 
 	svc := &Service{name: name, spec: spec, transport: p.transport, budget: p.budget, logger: p.logger}
+	svc.stats = b.stats.service(name)
 	if set != nil {
 		svc.known, svc.stale = set.Known, set.Stale
 		svc.upstreams = make([]*Upstream, 0, len(set.Instances))

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // statusClientClosed is logged (never sent) when the client went away before
@@ -28,6 +31,13 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	log := h.logger.With("route", st.route.spec.Name, "service", st.service.name,
 		"address", st.upstream.addr, "attempts", st.attempts, "error", err)
 
+	if ce, ok := errors.AsType[*ClientBodyError](err); ok {
+		// Before the context check: net/http cancels the request's
+		// context when a body read fails, though the client may still be
+		// there to read the answer (a read timeout).
+		clientBodyFailed(w, ce, log)
+		return
+	}
 	if r.Context().Err() != nil {
 		// The inbound request's context is done: the client went away (ferry
 		// puts no deadline on it). Nobody to answer, and no fault of the
@@ -63,3 +73,23 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 }
 
 func quote(s string) string { return strconv.Quote(s) }
+
+// clientBodyFailed answers a request whose body could not be read: 413 when
+// it exceeded the route's max_body_bytes, 408 when the client paused too
+// long, else 400; the connection is closed, its framing being unknown.
+func clientBodyFailed(w http.ResponseWriter, ce *ClientBodyError, log hclog.Logger) {
+	log.Debug("client request body failed")
+	if rw, ok := w.(*responseWriter); ok && (rw.hijacked || rw.wroteHeader) {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	if _, ok := errors.AsType[*http.MaxBytesError](ce); ok {
+		writeError(w, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+		return
+	}
+	if isTimeout(ce.Err) {
+		writeError(w, http.StatusRequestTimeout, "ferry: timed out reading the request body")
+		return
+	}
+	writeError(w, http.StatusBadRequest, "ferry: bad request body")
+}

@@ -30,7 +30,9 @@ type Handler struct {
 	table  atomic.Pointer[Table]
 	logger hclog.Logger
 	access AccessLogger
+	stats  HandlerStats // see stats.go
 	proxy  *httputil.ReverseProxy
+	edge   atomic.Pointer[Edge] // see limits.go; nil: trust nobody
 }
 
 // NewHandler returns a Handler serving an empty table (every request is a
@@ -95,6 +97,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
 	st := &requestState{}
+	defer h.record(start, rw, st) // atomics only: see stats.go
 	path := ""
 	if h.access != nil {
 		defer func() { h.logAccess(start, rw, r, path, st) }()
@@ -103,6 +106,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
 		rw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
 		writeError(rw, http.StatusMethodNotAllowed, "ferry: method CONNECT not allowed")
+		return
+	}
+	if ref, ok := admit(r); !ok { // limits.go: framing, request target, upgrades
+		path = r.URL.EscapedPath()
+		rw.Header().Set("Connection", "close")
+		writeError(rw, ref.code, ref.msg)
 		return
 	}
 	escaped := r.URL.EscapedPath()
@@ -115,13 +124,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path = canonical
 
 	t := h.table.Load()
-	route := t.Match(r.Host, canonical)
+	host := r.Host
+	if r.URL.Host != "" {
+		host = "" // absolute-form: route by path only, never by the target's host
+	}
+	route := t.Match(host, canonical)
 	if route == nil {
 		writeError(rw, http.StatusNotFound, "ferry: no route for "+canonical)
 		return
 	}
 	svc := route.service
 	st.route, st.service, st.path = route, svc, canonical
+	if !admitBody(rw, w, r, route) { // limits.go: max_body_bytes
+		return
+	}
+	if m := svc.spec.MaxRequests; m > 0 && svc.budget.requests.Load() >= int64(m) {
+		rw.Header().Set("Retry-After", "1")
+		writeError(rw, http.StatusServiceUnavailable, "ferry: service "+quote(svc.name)+" is at its max_requests")
+		return
+	}
 	st.first = svc.balancer.pick(svc.upstreams, nil)
 	if st.first == nil {
 		rw.Header().Set("Retry-After", "1")
@@ -139,8 +160,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // rewrite builds the outbound request: the canonical path (less the prefix
 // when the route strips it), the query as sent, the client's Host, and
-// X-Forwarded-* (appending to the client's X-Forwarded-For). The transport
-// sets the instance per attempt.
+// X-Forwarded-* (see Edge.setForwarded: replaced unless the peer is a
+// trusted proxy). The transport sets the instance per attempt.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	st := stateFrom(pr.In.Context())
 	out := pr.Out
@@ -155,12 +176,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Fragment, out.URL.RawFragment = "", ""
 	setPath(out.URL, path)
 	out.Host = pr.In.Host
-	// ReverseProxy drops the client's X-Forwarded-For before Rewrite;
-	// SetXForwarded appends to what is there.
-	if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
-		out.Header["X-Forwarded-For"] = prior
-	}
-	pr.SetXForwarded()
+	h.edge.Load().setForwarded(pr)
 }
 
 // stripPrefix removes a route's prefix from a canonical path that matched it

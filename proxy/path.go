@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrBadPath is wrapped by every error CanonicalPath returns; the handler
@@ -17,6 +18,8 @@ var (
 	errBackslash    = fmt.Errorf("%w: backslash", ErrBadPath)
 	errEncodedSlash = fmt.Errorf("%w: encoded \"/\" or \"\\\"", ErrBadPath)
 	errBadEscape    = fmt.Errorf("%w: malformed percent-encoding", ErrBadPath)
+	errFragment     = fmt.Errorf("%w: \"#\"", ErrBadPath)
+	errDotParams    = fmt.Errorf("%w: dot segment with parameters (\"..;\")", ErrBadPath)
 )
 
 // CanonicalPath returns the canonical form of an escaped request path (as
@@ -24,9 +27,11 @@ var (
 // so that a route cannot be bypassed by a path that the upstream reads
 // differently than ferry did.
 //
-// It rejects control characters (raw or encoded), a backslash and an encoded
-// "/" or "\" (%2F, %5C), because upstreams disagree on whether those separate
-// segments. It decodes escapes of unreserved characters (ALPHA DIGIT - . _ ~),
+// It rejects control characters (raw or encoded), a backslash, a raw "#"
+// and an encoded "/" or "\" (%2F, %5C), because upstreams disagree on whether
+// those separate segments, and a "." or ".." segment carrying parameters
+// (".;x", "..;x", encoded dots included), which servlet containers such as
+// Tomcat read as a dot segment. It decodes escapes of unreserved characters (ALPHA DIGIT - . _ ~),
 // upper-cases the hex digits of every other escape and percent-encodes raw
 // bytes that are not allowed in a path; then it removes "." and ".." segments
 // (encoded ones included, since they decode to unreserved characters) as RFC
@@ -49,7 +54,7 @@ func CanonicalPath(escaped string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return removeDotSegments(normal), nil
+	return removeDotSegments(normal)
 }
 
 // isCanonical reports whether s (starting with "/") needs no work: only
@@ -68,13 +73,13 @@ func isCanonical(s string) bool {
 			}
 		}
 		// s[segStart:i] is a whole segment.
-		switch s[segStart:i] {
-		case "":
+		switch seg := s[segStart:i]; {
+		case seg == "":
 			if i < len(s) { // an empty segment that is not the last: "//"
 				return false
 			}
-		case ".", "..":
-			return false
+		case seg[0] == '.' && (len(seg) == 1 || seg[1] == '.' || seg[1] == ';'):
+			return false // ".", "..", ".;x", "..x": let the slow path judge
 		}
 		segStart = i + 1
 	}
@@ -129,6 +134,8 @@ func normaliseEscapes(s string) (string, error) {
 			return "", errControl
 		case c == '\\':
 			return "", errBackslash
+		case c == '#':
+			return "", errFragment
 		case c == '%':
 			if i+2 >= len(s) {
 				return "", errBadEscape
@@ -163,7 +170,7 @@ func normaliseEscapes(s string) (string, error) {
 // contains no encoded dots any more), merging empty segments on the way. A
 // ".." at the root stays at the root. A path whose last segment is empty, "."
 // or ".." ends with a slash, as the RFC's algorithm produces.
-func removeDotSegments(s string) string {
+func removeDotSegments(s string) (string, error) {
 	out := make([]byte, 0, len(s))
 	trailing := false
 	rest := s[1:]
@@ -185,6 +192,9 @@ func removeDotSegments(s string) string {
 			}
 			trailing = last
 		default:
+			if isDotWithParams(seg) {
+				return "", errDotParams
+			}
 			out = append(out, '/')
 			out = append(out, seg...)
 			trailing = false
@@ -194,12 +204,18 @@ func removeDotSegments(s string) string {
 		}
 	}
 	if len(out) == 0 {
-		return "/"
+		return "/", nil
 	}
 	if trailing {
 		out = append(out, '/')
 	}
-	return string(out)
+	return string(out), nil
+}
+
+// isDotWithParams reports whether seg is "." or ".." followed by ";"
+// parameters.
+func isDotWithParams(seg string) bool {
+	return strings.HasPrefix(seg, ".;") || strings.HasPrefix(seg, "..;")
 }
 
 func lastSlash(b []byte) int {

@@ -21,6 +21,8 @@ type RouteSpec struct {
 	PathPrefix  string
 	Service     string
 	StripPrefix bool
+	// MaxBodyBytes bounds a request body (413 beyond); 0: no limit.
+	MaxBodyBytes int64
 }
 
 // ServiceSpec tunes forwarding to one service. Zero timeouts and an empty
@@ -38,6 +40,9 @@ type ServiceSpec struct {
 	// counts no failures (a refused connection still ejects) and a zero
 	// BaseEjectionTime takes DefaultBaseEjectionTime.
 	Outlier health.Outlier
+	// MaxRequests caps the service's requests in flight; beyond it a
+	// request is answered 503 at once. 0: no cap.
+	MaxRequests int
 }
 
 // Defaults for services routed without a ServiceSpec (or with zero fields),
@@ -92,6 +97,7 @@ func (t *Table) Services() []*Service {
 type Route struct {
 	spec    RouteSpec // PathPrefix canonical, Host normalised
 	service *Service
+	stats   *RouteStats // long-lived; see stats.go
 }
 
 // Spec returns the route's spec, normalised as the table uses it.
@@ -114,7 +120,8 @@ type Service struct {
 	budget    *retryBudget      // long-lived, shared with later tables
 	known     bool
 	stale     bool
-	logger    hclog.Logger // With("service", name)
+	logger    hclog.Logger  // With("service", name)
+	stats     *ServiceStats // long-lived; see stats.go
 }
 
 // Name returns the Consul service name.

@@ -51,7 +51,7 @@ func newTransport(connectTimeout, responseTimeout time.Duration) *http.Transport
 			if err != nil {
 				return nil, &DialError{Addr: addr, Err: err}
 			}
-			return c, nil
+			return newUpstreamConn(c), nil // upstreamconn.go
 		},
 		MaxIdleConns:          0, // no global cap: the per-host cap bounds each instance
 		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
@@ -164,6 +164,13 @@ func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (re
 	resp, err = s.transport.RoundTrip(out)
 	if err != nil {
 		up.state.Release()
+		if body != nil {
+			if ce := body.failed.Load(); ce != nil {
+				// The client's body broke (reset, timeout, too large): the
+				// client's fault, counted against nobody, never retried.
+				return nil, true, ce
+			}
+		}
 		if req.Context().Err() == nil { // a client that went away counts against nobody
 			s.report(up, outcomeOf(err))
 		}
@@ -190,6 +197,7 @@ func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (re
 // an ejection.
 func (s *Service) report(up *Upstream, o health.Outcome) {
 	if d := up.state.Report(o, s.spec.Outlier); d > 0 {
+		s.stats.Ejected()
 		s.logger.Warn("instance ejected", "instance_id", up.instance.ID, "address", up.addr,
 			"for", d.String(), "refused", o == health.Refused)
 	}
@@ -245,8 +253,9 @@ func isTimeout(err error) bool {
 // failed attempt leaves the body readable for the next one; read records
 // whether the transport consumed anything, which forbids a retry.
 type attemptBody struct {
-	r    io.Reader
-	read atomic.Bool // the transport may read on its own goroutine
+	r      io.Reader
+	read   atomic.Bool                     // the transport may read on its own goroutine
+	failed atomic.Pointer[ClientBodyError] // the first read error other than EOF
 }
 
 func (b *attemptBody) Read(p []byte) (int, error) {
@@ -254,8 +263,28 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.read.Store(true)
 	}
+	if err != nil && err != io.EOF {
+		b.failed.CompareAndSwap(nil, &ClientBodyError{Err: err})
+	}
 	return n, err
 }
+
+// ClientBodyError is a failure to read the client's request body while
+// forwarding it: the client reset the connection, paused longer than the
+// read timeout, or sent more than the route's max_body_bytes. It is the
+// client's fault: answered 4xx, never retried and never counted against the
+// upstream. It is immutable and safe for concurrent use.
+type ClientBodyError struct {
+	Err error
+}
+
+// Error describes the failure.
+func (e *ClientBodyError) Error() string {
+	return "reading the client's request body: " + e.Err.Error()
+}
+
+// Unwrap returns the read error.
+func (e *ClientBodyError) Unwrap() error { return e.Err }
 
 func (b *attemptBody) Close() error { return nil }
 

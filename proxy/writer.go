@@ -24,6 +24,11 @@ func (w *responseWriter) WriteHeader(code int) {
 	if !w.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status, w.wroteHeader = code, true
 	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// ReverseProxy copies an upstream's 1xx headers as they are:
+		// hop-by-hop headers must not cross the proxy (limits.go).
+		stripHopByHop(w.ResponseWriter.Header())
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -50,6 +55,7 @@ func (w *responseWriter) Flush() {
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
+		hijacked(c) // the connection guard stops reading it as HTTP/1
 		w.hijacked = true
 		if !w.wroteHeader {
 			w.status, w.wroteHeader = http.StatusSwitchingProtocols, true

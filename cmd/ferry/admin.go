@@ -29,6 +29,8 @@ func newAdminServer(a *app, logger hclog.Logger) *http.Server {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	mux.HandleFunc("POST /v1/reload", a.handleReload) // reload.go
+	a.registerObservability(mux)                      // admin_api.go
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

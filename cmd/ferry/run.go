@@ -11,14 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ferry-proxy/ferry/config"
-	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
 	"github.com/ferry-proxy/ferry/proxy"
 )
@@ -64,6 +63,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		logger.Error("cannot start", "error", err)
 		return 1
 	}
+	a.lc.levelFlag = *level // keeps overriding log.level on reloads
 	if err := a.run(ctx); err != nil {
 		logger.Error("stopped with an error", "error", err)
 		return 1
@@ -73,19 +73,34 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 
 // app wires ferry's components together and owns their goroutines.
 type app struct {
+	// cfg is the configuration ferry started with, never modified: for what
+	// applies at start only (local_service, log format and access log). The
+	// running configuration, which reloads replace, is liveConfig().
 	cfg        *config.Config
+	current    atomic.Pointer[config.Config] // see liveConfig
 	configPath string
 	logger     hclog.Logger
+	lc         lifecycle // reloads, listeners (reload.go, listener.go)
 
 	registry  *health.Registry
-	discovery *discovery.Manager
+	discovery *liveDiscovery // the current discovery.Manager (consul.go)
 	builder   *proxy.Builder
 	handler   *proxy.Handler
 	prober    *health.Prober
+	consul    *api.Client
+	metrics   *appMetrics // metrics.go
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog proxy.AccessLogger) (*app, error) {
 	consul, err := newConsulClient(cfg.Consul)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newAppMetrics() // metrics.go
+	if err != nil {
+		return nil, err
+	}
+	disco, err := newLiveDiscovery(cfg.Consul, logger.Named("discovery"), m.discoveryError)
 	if err != nil {
 		return nil, err
 	}
@@ -95,67 +110,65 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		configPath: configPath,
 		logger:     logger,
 		registry:   registry,
-		discovery: discovery.New(discovery.Options{
-			Health:     consul.Health(),
-			WaitTime:   cfg.Consul.WaitTime,
-			AllowStale: cfg.Consul.AllowStale,
-			UseCache:   cfg.Consul.UseCache,
-			Datacenter: cfg.Consul.Datacenter,
-			Logger:     logger.Named("discovery"),
-		}),
-		builder: proxy.NewBuilder(registry, logger.Named("proxy")),
-		handler: proxy.NewHandler(proxy.Options{Logger: logger.Named("proxy"), AccessLog: accessLog}),
-		prober:  health.NewProber(logger.Named("health")),
+		discovery:  disco,
+		builder:    proxy.NewBuilder(registry, logger.Named("proxy")),
+		handler:    proxy.NewHandler(proxy.Options{Logger: logger.Named("proxy"), AccessLog: accessLog}),
+		prober:     health.NewProber(logger.Named("health")),
+		consul:     consul,
 	}
+	a.current.Store(cfg)
+	a.wireMetrics(m)
 	a.discovery.Watch(watchesOf(cfg))
 	a.rebuild()
 	return a, nil
 }
 
+// liveConfig returns the running configuration; safe for concurrent use.
+func (a *app) liveConfig() *config.Config { return a.current.Load() }
+
 // newConsulClient starts from Consul's environment (CONSUL_HTTP_ADDR, …) and
 // lets the consul block override it.
 func newConsulClient(c config.Consul) (*api.Client, error) {
-	cc := api.DefaultConfig()
-	if c.Address != "" {
-		cc.Address = c.Address
-	}
-	if c.Datacenter != "" {
-		cc.Datacenter = c.Datacenter
-	}
-	if c.Token != "" {
-		cc.Token = c.Token
-	}
-	client, err := api.NewClient(cc)
-	if err != nil {
-		return nil, fmt.Errorf("consul client: %w", err)
-	}
-	return client, nil
+	client, _, err := newConsulAPI(c)
+	return client, err
 }
 
-// rebuild builds a routing table from the config and the current instance sets
-// and swaps it in. Only the table goroutine (and newApp, before it starts) calls it.
+// rebuild builds a routing table from the running config and the current
+// instance sets and swaps it in. The table goroutine and reloads call it;
+// builds are serialized, and none runs once the builder is closed.
 func (a *app) rebuild() {
-	routes, services := specsOf(a.cfg)
+	a.lc.buildMu.Lock()
+	defer a.lc.buildMu.Unlock()
+	if a.lc.builderClosed {
+		return
+	}
+	cfg := a.liveConfig()
+	routes, services := specsOf(cfg)
 	sets := a.discovery.Sets()
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)
-	a.prober.Set(probeTargets(a.cfg, table, a.registry))
+	a.handler.SetEdge(edgeOf(cfg)) // server.go: trusted_proxies
+	a.prober.Set(probeTargets(cfg, table, a.registry))
 	forgetGoneInstances(a.registry, sets)
 }
 
 func (a *app) run(ctx context.Context) error {
-	dataLn, err := net.Listen("tcp", a.cfg.Listen)
+	cfg := a.liveConfig()
+	dataLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	var adminLn net.Listener
-	if a.cfg.Admin != "" {
-		adminLn, err = net.Listen("tcp", a.cfg.Admin)
+	if cfg.Admin != "" {
+		adminLn, err = net.Listen("tcp", cfg.Admin)
 		if err != nil {
 			dataLn.Close()
-			return fmt.Errorf("admin listen %s: %w", a.cfg.Admin, err)
+			return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
 	}
+	a.lc.runCtx.Store(&ctx)
+	a.lc.data = newEndpoint("data", func() *http.Server { return newDataServer(a.handler, a.liveConfig().Limits, a.logger) }, a.logger)
+	a.lc.admin = newEndpoint("admin", func() *http.Server { return newAdminServer(a, a.logger) }, a.logger)
 
 	// Background components stop when bgCtx is cancelled, after the servers
 	// have drained: discovery keeps instance sets fresh during the drain.
@@ -176,39 +189,47 @@ func (a *app) run(ctx context.Context) error {
 		defer wg.Done()
 		a.tableLoop(bgCtx)
 	}()
+	a.startReloaders(bgCtx, &wg)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.metrics.run(bgCtx) // metrics.go
+	}()
+	leave := a.startLocalService()
 	defer func() {
+		leave()
 		cancelBg()
 		wg.Wait()
-		a.builder.Close()
+		a.closeBuilder()
 	}()
 
-	data := newDataServer(a.handler, a.logger)
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- serve(data, dataLn) }()
-	a.logger.Info("serving", "listen", dataLn.Addr().String(), "routes", len(a.cfg.Routes))
-
-	var admin *http.Server
+	a.lc.data.move(dataLn, 0)
+	a.logger.Info("serving", "listen", dataLn.Addr().String(), "routes", len(cfg.Routes))
 	if adminLn != nil {
-		admin = newAdminServer(a, a.logger)
-		go func() { serveErr <- serve(admin, adminLn) }()
+		a.lc.admin.move(adminLn, 0)
 		a.logger.Info("admin API", "listen", adminLn.Addr().String())
+		warnIfExposed(a.logger, adminLn.Addr()) // server.go
 	}
 
+	var serveErr error
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
-		return err
+	case serveErr = <-a.lc.data.Errs():
+	case serveErr = <-a.lc.admin.Errs():
 	}
 
-	a.logger.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	a.beginShutdown() // waits for a reload in progress; no reload from now on
+	leave()           // deregister the local service and let other proxies notice before draining
+	cfg = a.liveConfig()
+	a.logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := data.Shutdown(shutdownCtx); err != nil {
+	if err := a.lc.data.shutdown(shutdownCtx); err != nil {
 		a.logger.Warn("in-flight requests did not finish within shutdown_timeout; closing them", "error", err)
-		data.Close()
 	}
-	if admin != nil {
-		admin.Close()
+	a.lc.admin.close()
+	if serveErr != nil {
+		return serveErr
 	}
 	a.logger.Info("stopped")
 	return nil
@@ -228,18 +249,9 @@ func (a *app) tableLoop(ctx context.Context) {
 }
 
 func serve(s *http.Server, ln net.Listener) error {
+	ln = guardListener(s, ln) // server.go: the data plane's connection guard
 	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
-}
-
-func newDataServer(h http.Handler, logger hclog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       75 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
 }

@@ -31,11 +31,12 @@ func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpe
 	services := make(map[string]proxy.ServiceSpec)
 	for _, r := range cfg.Routes {
 		routes = append(routes, proxy.RouteSpec{
-			Name:        r.Name,
-			Host:        r.Host,
-			PathPrefix:  r.PathPrefix,
-			Service:     r.Service,
-			StripPrefix: r.StripPrefix,
+			Name:         r.Name,
+			Host:         r.Host,
+			PathPrefix:   r.PathPrefix,
+			Service:      r.Service,
+			StripPrefix:  r.StripPrefix,
+			MaxBodyBytes: r.MaxBodyBytes,
 		})
 		s := cfg.Services[r.Service]
 		if s == nil {
@@ -48,6 +49,7 @@ func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpe
 			ConnectTimeout:  s.ConnectTimeout,
 			ResponseTimeout: s.ResponseTimeout,
 			Retries:         s.Retries,
+			MaxRequests:     s.MaxRequests,
 			Outlier: health.Outlier{
 				ConsecutiveFailures: s.Outlier.ConsecutiveFailures,
 				BaseEjectionTime:    s.Outlier.BaseEjectionTime,

@@ -2,6 +2,17 @@
 listen           = "0.0.0.0:8081"
 admin            = "127.0.0.1:9902"
 shutdown_timeout = "20s"
+trusted_proxies  = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32"]
+
+limits {
+  read_header_timeout = "5s"
+  read_timeout        = "30s"
+  idle_timeout        = "2m"
+  write_idle_timeout  = "0s"
+  max_header_bytes    = 32768
+  max_header_count    = 50
+  max_connections     = 0
+}
 
 consul {
   address     = "consul.internal:8500"
@@ -24,6 +35,7 @@ service "user" {
   connect_timeout  = "500ms"
   response_timeout = "1m30s"
   retries          = 3
+  max_requests     = 200
 
   health_check {
     path                = "/ready?full=1"
@@ -44,6 +56,7 @@ route "users" {
   service      = "user"
   strip_prefix = true
   host         = "API.Example.com"
+  max_body_bytes = 1048576
 }
 
 route "orders" {

@@ -1,0 +1,416 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	metrics "github.com/armon/go-metrics"
+	prommetrics "github.com/armon/go-metrics/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/proxy"
+)
+
+// Metrics design.
+//
+// Every metric goes through go-metrics into its Prometheus sink, which is
+// registered on a private prometheus.Registry served at admin /metrics. A
+// *metrics.Metrics is built here with an explicit configuration (no runtime
+// collector, whose goroutine cannot be stopped; no hostname, no prefixes)
+// and never the package-level global.
+//
+// Nothing calls go-metrics on the request path: its labelled calls allocate
+// and the sink takes a lock per update. Requests add to proxy's atomic
+// counters (proxy/stats.go), and rare events (Consul errors and updates,
+// failed active checks) to small maps here. publish turns those cumulative
+// totals into go-metrics calls — counter deltas, gauges, duration samples —
+// once a second (run) and at the start of every scrape, so a scrape is
+// always exact.
+//
+// The sink drops a series that was not updated for sinkExpiration. publish
+// touches every series of every route and service currently routed on each
+// pass (a zero delta counts), so only the series of routes and services that
+// are gone expire — there is no stale-metric cleaner to maintain.
+
+// sinkExpiration is how long the series of a removed route or service (and a
+// route's duration summary without traffic) stay in /metrics.
+const sinkExpiration = time.Minute
+
+// publishInterval is how often run publishes; duration samples are taken
+// from rings of proxy.SampleRingSize per route between two passes.
+const publishInterval = time.Second
+
+// metricDef is one metric: its go-metrics key and what the README says.
+type metricDef struct {
+	key    []string
+	kind   string // counter | gauge | summary
+	labels string // documentation only
+	help   string
+}
+
+// name is the Prometheus name the sink gives the key.
+func (d metricDef) name() string { return strings.Join(d.key, "_") }
+
+func def(subsystem, noun, kind, labels, help string) metricDef {
+	return metricDef{key: []string{"ferry", subsystem, noun}, kind: kind, labels: labels, help: help}
+}
+
+// Every metric ferry exports. The README's "Metrics" section documents each
+// (a test checks it).
+var (
+	mRequests = def("proxy", "requests_total", "counter", "route, service, code_class",
+		"Requests answered on a route, by status class (1xx-5xx; 499, the client went away, is 4xx).")
+	mUnrouted = def("proxy", "unrouted_requests_total", "counter", "reason",
+		"Requests answered without a route: reason no_route (404), bad_request (400, a path that cannot be made canonical) or method_not_allowed (405, CONNECT).")
+	mDuration = def("proxy", "request_duration_seconds", "summary", "route, service",
+		"Time from the request's arrival to the end of its response (quantiles 0.5, 0.9, 0.99 over the last 10 s; sampled, up to 1024 requests per route per second).")
+	mInFlight = def("proxy", "requests_in_flight", "gauge", "service",
+		"Requests of the service being forwarded now.")
+	mAttempts = def("proxy", "upstream_attempts_total", "counter", "service",
+		"Attempts sent to the service's instances, first tries and retries.")
+	mRetries = def("proxy", "retries_total", "counter", "service",
+		"Attempts that were retries on another instance.")
+	mInstances = def("upstream", "instances", "gauge", "service",
+		"Instances ferry routes the service to: Consul's passing set.")
+	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
+		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any) and not ejected.")
+	mEjected = def("upstream", "ejected_instances", "gauge", "service",
+		"Instances ejected by passive (outlier) checks right now.")
+	mCheckFailing = def("upstream", "check_failing_instances", "gauge", "service",
+		"Instances whose active checks (health_check, or the TCP probe while Consul is unreachable) fail right now.")
+	mEjections = def("health", "ejections_total", "counter", "service",
+		"Outlier ejections of the service's instances.")
+	mCheckFailures = def("health", "check_failures_total", "counter", "service",
+		"Failed active probes of the service's instances (every failure, not only those that cross unhealthy_threshold).")
+	mDiscoveryUpdates = def("discovery", "updates_total", "counter", "service",
+		"Consul answers that changed the service's passing instances (the first answer included).")
+	mDiscoveryErrors = def("discovery", "errors_total", "counter", "service",
+		"Failed Consul queries for the service, and empty answers held as suspect (no leader).")
+	mLastContact = def("discovery", "last_contact_seconds", "gauge", "service",
+		"Seconds since Consul last answered for the service. A blocking query answers at least every consul.wait_time, so values up to it are normal.")
+	mStale = def("discovery", "stale", "gauge", "service",
+		"1 while the service's queries fail and ferry serves its last known instances (or has none yet), else 0.")
+	mReloads = def("config", "reloads_total", "counter", "",
+		"Configuration reloads that were applied (SIGHUP or a changed file).")
+	mReloadFailures = def("config", "reload_failures_total", "counter", "",
+		"Configuration reloads that were rejected; the running configuration was kept.")
+)
+
+// allMetrics lists the definitions, for help texts and the README test.
+var allMetrics = []metricDef{
+	mRequests, mUnrouted, mDuration, mInFlight, mAttempts, mRetries,
+	mInstances, mHealthy, mEjected, mCheckFailing,
+	mEjections, mCheckFailures,
+	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
+	mReloads, mReloadFailures,
+}
+
+// metricSources is what publish reads. Fields are set once before run.
+type metricSources struct {
+	table   func() *proxy.Table                      // the routing table in use
+	handler *proxy.Handler                           // unrouted counters
+	sets    func() map[string]*discovery.InstanceSet // discovery's snapshot
+	reloads func() (ok, failed uint64)               // nil when reloads are not counted
+	now     func() time.Time
+}
+
+// appMetrics owns ferry's metrics: the go-metrics instance, its Prometheus
+// sink and private registry, the rare-event counters, and the publisher.
+// Safe for concurrent use.
+type appMetrics struct {
+	m      *metrics.Metrics
+	gather prometheus.Gatherer
+	src    metricSources
+
+	// Rare events, off the request path, by service: cumulative totals.
+	evMu      sync.Mutex
+	dErrors   map[string]uint64
+	dUpdates  map[string]uint64
+	ckFailure map[string]uint64
+
+	// Publisher state; pubMu makes publishes one at a time.
+	pubMu   sync.Mutex
+	pass    uint64
+	last    map[string]*published // by series key
+	cursors map[*proxy.SampleRing]*ringCursor
+}
+
+type published struct {
+	total uint64
+	pass  uint64 // the last pass that saw the series
+}
+
+type ringCursor struct {
+	next uint64
+	pass uint64
+}
+
+// newAppMetrics builds the go-metrics instance and its Prometheus sink on a
+// private registry. src is filled in by the caller before run or a scrape.
+func newAppMetrics() (*appMetrics, error) {
+	reg := prometheus.NewRegistry()
+	sink, err := prommetrics.NewPrometheusSinkFrom(prommetrics.PrometheusOpts{
+		Registerer: reg,
+		Expiration: sinkExpiration,
+		Name:       "ferry_go_metrics_sink",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metrics: prometheus sink: %w", err)
+	}
+	conf := metrics.DefaultConfig("")
+	conf.ServiceName = ""
+	conf.HostName = ""
+	conf.EnableHostname = false
+	conf.EnableHostnameLabel = false
+	conf.EnableServiceLabel = false
+	conf.EnableRuntimeMetrics = false // its collector goroutine cannot be stopped
+	conf.EnableTypePrefix = false
+	conf.FilterDefault = true
+	m, err := metrics.New(conf, sink)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return &appMetrics{
+		m:         m,
+		gather:    helpGatherer{reg},
+		src:       metricSources{now: time.Now},
+		dErrors:   make(map[string]uint64),
+		dUpdates:  make(map[string]uint64),
+		ckFailure: make(map[string]uint64),
+		last:      make(map[string]*published),
+		cursors:   make(map[*proxy.SampleRing]*ringCursor),
+	}, nil
+}
+
+// discoveryError is discovery.Options.OnError: it counts a failed query.
+func (am *appMetrics) discoveryError(service string, _ error) { am.event(am.dErrors, service) }
+
+// discoveryUpdate is discovery.Options.OnUpdate: it counts a changed answer.
+func (am *appMetrics) discoveryUpdate(service string) { am.event(am.dUpdates, service) }
+
+// checkFailed is health.Prober.OnFailure: it counts a failed probe.
+func (am *appMetrics) checkFailed(service string) { am.event(am.ckFailure, service) }
+
+func (am *appMetrics) event(m map[string]uint64, service string) {
+	am.evMu.Lock()
+	m[service]++
+	am.evMu.Unlock()
+}
+
+func (am *appMetrics) eventTotal(m map[string]uint64, service string) uint64 {
+	am.evMu.Lock()
+	defer am.evMu.Unlock()
+	return m[service]
+}
+
+// run publishes every publishInterval until ctx is done.
+func (am *appMetrics) run(ctx context.Context) {
+	t := time.NewTicker(publishInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			am.publish()
+		}
+	}
+}
+
+// ServeHTTP answers a scrape in the Prometheus text format, after publishing
+// what was counted since the last pass.
+func (am *appMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	am.publish()
+	promhttp.HandlerFor(am.gather, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
+}
+
+// publish hands every total to go-metrics: counter deltas since the last
+// pass, current gauges, and the duration samples recorded meanwhile.
+func (am *appMetrics) publish() {
+	am.pubMu.Lock()
+	defer am.pubMu.Unlock()
+	am.pass++
+	src := am.src
+	if src.table == nil {
+		return
+	}
+	t := src.table()
+
+	t.EachRoute(func(r *proxy.Route) {
+		rs := r.Stats()
+		if rs == nil {
+			return
+		}
+		spec := r.Spec()
+		for i, class := range proxy.CodeClasses {
+			am.counter(mRequests, rs.Requests(i),
+				metrics.Label{Name: "route", Value: spec.Name},
+				metrics.Label{Name: "service", Value: spec.Service},
+				metrics.Label{Name: "code_class", Value: class})
+		}
+		labels := []metrics.Label{{Name: "route", Value: spec.Name}, {Name: "service", Value: spec.Service}}
+		ring := rs.Durations()
+		c := am.cursors[ring]
+		if c == nil {
+			c = &ringCursor{}
+			am.cursors[ring] = c
+		}
+		c.pass = am.pass
+		c.next = ring.Drain(c.next, func(d time.Duration) {
+			am.m.AddSampleWithLabels(mDuration.key, float32(d.Seconds()), labels)
+		})
+	})
+	for ring, c := range am.cursors {
+		if c.pass != am.pass {
+			delete(am.cursors, ring)
+		}
+	}
+	if src.handler != nil {
+		hs := src.handler.Stats()
+		for i, reason := range proxy.UnroutedReasons {
+			am.counter(mUnrouted, hs.Unrouted(i), metrics.Label{Name: "reason", Value: reason})
+		}
+	}
+
+	for _, svc := range t.Services() {
+		name := svc.Name()
+		l := metrics.Label{Name: "service", Value: name}
+		if ss := svc.Stats(); ss != nil {
+			am.counter(mAttempts, ss.Attempts(), l)
+			am.counter(mRetries, ss.Retries(), l)
+			am.counter(mEjections, ss.Ejections(), l)
+		}
+		am.counter(mCheckFailures, am.eventTotal(am.ckFailure, name), l)
+		am.gauge(mInFlight, float32(svc.InFlight()), l)
+		var healthy, ejected, failing int
+		ups := svc.Upstreams()
+		for _, up := range ups {
+			st := up.State()
+			if st == nil {
+				continue
+			}
+			if st.Available() {
+				healthy++
+			}
+			if !st.EjectedUntil().IsZero() {
+				ejected++
+			}
+			if !st.ActiveHealthy() {
+				failing++
+			}
+		}
+		am.gauge(mInstances, float32(len(ups)), l)
+		am.gauge(mHealthy, float32(healthy), l)
+		am.gauge(mEjected, float32(ejected), l)
+		am.gauge(mCheckFailing, float32(failing), l)
+	}
+
+	if src.sets != nil {
+		now := src.now()
+		for name, set := range src.sets() {
+			l := metrics.Label{Name: "service", Value: name}
+			am.counter(mDiscoveryUpdates, am.eventTotal(am.dUpdates, name), l)
+			am.counter(mDiscoveryErrors, am.eventTotal(am.dErrors, name), l)
+			if !set.LastContact.IsZero() {
+				am.gauge(mLastContact, float32(now.Sub(set.LastContact).Seconds()), l)
+			}
+			stale := float32(0)
+			if set.Stale || !set.Known {
+				stale = 1
+			}
+			am.gauge(mStale, stale, l)
+		}
+	}
+
+	if src.reloads != nil {
+		ok, failed := src.reloads()
+		am.counter(mReloads, ok)
+		am.counter(mReloadFailures, failed)
+	}
+
+	for k, p := range am.last {
+		if p.pass != am.pass {
+			delete(am.last, k)
+		}
+	}
+}
+
+// counter adds to d's series the growth of total since the last pass (all
+// of it when total went down: a new counter behind the same labels).
+func (am *appMetrics) counter(d metricDef, total uint64, labels ...metrics.Label) {
+	key := seriesKey(d, labels)
+	p := am.last[key]
+	if p == nil {
+		p = &published{}
+		am.last[key] = p
+	}
+	delta := total - p.total
+	if total < p.total {
+		delta = total
+	}
+	p.total, p.pass = total, am.pass
+	// A zero delta still refreshes the series, so that it does not expire.
+	am.m.IncrCounterWithLabels(d.key, float32(delta), labels)
+}
+
+func (am *appMetrics) gauge(d metricDef, v float32, labels ...metrics.Label) {
+	am.m.SetGaugeWithLabels(d.key, v, labels)
+}
+
+func seriesKey(d metricDef, labels []metrics.Label) string {
+	var b strings.Builder
+	b.WriteString(d.name())
+	for _, l := range labels {
+		b.WriteByte(0)
+		b.WriteString(l.Name)
+		b.WriteByte('=')
+		b.WriteString(l.Value)
+	}
+	return b.String()
+}
+
+// helpGatherer puts the documented help text on ferry's metric families
+// (the sink only knows help for pre-declared metrics, which cannot have
+// labels that vary).
+type helpGatherer struct{ g prometheus.Gatherer }
+
+var metricHelp = func() map[string]string {
+	m := make(map[string]string, len(allMetrics))
+	for _, d := range allMetrics {
+		m[d.name()] = d.help
+	}
+	return m
+}()
+
+func (h helpGatherer) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := h.g.Gather()
+	for _, mf := range mfs {
+		if help, ok := metricHelp[mf.GetName()]; ok {
+			mf.Help = &help
+		}
+	}
+	return mfs, err
+}
+
+// wireMetrics gives the app its metrics and connects their sources and the
+// hooks of the components that count events (discovery's OnUpdate here, its
+// OnError when the liveDiscovery is built, the prober's OnFailure).
+func (a *app) wireMetrics(m *appMetrics) {
+	a.metrics = m
+	a.discovery.onUpdate = m.discoveryUpdate
+	a.prober.OnFailure = m.checkFailed
+	m.src = metricSources{
+		table:   a.handler.Table,
+		handler: a.handler,
+		sets:    a.discovery.Sets,
+		reloads: a.reloadCounts,
+		now:     time.Now,
+	}
+}

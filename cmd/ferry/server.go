@@ -1,0 +1,89 @@
+package main
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ferry-proxy/ferry/config"
+	"github.com/ferry-proxy/ferry/proxy"
+)
+
+// HTTP/2 server limits (Envoy's edge guidance). ferry serves cleartext
+// HTTP/1.1 only and refuses h2c, so these apply to nothing today; they are
+// set so that enabling HTTP/2 (with TLS, planned) starts from safe values.
+const (
+	http2MaxConcurrentStreams = 100
+	http2StreamWindow         = 64 << 10
+	http2ConnectionWindow     = 1 << 20
+)
+
+// dataHandler is the data-plane server's handler: the proxy, with the
+// connection guard that serve wraps the server's listener in.
+type dataHandler struct {
+	*proxy.Handler
+	guard *proxy.Guard
+}
+
+// newDataServer builds the data-plane server for one listener from the
+// limits block (README "Security and limits"). Limits apply to servers
+// built after a change: at start and whenever the listen address is rebound.
+func newDataServer(h *proxy.Handler, l config.Limits, logger hclog.Logger) *http.Server {
+	guard := proxy.NewGuard(proxy.GuardOptions{
+		MaxConnections:   l.MaxConnections,
+		MaxHeaderCount:   l.MaxHeaderCount,
+		ReadTimeout:      l.ReadTimeout,
+		WriteIdleTimeout: l.WriteIdleTimeout,
+	})
+	var protocols http.Protocols
+	protocols.SetHTTP1(true) // no h2c: "Upgrade: h2c" is ignored, the preface refused
+	return &http.Server{
+		Handler:           dataHandler{Handler: h, guard: guard},
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		// ReadTimeout and WriteTimeout stay 0: they bound a whole request
+		// or response and would cut long uploads, downloads and event
+		// streams. The guard bounds each pause instead.
+		IdleTimeout:    l.IdleTimeout,
+		MaxHeaderBytes: l.MaxHeaderBytes,
+		ConnContext:    guard.ConnContext,
+		// "OPTIONS *" goes to the handler (a 400) rather than being
+		// answered by net/http behind the guard's back.
+		DisableGeneralOptionsHandler: true,
+		Protocols:                    &protocols,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          http2MaxConcurrentStreams,
+			MaxReceiveBufferPerStream:     http2StreamWindow,
+			MaxReceiveBufferPerConnection: http2ConnectionWindow,
+			MaxDecoderHeaderTableSize:     4 << 10,
+			MaxEncoderHeaderTableSize:     4 << 10,
+			MaxReadFrameSize:              16 << 10,
+		},
+		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+}
+
+// guardListener wraps ln in the connection guard of a data-plane server;
+// other servers' listeners are returned as they are.
+func guardListener(s *http.Server, ln net.Listener) net.Listener {
+	if dh, ok := s.Handler.(dataHandler); ok {
+		return dh.guard.Listener(ln)
+	}
+	return ln
+}
+
+// edgeOf is the proxy's hostile-input policy from the configuration.
+func edgeOf(cfg *config.Config) proxy.Edge {
+	return proxy.Edge{TrustedProxies: cfg.TrustedProxies}
+}
+
+// warnIfExposed logs a warning when the admin API listens on anything but a
+// loopback address: it reveals the topology and can trigger reloads.
+func warnIfExposed(logger hclog.Logger, addr net.Addr) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() {
+		return
+	}
+	logger.Warn("the admin API listens on a non-loopback address; anyone who can reach it can read routes and trigger reloads",
+		"listen", addr.String())
+}

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-proxy/ferry/internal/consultest"
+)
+
+// chromiumBin finds a headless-capable Chromium; the test fails (never
+// skips) without one.
+func chromiumBin(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("CHROMIUM_BIN"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("the status page test needs Chromium: install it (Debian: apt-get install -y chromium; .ci/run does) or set CHROMIUM_BIN")
+	return ""
+}
+
+// runChromium runs a headless Chromium with args on url and returns its
+// stdout and stderr.
+func runChromium(t *testing.T, bin, url string, args ...string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	base := []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-extensions", "--no-first-run", "--no-default-browser-check",
+		"--user-data-dir=" + t.TempDir(),
+		"--enable-logging=stderr", "--v=0",
+	}
+	cmd := exec.CommandContext(ctx, bin, append(append(base, args...), url)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %v: %v\nstderr:\n%s", args, err, stderr.String())
+	}
+	return stdout.String(), stderr.String()
+}
+
+// consoleProblem matches what Chromium logs for a page's uncaught errors,
+// console errors and failed loads.
+var consoleProblem = regexp.MustCompile(`(?i)Uncaught|CONSOLE\(\d+\)\].*(error|failed)|Refused to|net::ERR_`)
+
+// TestStatusPageRenders loads the admin status page in a real headless
+// browser against a running ferry, and checks the rendered DOM shows every
+// route, service and instance, with no script error, and that a screenshot
+// can be taken.
+func TestStatusPageRenders(t *testing.T) {
+	bin := chromiumBin(t)
+	agent := consultest.Start(t)
+	c := agent.Client()
+	u1, u2 := startBackend(t, "user-1", nil), startBackend(t, "user-2", nil)
+	o1 := startBackend(t, "order-1", nil)
+	register(t, c, "user", u1)
+	register(t, c, "user", u2)
+	register(t, c, "order", o1)
+	f := startFerry(t, agent.HTTPAddr, basicConfig+`
+route "orders" {
+  path_prefix = "/api/order"
+  service     = "order"
+}
+route "nothing" {
+  path_prefix = "/nothing"
+  service     = "absent"
+}
+`)
+	f.WaitReady()
+	waitForInstances(t, f, "/api/user/x", 2)
+	waitFor(t, 10*time.Second, "order instance", func() bool { s, _ := get(t, f.URL+"/api/order/x"); return s == 200 })
+
+	dom, logs := runChromium(t, bin, f.AdminURL+"/", "--virtual-time-budget=5000", "--dump-dom")
+	if !strings.Contains(dom, "ferry status") {
+		t.Fatalf("the DOM is not the status page:\n%s", dom)
+	}
+	for _, want := range []string{
+		u1.Addr, u2.Addr, o1.Addr, // instances, as address:port
+		`data-service="user"`, `data-service="order"`, `data-service="absent"`,
+		`data-instance="user-1"`, `data-instance="user-2"`, `data-instance="order-1"`,
+		`data-route="users"`, `data-route="orders"`, `data-route="nothing"`,
+		"/api/user", "/api/order",
+		"2/2 healthy", "1/1 healthy", "0/0 healthy",
+		"no passing instance in Consul",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks %q", want)
+		}
+	}
+	if n := strings.Count(dom, `class="instance healthy"`); n != 3 {
+		t.Errorf("got %d healthy instance rows, want 3", n)
+	}
+	if strings.Contains(dom, "updated <span id=\"updated\">never") {
+		t.Errorf("the page never refreshed from the JSON endpoints")
+	}
+	errs := regexp.MustCompile(`<div id="errors">([^<]*)</div>`).FindStringSubmatch(dom)
+	if errs == nil {
+		t.Errorf("no #errors element in the DOM")
+	} else if errs[1] != "" {
+		t.Errorf("the page reported errors: %s", errs[1])
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if consoleProblem.MatchString(line) {
+			t.Errorf("browser console: %s", line)
+		}
+	}
+
+	shot := filepath.Join(t.TempDir(), "status.png")
+	runChromium(t, bin, f.AdminURL+"/", "--virtual-time-budget=5000", "--window-size=1280,800", "--screenshot="+shot, "--hide-scrollbars")
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if len(png) < 1000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("screenshot: %d bytes, not a PNG image", len(png))
+	}
+	if dir := os.Getenv("FERRY_SCREENSHOT_DIR"); dir != "" {
+		os.WriteFile(filepath.Join(dir, "status.png"), png, 0o644)
+	}
+}

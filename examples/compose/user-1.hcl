@@ -1,0 +1,19 @@
+# Sidecar of user-1: registers it in Consul as an instance of "user". The user
+# service calls nothing, so this sidecar routes nothing.
+listen = "127.0.0.1:8080"
+admin  = "127.0.0.1:9901"
+
+local_service {
+  name    = "user"
+  id      = "user-1"
+  address = "user-1"          # how the others reach it: its compose host name
+  port    = 9000
+  tags    = ["v1"]
+  check {
+    http     = "http://user-1:9000/health"
+    interval = "2s"
+    timeout  = "1s"
+    deregister_critical_after = "1m"
+  }
+  deregister_delay = "2s"  # on shutdown: deregister, wait, then drain
+}

@@ -1,0 +1,59 @@
+package proxy
+
+import "testing"
+
+func TestTracker(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     string
+		seq    int64
+		reason uint8
+	}{
+		{"plain", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, refuseNone},
+		{"CL and TE", "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 1, refuseCLAndTE},
+		{"TE then CL, lower case", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n", 1, refuseCLAndTE},
+		{"TE on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 1, refuseTEOnHTTP10},
+		{"duplicate CL", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 1, refuseDuplicateCL},
+		{"obs-fold", "GET / HTTP/1.1\r\nA: 1\r\n\t2\r\n\r\n", 1, refuseObsFold},
+		{"underscore", "GET / HTTP/1.1\r\nX_A: 1\r\n\r\n", 1, refuseUnderscore},
+		{"underscore in a value is fine", "GET / HTTP/1.1\r\nX-A: a_b\r\n\r\n", 0, refuseNone},
+		{"fragment", "GET /a#b HTTP/1.1\r\n\r\n", 1, refuseFragment},
+		{"too many headers", "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 1, refuseTooManyHeaders},
+		{"second head after a CL body", "POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\nX_A: \r\nGET / HTTP/1.1\r\nX_B: 1\r\n\r\n", 2, refuseUnderscore},
+		{"second head after a chunked body", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nX_A: \r\n0\r\nTrailer: 1\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 2, refuseCLAndTE},
+		{"bare LF", "GET / HTTP/1.1\nX_A: 1\n\n", 1, refuseUnderscore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for split := 0; split <= len(tc.in); split++ { // every way to cut it in two reads
+				tr := tracker{maxHeaders: 2}
+				seq, reason := tr.scan([]byte(tc.in[:split]))
+				if reason == refuseNone {
+					seq, reason = tr.scan([]byte(tc.in[split:]))
+				}
+				if seq != tc.seq || reason != tc.reason {
+					t.Fatalf("split at %d: got head %d reason %d, want head %d reason %d", split, seq, reason, tc.seq, tc.reason)
+				}
+			}
+		})
+	}
+}
+
+// FuzzTracker checks that the tracker never panics and judges a stream the
+// same however it is cut into reads.
+func FuzzTracker(f *testing.F) {
+	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), uint(10))
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nX_A: 1\r\n\r\n"), uint(7))
+	f.Fuzz(func(t *testing.T, in []byte, cut uint) {
+		whole := tracker{maxHeaders: 5}
+		seq1, r1 := whole.scan(in)
+		split := int(cut % uint(len(in)+1))
+		parts := tracker{maxHeaders: 5}
+		seq2, r2 := parts.scan(in[:split])
+		if r2 == refuseNone {
+			seq2, r2 = parts.scan(in[split:])
+		}
+		if seq1 != seq2 || r1 != r2 {
+			t.Fatalf("whole: head %d reason %d; split at %d: head %d reason %d", seq1, r1, split, seq2, r2)
+		}
+	})
+}

@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+)
+
+// Edge is the handler's hostile-input policy that may change on reload. It
+// is a plain value; SetEdge copies it.
+type Edge struct {
+	// TrustedProxies are the peers whose X-Forwarded-*, Forwarded and
+	// X-Real-IP headers are kept (X-Forwarded-For appended to). From any
+	// other peer they are replaced. Empty: trust nobody.
+	TrustedProxies []netip.Prefix
+}
+
+// SetEdge swaps in a new edge policy. Safe for concurrent use.
+func (h *Handler) SetEdge(e Edge) {
+	e.TrustedProxies = append([]netip.Prefix(nil), e.TrustedProxies...)
+	h.edge.Store(&e)
+}
+
+// refusal is a request refused before routing: a status and a fixed body.
+type refusal struct {
+	code int
+	msg  string
+}
+
+// refusals by guard reason (see guard.go); package-level so that refusing
+// allocates nothing.
+var refusals = [...]refusal{
+	refuseCLAndTE:        {http.StatusBadRequest, "ferry: bad request: both Content-Length and Transfer-Encoding"},
+	refuseTEOnHTTP10:     {http.StatusBadRequest, "ferry: bad request: Transfer-Encoding in an HTTP/1.0 request"},
+	refuseDuplicateCL:    {http.StatusBadRequest, "ferry: bad request: more than one Content-Length"},
+	refuseObsFold:        {http.StatusBadRequest, "ferry: bad request: folded header line"},
+	refuseUnderscore:     {http.StatusBadRequest, "ferry: bad request: header name with an underscore"},
+	refuseFragment:       {http.StatusBadRequest, "ferry: bad request: fragment in the request target"},
+	refuseTooManyHeaders: {http.StatusRequestHeaderFieldsTooLarge, "ferry: too many header fields"},
+}
+
+var (
+	refuseAsterisk = refusal{http.StatusBadRequest, "ferry: bad request: request target \"*\""}
+	refuseHash     = refusals[refuseFragment]
+	refuseUpgrade  = refusal{http.StatusBadRequest, "ferry: bad request"}
+)
+
+// admit checks what routing does not: the connection guard's verdict on the
+// request's head, and the request target's form. It returns the refusal,
+// if any; a refused request is answered with Connection: close. It also
+// drops an Upgrade offer other than WebSocket (h2c included), answering as
+// a server that does not speak the protocol. It allocates nothing.
+func admit(r *http.Request) (refusal, bool) {
+	if gc := guardConnFrom(r.Context()); gc != nil {
+		if reason := gc.verdict(); reason != refuseNone {
+			return refusals[reason], false
+		}
+	}
+	if r.RequestURI == "*" {
+		return refuseAsterisk, false
+	}
+	if strings.IndexByte(r.RequestURI, '#') >= 0 {
+		return refuseHash, false
+	}
+	if up, ok := r.Header["Upgrade"]; ok && !webSocketOnly(up) {
+		if !printable(up) {
+			return refuseUpgrade, false
+		}
+		// Only WebSocket upgrades are tunnelled. Without its Upgrade header
+		// the request is plain HTTP/1.1 ("Connection: Upgrade" and
+		// "HTTP2-Settings" are hop-by-hop and dropped by the proxy).
+		delete(r.Header, "Upgrade")
+	}
+	return refusal{}, true
+}
+
+func printable(values []string) bool {
+	for _, v := range values {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] >= 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func webSocketOnly(values []string) bool {
+	return len(values) == 1 && strings.EqualFold(strings.TrimSpace(values[0]), "websocket")
+}
+
+// trusted reports whether the request's peer is a trusted proxy.
+func (e *Edge) trusted(remoteAddr string) bool {
+	if e == nil || len(e.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range e.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// setForwarded builds the forwarding headers of the outbound request. It
+// runs in Rewrite, after ReverseProxy has removed hop-by-hop headers, so a
+// client's Connection header cannot remove them. From an untrusted peer,
+// the client's X-Forwarded-*, Forwarded and X-Real-IP are replaced (ReverseProxy
+// already removed X-Forwarded-* and Forwarded); from a trusted proxy they
+// are kept and X-Forwarded-For is appended to.
+func (e *Edge) setForwarded(pr *httputil.ProxyRequest) {
+	out, in := pr.Out.Header, pr.In.Header
+	if !e.trusted(pr.In.RemoteAddr) {
+		delete(out, "X-Real-Ip")
+		pr.SetXForwarded()
+		return
+	}
+	if prior := in["X-Forwarded-For"]; len(prior) > 0 {
+		out["X-Forwarded-For"] = prior
+	}
+	host, proto := in["X-Forwarded-Host"], in["X-Forwarded-Proto"]
+	pr.SetXForwarded()
+	if len(host) > 0 {
+		out["X-Forwarded-Host"] = host
+	}
+	if len(proto) > 0 {
+		out["X-Forwarded-Proto"] = proto
+	}
+	if fwd := in["Forwarded"]; len(fwd) > 0 {
+		out["Forwarded"] = fwd
+	}
+}
+
+// Answers for the per-route and per-service limits.
+const (
+	msgBodyTooLarge = "ferry: request body too large"
+)
+
+// admitBody enforces the route's MaxBodyBytes: a declared Content-Length
+// above it is answered 413 at once, without forwarding; a chunked body is
+// cut off at the limit, and the proxy then answers 413 (see proxyError).
+// w is the server's writer, which MaxBytesReader tells to close the
+// connection.
+func admitBody(rw *responseWriter, w http.ResponseWriter, r *http.Request, route *Route) bool {
+	limit := route.spec.MaxBodyBytes
+	if limit <= 0 || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	if r.ContentLength > limit {
+		rw.Header().Set("Connection", "close")
+		writeError(rw, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+		return false
+	}
+	if r.ContentLength < 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	return true
+}
+
+// hopByHop are the hop-by-hop headers of RFC 9110 §7.6.1 and the ones
+// ReverseProxy also treats so.
+var hopByHop = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// stripHopByHop removes from h the hop-by-hop headers and those its
+// Connection header nominates.
+func stripHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for field := range strings.SplitSeq(v, ",") {
+			if f := textprotoTrim(field); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+}
+
+func textprotoTrim(s string) string { return strings.Trim(s, " \t") }

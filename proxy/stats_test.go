@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/health"
+)
+
+func TestClassOf(t *testing.T) {
+	for _, tc := range []struct{ status, want int }{
+		{100, 0}, {101, 0}, {200, 1}, {204, 1}, {302, 2}, {404, 3}, {499, 3}, {500, 4}, {504, 4},
+		{0, 0}, {99, 0}, {600, 4}, {999, 4},
+	} {
+		if got := classOf(tc.status); got != tc.want {
+			t.Errorf("classOf(%d): got %d, want %d", tc.status, got, tc.want)
+		}
+	}
+}
+
+func TestSampleRingDrain(t *testing.T) {
+	var r SampleRing
+	drain := func(cursor uint64) ([]time.Duration, uint64) {
+		var got []time.Duration
+		next := r.Drain(cursor, func(d time.Duration) { got = append(got, d) })
+		return got, next
+	}
+	if got, c := drain(0); len(got) != 0 || c != 0 {
+		t.Fatalf("empty ring: got %v, cursor %d; want nothing, 0", got, c)
+	}
+	for i := 1; i <= 3; i++ {
+		r.add(time.Duration(i))
+	}
+	got, c := drain(0)
+	if len(got) != 3 || got[0] != 1 || got[2] != 3 || c != 3 {
+		t.Fatalf("got %v, cursor %d; want [1 2 3], 3", got, c)
+	}
+	if got, c2 := drain(c); len(got) != 0 || c2 != c {
+		t.Fatalf("drained again: got %v, cursor %d; want nothing, %d", got, c2, c)
+	}
+	// More than the ring holds: only the most recent, oldest first.
+	for i := 0; i < SampleRingSize+10; i++ {
+		r.add(time.Duration(1000 + i))
+	}
+	got, c = drain(c)
+	if len(got) != SampleRingSize || got[0] != time.Duration(1010) || got[len(got)-1] != time.Duration(1000+SampleRingSize+9) {
+		t.Fatalf("overflow: got %d samples from %v to %v, want %d from 1010", len(got), got[0], got[len(got)-1], SampleRingSize)
+	}
+	if want := uint64(3 + SampleRingSize + 10); c != want {
+		t.Fatalf("cursor %d, want %d", c, want)
+	}
+	// A cursor from the future (another ring) starts over at the end.
+	if got, c2 := drain(c + 100); len(got) != 0 || c2 != c {
+		t.Fatalf("future cursor: got %d samples, cursor %d; want 0, %d", len(got), c2, c)
+	}
+}
+
+// TestStatsCountRequests drives real requests through a Handler and checks
+// the counters: classes per route, attempts and retries per service, and the
+// reasons of requests without a route.
+func TestStatsCountRequests(t *testing.T) {
+	f := newFixture(t, "text")
+	ok := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/user/fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	dead := deadAddr(t)
+	routes := []RouteSpec{
+		{Name: "users", PathPrefix: "/api/user", Service: "user"},
+		{Name: "orders", PathPrefix: "/api/order", Service: "order"},
+		{Name: "empty", PathPrefix: "/empty", Service: "none"},
+	}
+	// order: a refused instance first, so that the first request retries
+	// on the live one (round robin starts at the first instance).
+	f.route(routes, nil,
+		setOf(t, "user", addr(ok)),
+		setOf(t, "order", dead, addr(ok)),
+		&discovery.InstanceSet{Service: "none", Known: true})
+
+	for range 3 {
+		if resp, _ := f.get("/api/user/1"); resp.StatusCode != 200 {
+			t.Fatalf("got %d, want 200", resp.StatusCode)
+		}
+	}
+	f.get("/api/user/fail")
+	if resp, _ := f.get("/api/order/1"); resp.StatusCode != 200 {
+		t.Fatalf("order: got %d, want 200 after a retry", resp.StatusCode)
+	}
+	f.get("/empty")   // 503: no instance
+	f.get("/nowhere") // 404
+	f.get("/a/%2e%2e/%2fx")
+	req, _ := http.NewRequest(http.MethodConnect, f.front.URL, nil)
+	req.URL.Opaque = "example.com:443"
+	req.Host = "example.com:443"
+	f.do(req)
+
+	tab := f.handler.Table()
+	byRoute := map[string]*RouteStats{}
+	tab.EachRoute(func(r *Route) { byRoute[r.Spec().Name] = r.Stats() })
+	check := func(what string, got, want uint64) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: got %d, want %d", what, got, want)
+		}
+	}
+	check("users 2xx", byRoute["users"].Requests(1), 3)
+	check("users 5xx", byRoute["users"].Requests(4), 1)
+	check("users 4xx", byRoute["users"].Requests(3), 0)
+	check("orders 2xx", byRoute["orders"].Requests(1), 1)
+	check("empty 5xx", byRoute["empty"].Requests(4), 1)
+	var samples int
+	byRoute["users"].Durations().Drain(0, func(d time.Duration) {
+		samples++
+		if d <= 0 || d > 10*time.Second {
+			t.Errorf("implausible duration sample %v", d)
+		}
+	})
+	check("users duration samples", uint64(samples), 4)
+
+	check("user attempts", tab.Service("user").Stats().Attempts(), 4)
+	check("user retries", tab.Service("user").Stats().Retries(), 0)
+	check("order attempts", tab.Service("order").Stats().Attempts(), 2)
+	check("order retries", tab.Service("order").Stats().Retries(), 1)
+	check("order ejections (refused)", tab.Service("order").Stats().Ejections(), 1)
+	check("none attempts", tab.Service("none").Stats().Attempts(), 0)
+
+	hs := f.handler.Stats()
+	check("no_route", hs.Unrouted(UnroutedNoRoute), 1)
+	check("bad_request", hs.Unrouted(UnroutedBadRequest), 1)
+	check("method_not_allowed", hs.Unrouted(UnroutedMethodNotAllowed), 1)
+
+	for _, s := range tab.Services() {
+		if s.InFlight() != 0 {
+			t.Errorf("service %s: %d in flight after every request ended", s.Name(), s.InFlight())
+		}
+	}
+	if up := tab.Service("user").Upstreams()[0]; up.State() == nil {
+		t.Errorf("Upstream.State() is nil for a table built over a health.Registry")
+	}
+}
+
+// TestStatsSurviveRebuilds checks that counters are long-lived: a new table
+// keeps a route's and a service's counters, and a removed route starts over.
+func TestStatsSurviveRebuilds(t *testing.T) {
+	b := NewBuilder(health.NewRegistry(), testLogger(t))
+	defer b.Close()
+	users := RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user"}
+	orders := RouteSpec{Name: "orders", PathPrefix: "/api/order", Service: "order"}
+	t1 := b.Build([]RouteSpec{users, orders}, nil, nil)
+	r1 := t1.Match("", "/api/user/1")
+	r1.Stats().record(200, time.Millisecond)
+	t1.Service("order").Stats().Ejected()
+
+	t2 := b.Build([]RouteSpec{users, orders}, nil, nil)
+	if got := t2.Match("", "/api/user/1").Stats(); got != r1.Stats() || got.Requests(1) != 1 {
+		t.Errorf("route stats not carried over to the next table")
+	}
+	if got := t2.Service("order").Stats().Ejections(); got != 1 {
+		t.Errorf("service stats: got %d ejections, want 1 carried over", got)
+	}
+
+	b.Build([]RouteSpec{users}, nil, nil) // orders goes away…
+	t4 := b.Build([]RouteSpec{users, orders}, nil, nil)
+	if got := t4.Service("order").Stats().Ejections(); got != 0 {
+		t.Errorf("a service routed again: got %d ejections, want a fresh 0", got)
+	}
+	if got := t4.Match("", "/api/user/1").Stats(); got != r1.Stats() {
+		t.Errorf("users' stats replaced although the route stayed")
+	}
+}
+
+// benchState returns a request state as the handler leaves it after a
+// proxied request on a built table.
+func benchState(b *testing.B) (*Handler, *requestState, *responseWriter) {
+	builder := NewBuilder(health.NewRegistry(), nil)
+	b.Cleanup(builder.Close)
+	h := NewHandler(Options{})
+	tab := builder.Build([]RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
+		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
+	h.Store(tab)
+	route := tab.Match("", "/api/user/1")
+	st := &requestState{route: route, service: route.Service(), attempts: 1}
+	rw := &responseWriter{ResponseWriter: httptest.NewRecorder(), status: 200, wroteHeader: true}
+	return h, st, rw
+}
+
+// BenchmarkRecord measures what a request pays for metrics: it must not
+// allocate nor lock.
+func BenchmarkRecord(b *testing.B) {
+	h, st, rw := benchState(b)
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.record(start, rw, st)
+	}
+}
+
+// BenchmarkRecordParallel is BenchmarkRecord from every core at once on one
+// route: the cost of the shared counters' cache lines.
+func BenchmarkRecordParallel(b *testing.B) {
+	h, st, rw := benchState(b)
+	start := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		st := *st
+		for pb.Next() {
+			h.record(start, rw, &st)
+		}
+	})
+}
+
+func TestRecordDoesNotAllocate(t *testing.T) {
+	res := testing.Benchmark(BenchmarkRecord)
+	if a := res.AllocsPerOp(); a != 0 {
+		t.Errorf("record: %d allocations per request, want 0", a)
+	}
+}
