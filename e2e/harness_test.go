@@ -114,6 +114,14 @@ func startFerryOn(t *testing.T, host, consulAddr, cfg string) *ferry {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return runFerry(t, path, listen, admin)
+}
+
+// runFerry runs ferry with -config path (a file or directory already in
+// place, listening on listen and admin) until the test ends, and waits for
+// /healthz.
+func runFerry(t *testing.T, path, listen, admin string) *ferry {
+	t.Helper()
 	f := &ferry{URL: "http://" + listen, AdminURL: "http://" + admin, Config: path, t: t, done: make(chan struct{})}
 	f.cmd = exec.Command(ferryBin, "run", "-config", path, "-log-level", "debug")
 	f.cmd.Stdout = &lockedWriter{mu: &f.mu, w: &f.out}
@@ -129,14 +137,7 @@ func startFerryOn(t *testing.T, host, consulAddr, cfg string) *ferry {
 			t.Logf("ferry log:\n%s", f.Logs())
 		}
 	})
-	waitFor(t, 15*time.Second, "ferry /healthz", func() bool {
-		resp, err := http.Get(f.AdminURL + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitFor(t, 15*time.Second, "ferry /healthz", func() bool { return statusOf(f.AdminURL+"/healthz") == 200 })
 	return f
 }
 

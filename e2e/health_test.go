@@ -153,7 +153,10 @@ func TestActiveCheckOverridesConsul(t *testing.T) {
 	t.Logf("passing /health restored it after %v", time.Since(start).Round(time.Millisecond))
 }
 
-func TestConsulOutageKeepsServing(t *testing.T) {
+// threeInstances starts Consul, three user backends registered in it and a
+// ferry routing over them.
+func threeInstances(t *testing.T) (*consultest.Agent, *ferry, [3]*backend) {
+	t.Helper()
 	agent := consultest.Start(t)
 	c := agent.Client()
 	b1, b2, b3 := startBackend(t, "user-1", nil), startBackend(t, "user-2", nil), startBackend(t, "user-3", nil)
@@ -163,6 +166,12 @@ func TestConsulOutageKeepsServing(t *testing.T) {
 	f := startFerry(t, agent.HTTPAddr, basicConfig)
 	f.WaitReady()
 	waitForInstances(t, f, "/api/user/", 3)
+	return agent, f, [3]*backend{b1, b2, b3}
+}
+
+func TestConsulOutageKeepsServing(t *testing.T) {
+	agent, f, b := threeInstances(t)
+	b3 := b[2]
 
 	l := startLoad(f.URL+"/api/user/", 4)
 	time.Sleep(300 * time.Millisecond)
@@ -185,15 +194,8 @@ func TestConsulOutageKeepsServing(t *testing.T) {
 }
 
 func TestBackendKilledUnderLoad(t *testing.T) {
-	agent := consultest.Start(t)
-	c := agent.Client()
-	b1, b2, b3 := startBackend(t, "user-1", nil), startBackend(t, "user-2", nil), startBackend(t, "user-3", nil)
-	for _, b := range []*backend{b1, b2, b3} {
-		register(t, c, "user", b)
-	}
-	f := startFerry(t, agent.HTTPAddr, basicConfig)
-	f.WaitReady()
-	waitForInstances(t, f, "/api/user/", 3)
+	_, f, b := threeInstances(t)
+	b2 := b[1]
 
 	l := startLoad(f.URL+"/api/user/", 8)
 	time.Sleep(500 * time.Millisecond)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -472,28 +471,4 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// runFerry runs ferry with -config path (a file or directory already in
-// place, listening on listen and admin) until the test ends, and waits for
-// /healthz.
-func runFerry(t *testing.T, path, listen, admin string) *ferry {
-	t.Helper()
-	f := &ferry{URL: "http://" + listen, AdminURL: "http://" + admin, Config: path, t: t, done: make(chan struct{})}
-	f.cmd = exec.Command(ferryBin, "run", "-config", path, "-log-level", "debug")
-	f.cmd.Stdout = &lockedWriter{mu: &f.mu, w: &f.out}
-	f.cmd.Stderr = &lockedWriter{mu: &f.mu, w: &f.logs}
-	if err := f.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { f.cmd.Wait(); close(f.done) }()
-	t.Cleanup(func() {
-		f.Signal(syscall.SIGKILL)
-		<-f.done
-		if t.Failed() {
-			t.Logf("ferry log:\n%s", f.Logs())
-		}
-	})
-	waitFor(t, 15*time.Second, "ferry /healthz", func() bool { return statusOf(f.AdminURL+"/healthz") == 200 })
-	return f
 }
