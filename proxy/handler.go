@@ -85,6 +85,13 @@ type requestState struct {
 	status   int    // set by the error handler when it writes nothing (499)
 }
 
+// exchange holds a request's responseWriter and requestState, so that the
+// handler allocates them together.
+type exchange struct {
+	rw responseWriter
+	st requestState
+}
+
 type stateKey struct{}
 
 func stateFrom(ctx context.Context) *requestState {
@@ -95,8 +102,8 @@ func stateFrom(ctx context.Context) *requestState {
 // ServeHTTP routes and forwards one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &responseWriter{ResponseWriter: w}
-	st := &requestState{}
+	x := &exchange{rw: responseWriter{ResponseWriter: w}} // one allocation for both
+	rw, st := &x.rw, &x.st
 	defer h.record(start, rw, st) // atomics only: see stats.go
 	path := ""
 	if h.access != nil {
@@ -206,11 +213,14 @@ func setPath(u *url.URL, p string) {
 	u.Path, u.RawPath = decoded, p
 }
 
-// bufferPool lends ReverseProxy 32 KiB copy buffers. Pooling array pointers
-// (not slices) keeps Get and Put free of allocations.
+// bufferPool lends ReverseProxy 64 KiB copy buffers. Pooling array pointers
+// (not slices) keeps Get and Put free of allocations. 64 KiB (not 32) lets a
+// loopback read take a 64 KiB body in one piece: one write syscall fewer per
+// 64 KiB response (strace: 4.0 → 3.0 writes, 5.9 → 5.0 reads per request),
+// for 32 KiB more per request in flight.
 type bufferPool struct{}
 
-const copyBufferSize = 32 << 10
+const copyBufferSize = 64 << 10
 
 var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
 

@@ -146,13 +146,20 @@ func (s *Service) roundTrip(req *http.Request, st *requestState) (*http.Response
 // bodyRead reports whether the transport consumed any request body byte, in
 // which case the body cannot be replayed.
 func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (resp *http.Response, bodyRead bool, err error) {
-	out := new(http.Request)
-	*out = *req // shallow, as Request.WithContext does: the transport does not modify it
-	u := *req.URL
-	u.Host = up.addr
-	out.URL = &u
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	out := req // the first attempt of a request without a body: as it is (rewrite set its host)
+	if hasBody || req.URL.Host != up.addr {
+		// A retry, or a body to wrap: a shallow copy, as Request.WithContext
+		// makes (the transport modifies neither), so that an earlier
+		// attempt's request is never changed under its transport.
+		out = new(http.Request)
+		*out = *req
+		u := *req.URL
+		u.Host = up.addr
+		out.URL = &u
+	}
 	var body *attemptBody
-	if req.Body != nil && req.Body != http.NoBody {
+	if hasBody {
 		// The transport closes the body it was given when a dial fails;
 		// this wrapper keeps that Close from reaching the inbound body,
 		// which a retry will read.
@@ -181,15 +188,19 @@ func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (re
 	} else {
 		s.report(up, health.Success)
 	}
-	lease := &lease{state: up.state}
-	st.lease = lease
+	// The lease lives inside the body wrapper: one allocation, not two.
+	var lb *leasedBody
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
 		// A 101 response's body is the upgraded connection; ReverseProxy
 		// needs it writable.
-		resp.Body = &leasedRWBody{leasedBody{rc: rwc, lease: lease}, rwc}
+		rb := &leasedRWBody{leasedBody: leasedBody{rc: rwc}, w: rwc}
+		lb, resp.Body = &rb.leasedBody, rb
 	} else {
-		resp.Body = &leasedBody{rc: resp.Body, lease: lease}
+		lb = &leasedBody{rc: resp.Body}
+		resp.Body = lb
 	}
+	lb.lease.state = up.state
+	st.lease = &lb.lease
 	return resp, false, nil
 }
 
@@ -305,7 +316,7 @@ func (l *lease) release() {
 // leasedBody releases the attempt's lease when the response body is closed.
 type leasedBody struct {
 	rc    io.ReadCloser
-	lease *lease
+	lease lease // the handler holds a pointer to it: never copied
 }
 
 func (b *leasedBody) Read(p []byte) (int, error) { return b.rc.Read(p) }

@@ -1,0 +1,324 @@
+// Command ferrybench is ferry's side-by-side load benchmark (make bench): a
+// real Consul dev agent, two backends registered in it, and ferry, nginx and
+// HAProxy in front of them, measured in alternating rounds against each other
+// and against the backend directly. With -profile it instead captures a CPU
+// profile of ferry under wrk (make profile).
+//
+// Everything runs on loopback; every process it starts is stopped by PID when
+// it ends, and nothing else is touched.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferry-proxy/ferry/bench/internal/benchkit"
+)
+
+// scenario is one kind of load.
+type scenario struct {
+	key, title string
+	path       string
+	headers    []string
+	rate       bool // fixed-rate open loop instead of wrk
+}
+
+var scenarios = []scenario{
+	{key: "a", title: "(a) 64-byte responses, keep-alive", path: "/a"},
+	{key: "b", title: "(b) 64 KiB responses, keep-alive", path: "/b?size=65536"},
+	{key: "c", title: "(c) a new connection per request (Connection: close)", path: "/c", headers: []string{"Connection: close"}},
+	{key: "d", title: "(d) fixed rate, open loop", path: "/d", rate: true},
+}
+
+// run is one measurement of one target in one scenario.
+type run struct {
+	Round    int
+	Requests int64
+	Errors   int64
+	RPS      float64
+	P50      time.Duration
+	P99      time.Duration
+	P999     time.Duration // (d) only
+	CPUPerRq float64       // µs of the target's own CPU per request
+	PeakKiB  int64         // VmHWM over the run (since start if the reset failed)
+}
+
+type options struct {
+	root       string
+	ferryBin   string
+	ferryB     string
+	ferryBName string
+	rounds     int
+	dur        time.Duration
+	threads    int
+	conns      int
+	rate       int
+	only       string
+	targets    string
+	svg        string
+	jsonOut    string
+	profile    string
+	profSecs   int
+	hold       time.Duration
+	rawCommand string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.root, "root", ".", "the ferry checkout (bin/ferry, bin/demo-backend, bin/consul)")
+	flag.StringVar(&o.ferryBin, "ferry", "", "the ferry binary (default ROOT/bin/ferry)")
+	flag.StringVar(&o.ferryB, "ferry-b", "", "a second ferry binary, measured as target \"ferry-b\" "+
+		"alongside the others (for before/after comparisons in one run)")
+	flag.StringVar(&o.ferryBName, "ferry-b-name", "ferry-b", "the second ferry's name in the tables and the chart")
+	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds per scenario")
+	flag.DurationVar(&o.dur, "d", 5*time.Second, "duration of each run (whole seconds)")
+	flag.IntVar(&o.threads, "t", 2, "wrk threads")
+	flag.IntVar(&o.conns, "c", 64, "wrk connections")
+	flag.IntVar(&o.rate, "rate", 2000, "requests/s offered in scenario (d)")
+	flag.StringVar(&o.only, "scenarios", "a,b,c,d", "scenarios to run")
+	flag.StringVar(&o.targets, "targets", "direct,ferry,nginx,haproxy", "targets to measure")
+	flag.StringVar(&o.svg, "svg", "", "write the chart here (e.g. docs/benchmarks.svg)")
+	flag.StringVar(&o.jsonOut, "json", "", "write every run's figures here")
+	flag.StringVar(&o.profile, "profile", "", "instead of the benchmark: write a CPU profile of ferry under wrk (scenario a) here")
+	flag.IntVar(&o.profSecs, "profile-seconds", 10, "profile length with -profile")
+	flag.DurationVar(&o.hold, "hold", 0, "instead of the benchmark: start everything, print the targets' URLs and PIDs, "+
+		"and keep them up this long (or until interrupted) for experiments by hand")
+	flag.Parse()
+	o.rawCommand = strings.Join(os.Args, " ")
+	if o.ferryBin == "" {
+		o.ferryBin = filepath.Join(o.root, "bin/ferry")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := mainErr(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "ferrybench:", err)
+		os.Exit(1)
+	}
+}
+
+func mainErr(ctx context.Context, o options) error {
+	want := map[string]bool{}
+	for _, t := range strings.Split(o.targets, ",") {
+		want[strings.TrimSpace(t)] = true
+	}
+	if o.ferryB != "" {
+		want[o.ferryBName] = true
+	}
+	if o.profile != "" {
+		want = map[string]bool{"ferry": true}
+	}
+	l, err := setup(ctx, o, want)
+	if l != nil {
+		defer l.stop()
+	}
+	if err != nil {
+		if l != nil {
+			return fmt.Errorf("%w (logs kept in %s)", err, l.dir)
+		}
+		return err
+	}
+	defer os.RemoveAll(l.dir)
+	if o.profile != "" {
+		return profile(ctx, l, o)
+	}
+	if o.hold > 0 {
+		for _, t := range l.targets {
+			fmt.Printf("%s %s pid %d\n", t.name, t.url, t.proc.PID())
+		}
+		if l.ferry != nil {
+			fmt.Printf("ferry-admin http://%s\n", l.ferryAdm)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.hold):
+		}
+		return nil
+	}
+	var targets []*target
+	for _, t := range l.targets {
+		if want[t.name] {
+			targets = append(targets, t)
+		}
+	}
+	var scs []scenario
+	for _, s := range scenarios {
+		if strings.Contains(o.only, s.key) {
+			scs = append(scs, s)
+		}
+	}
+
+	results := map[string]map[string][]run{} // scenario → target → runs
+	resetOK := true
+	start := time.Now()
+	for round := range o.rounds {
+		for _, s := range scs {
+			if results[s.key] == nil {
+				results[s.key] = map[string][]run{}
+			}
+			// Rotate the order each round, so no target always runs first
+			// (on a warm or a cold machine).
+			for i := range targets {
+				t := targets[(i+round)%len(targets)]
+				r, ok, err := measure(ctx, t, s, o)
+				if err != nil {
+					return err
+				}
+				resetOK = resetOK && ok
+				r.Round = round + 1
+				results[s.key][t.name] = append(results[s.key][t.name], r)
+				fmt.Fprintf(os.Stderr, "round %d %s %-8s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.1f µs/req  %5.1f MiB  errors %d\n",
+					round+1, s.key, t.name, r.RPS, ms(r.P50), ms(r.P99), r.CPUPerRq, mib(r.PeakKiB), r.Errors)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
+	}
+	report(os.Stdout, o, scs, names, results, resetOK, elapsed)
+	if o.svg != "" {
+		if err := os.WriteFile(o.svg, []byte(chart(scs, names, results, o)), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measure runs one scenario against one target, reading the target's CPU
+// time and peak RSS around it. ok is false when the peak could not be reset
+// (then PeakKiB is the peak since the process started).
+func measure(ctx context.Context, t *target, s scenario, o options) (run, bool, error) {
+	pid := t.proc.PID()
+	ok := benchkit.ResetPeakRSS(pid)
+	cpu0 := benchkit.CPU(pid)
+	var r run
+	if s.rate {
+		rr := runRate(ctx, t.url+s.path, o.rate, o.dur)
+		r = run{Requests: rr.Requests, Errors: rr.Errors, RPS: rr.RPS, P50: rr.P50, P99: rr.P99, P999: rr.P999}
+	} else {
+		wr, err := runWrk(ctx, t.url+s.path, o.threads, o.conns, o.dur, s.headers...)
+		if err != nil {
+			return r, ok, err
+		}
+		r = run{Requests: wr.Requests, Errors: wr.Errors, RPS: wr.RPS, P50: wr.P50, P99: wr.P99}
+	}
+	cpu := benchkit.CPU(pid) - cpu0
+	if r.Requests > 0 {
+		r.CPUPerRq = float64(cpu.Microseconds()) / float64(r.Requests)
+	}
+	r.PeakKiB = benchkit.PeakRSS(pid)
+	if t.proc.Exited() {
+		return r, ok, fmt.Errorf("%s exited during scenario %s", t.name, s.key)
+	}
+	return r, ok, ctx.Err()
+}
+
+// profile captures ferry's CPU profile over profSecs while wrk loads it
+// with scenario (a), then prints the top entries.
+func profile(ctx context.Context, l *lab, o options) error {
+	if l.ferry == nil {
+		return fmt.Errorf("ferry did not start")
+	}
+	d := time.Duration(o.profSecs) * time.Second
+	done := make(chan error, 1)
+	go func() {
+		_, err := runWrk(ctx, l.ferry.url+"/a", o.threads, o.conns, d+2*time.Second)
+		done <- err
+	}()
+	time.Sleep(time.Second) // let wrk open its connections
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", l.ferryAdm, o.profSecs)
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("pprof: %s: %s", resp.Status, b)
+	}
+	if err := os.MkdirAll(filepath.Dir(o.profile), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(o.profile)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := <-done; err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ferrybench: CPU profile of ferry (GOMAXPROCS=2) under wrk -t%d -c%d, %ds: %s\n",
+		o.threads, o.conns, o.profSecs, o.profile)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func mib(k int64) float64        { return float64(k) / 1024 }
+
+// median of the runs' values of f.
+func median(runs []run, f func(run) float64) float64 {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func minMax(runs []run, f func(run) float64) (lo, hi float64) {
+	for i, r := range runs {
+		x := f(r)
+		if i == 0 || x < lo {
+			lo = x
+		}
+		if i == 0 || x > hi {
+			hi = x
+		}
+	}
+	return lo, hi
+}
+
+func machine() string {
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s/%s, %s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}

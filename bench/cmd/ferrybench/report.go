@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// report prints one markdown table per scenario: medians over the rounds,
+// min–max in brackets, and the ratios to direct and to nginx.
+func report(w io.Writer, o options, scs []scenario, names []string, res map[string]map[string][]run, resetOK bool, elapsed time.Duration) {
+	fmt.Fprintf(w, "# ferrybench\n\nmachine: %s\n", machine())
+	fmt.Fprintf(w, "command: %s\n", o.rawCommand)
+	fmt.Fprintf(w, "%d alternating rounds of %s per target and scenario; wrk -t%d -c%d; (d) %d req/s offered; %s in all\n\n",
+		o.rounds, o.dur, o.threads, o.conns, o.rate, elapsed.Round(time.Second))
+	rps := func(r run) float64 { return r.RPS }
+	p50 := func(r run) float64 { return ms(r.P50) }
+	p99 := func(r run) float64 { return ms(r.P99) }
+	p999 := func(r run) float64 { return ms(r.P999) }
+	cpu := func(r run) float64 { return r.CPUPerRq }
+	rss := func(r run) float64 { return mib(r.PeakKiB) }
+	errs := func(r run) float64 { return float64(r.Errors) }
+	for _, s := range scs {
+		fmt.Fprintf(w, "## %s\n\n", s.title)
+		if s.rate {
+			fmt.Fprintln(w, "| target | req/s done | p50 ms | p99 ms [min–max] | p99.9 ms | p99 × direct | p99 × nginx | CPU µs/req | CPU × nginx | peak RSS MiB | errors |")
+			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		} else {
+			fmt.Fprintln(w, "| target | RPS [min–max] | × direct | × nginx | p50 ms | p99 ms [min–max] | CPU µs/req [min–max] | CPU × nginx | peak RSS MiB | errors |")
+			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		}
+		byName := res[s.key]
+		ratio := func(name, base string, f func(run) float64) string {
+			b := median(byName[base], f)
+			if b == 0 || len(byName[base]) == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.2f", median(byName[name], f)/b)
+		}
+		for _, n := range names {
+			runs := byName[n]
+			if len(runs) == 0 {
+				continue
+			}
+			cpuCell := fmt.Sprintf("%.1f", median(runs, cpu))
+			lo, hi := minMax(runs, cpu)
+			cpuCell += fmt.Sprintf(" [%.1f–%.1f]", lo, hi)
+			label := n
+			if n == "direct" {
+				label = "direct (backend's CPU)"
+			}
+			if s.rate {
+				plo, phi := minMax(runs, p99)
+				fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f [%.2f–%.2f] | %.2f | %s | %s | %s | %s | %.1f | %.0f |\n",
+					label, median(runs, rps), median(runs, p50), median(runs, p99), plo, phi, median(runs, p999),
+					ratio(n, "direct", p99), ratio(n, "nginx", p99), cpuCell, ratio(n, "nginx", cpu),
+					median(runs, rss), sum(runs, errs))
+				continue
+			}
+			rlo, rhi := minMax(runs, rps)
+			plo, phi := minMax(runs, p99)
+			fmt.Fprintf(w, "| %s | %.0f [%.0f–%.0f] | %s | %s | %.2f | %.2f [%.2f–%.2f] | %s | %s | %.1f | %.0f |\n",
+				label, median(runs, rps), rlo, rhi, ratio(n, "direct", rps), ratio(n, "nginx", rps),
+				median(runs, p50), median(runs, p99), plo, phi, cpuCell, ratio(n, "nginx", cpu),
+				median(runs, rss), sum(runs, errs))
+		}
+		fmt.Fprintln(w)
+	}
+	if !resetOK {
+		fmt.Fprintln(w, "note: VmHWM could not be reset between runs; peak RSS is the peak since each process started.")
+	}
+}
+
+func sum(runs []run, f func(run) float64) float64 {
+	var t float64
+	for _, r := range runs {
+		t += f(r)
+	}
+	return t
+}
