@@ -147,7 +147,7 @@ func (a *app) rebuild() {
 	sets := a.discovery.Sets()
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)
-	a.handler.SetEdge(edgeOf(cfg)) // server.go: trusted_proxies
+	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
 	a.prober.Set(probeTargets(cfg, table, a.registry))
 	forgetGoneInstances(a.registry, sets)
 }
@@ -174,27 +174,22 @@ func (a *app) run(ctx context.Context) error {
 	// have drained: discovery keeps instance sets fresh during the drain.
 	bgCtx, cancelBg := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		a.prober.Run(bgCtx)
-	}()
-	go func() {
-		defer wg.Done()
+	spawn := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	spawn(func() { a.prober.Run(bgCtx) })
+	spawn(func() {
 		if err := a.discovery.Run(bgCtx); err != nil && !errors.Is(err, context.Canceled) {
 			a.logger.Error("discovery stopped", "error", err)
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		a.tableLoop(bgCtx)
-	}()
+	})
+	spawn(func() { a.tableLoop(bgCtx) })
+	spawn(func() { a.metrics.run(bgCtx) })
 	a.startReloaders(bgCtx, &wg)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.metrics.run(bgCtx) // metrics.go
-	}()
 	leave := a.startLocalService()
 	defer func() {
 		leave()
@@ -208,7 +203,7 @@ func (a *app) run(ctx context.Context) error {
 	if adminLn != nil {
 		a.lc.admin.move(adminLn, 0)
 		a.logger.Info("admin API", "listen", adminLn.Addr().String())
-		warnIfExposed(a.logger, adminLn.Addr()) // server.go
+		warnIfExposed(a.logger, adminLn.Addr())
 	}
 
 	var serveErr error
@@ -249,7 +244,7 @@ func (a *app) tableLoop(ctx context.Context) {
 }
 
 func serve(s *http.Server, ln net.Listener) error {
-	ln = guardListener(s, ln) // server.go: the data plane's connection guard
+	ln = guardListener(s, ln) // the data plane's connection guard
 	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
