@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"go.uber.org/goleak"
+
 	"context"
 	"errors"
 	"fmt"
@@ -157,6 +159,17 @@ func run(t *testing.T, m *Manager) (stop func()) {
 }
 
 // newTestManager returns a Manager on f with test timing, watching ws.
+// runWeb runs a test manager watching "web" through a fake client until the
+// test ends, then checks that no goroutine outlived it.
+func runWeb(t *testing.T) (*fakeHealth, *Manager) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs after the manager stops
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	t.Cleanup(run(t, m))
+	return f, m
+}
+
 func newTestManager(t *testing.T, f HealthClient, opts Options, ws ...Watch) *Manager {
 	opts.Health = f
 	if opts.Logger == nil {

@@ -37,11 +37,7 @@ func TestManagerStopCancelsInFlightQuery(t *testing.T) {
 }
 
 func TestManagerWatchAtRuntime(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, m := runWeb(t)
 	f.next(t, "web").ok(10, e1)
 	web := f.next(t, "web")
 	drain(m)
@@ -180,11 +176,7 @@ func TestManagerRunAgainAfterReturn(t *testing.T) {
 // TestManagerConcurrentUse hammers Sets, Ready and Watch while watchers
 // publish, for the race detector.
 func TestManagerConcurrentUse(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, m := runWeb(t)
 
 	done := make(chan struct{})
 	var wg sync.WaitGroup

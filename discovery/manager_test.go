@@ -75,11 +75,7 @@ func TestManagerFirstAnswerAndChanges(t *testing.T) {
 }
 
 func TestManagerUnchangedNotRepublished(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, m := runWeb(t)
 	f.next(t, "web").ok(10, e1, e2)
 	c := f.next(t, "web")
 	drain(m)

@@ -14,11 +14,7 @@ import (
 )
 
 func TestManagerIndexZero(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, m := runWeb(t)
 	c := f.next(t, "web")
 	c.ok(0, e1)
 	c = f.next(t, "web")
@@ -40,11 +36,7 @@ func TestManagerIndexZero(t *testing.T) {
 }
 
 func TestManagerSpinGuard(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, _ := runWeb(t)
 	f.next(t, "web").ok(10, e1)
 	c := f.next(t, "web")
 	c.ok(10, e1) // returned at once without a new index
@@ -61,11 +53,7 @@ func TestManagerSpinGuard(t *testing.T) {
 }
 
 func TestManagerIndexBackwards(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, m := runWeb(t)
 	f.next(t, "web").ok(100, e1, e2)
 	c := f.next(t, "web")
 	drain(m)
@@ -128,11 +116,7 @@ func TestManagerEmptyAfterResetIsTentative(t *testing.T) {
 }
 
 func TestManagerLeaderlessEmptyIsSuspect(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, m := runWeb(t)
 
 	// Before any answer: not believed, so not ready.
 	f.next(t, "web").noLeader(1)
@@ -164,11 +148,7 @@ func TestManagerLeaderlessEmptyIsSuspect(t *testing.T) {
 }
 
 func TestManagerLeaderlessEmptyRecoveryNeedsConfirmation(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
+	f, m := runWeb(t)
 	f.next(t, "web").ok(10, e1, e2)
 	f.next(t, "web").noLeader(11)
 	c := f.next(t, "web")
