@@ -32,6 +32,7 @@ type servicePool struct {
 	next            *atomic.Uint64 // round-robin counter
 	budget          *retryBudget
 	logger          hclog.Logger
+	conns           map[string]*connPool // the fast lane's, by instance address
 }
 
 // retiredTransport is a transport replaced because its service's timeouts
@@ -102,6 +103,9 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 	for name, p := range b.pools {
 		if _, routed := t.services[name]; !routed {
 			b.retire(p.transport, now)
+			for _, cp := range p.conns {
+				cp.closeIdle(true)
+			}
 			delete(b.pools, name)
 		}
 	}
@@ -117,7 +121,8 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 	p := b.pools[name]
 	switch {
 	case p == nil:
-		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget), logger: b.logger.With("service", name)}
+		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget), logger: b.logger.With("service", name),
+			conns: make(map[string]*connPool)}
 		b.pools[name] = p
 	case p.connectTimeout != spec.ConnectTimeout || p.responseTimeout != spec.ResponseTimeout:
 		// Timeouts live in the transport: replace it. Requests in flight
@@ -132,6 +137,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 
 	svc := &Service{name: name, spec: spec, transport: p.transport, budget: p.budget, logger: p.logger}
 	svc.stats = b.stats.service(name)
+	inSet := make(map[string]bool)
 	if set != nil {
 		svc.known, svc.stale = set.Known, set.Stale
 		svc.upstreams = make([]*Upstream, 0, len(set.Instances))
@@ -141,11 +147,25 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 					"instance_id", inst.ID, "address", inst.Address, "port", inst.Port)
 				continue
 			}
+			addr := inst.HostPort()
+			cp := p.conns[addr]
+			if cp == nil {
+				cp = newConnPool(addr)
+				p.conns[addr] = cp
+			}
+			inSet[addr] = true
 			svc.upstreams = append(svc.upstreams, &Upstream{
 				instance: inst,
-				addr:     inst.HostPort(),
+				addr:     addr,
 				state:    b.reg.State(name, inst.Key()),
+				pool:     cp,
 			})
+		}
+	}
+	for addr, cp := range p.conns {
+		if !inSet[addr] {
+			cp.closeIdle(true) // requests in flight close theirs when done
+			delete(p.conns, addr)
 		}
 	}
 	bal, ok := newBalancer(spec.Balance, svc.upstreams, p.next)
@@ -208,6 +228,9 @@ func (b *Builder) sweepRetired(now time.Time) {
 func (b *Builder) Close() {
 	for _, p := range b.pools {
 		p.transport.CloseIdleConnections()
+		for _, cp := range p.conns {
+			cp.closeIdle(false)
+		}
 	}
 	for _, r := range b.retired {
 		r.t.CloseIdleConnections()

@@ -136,24 +136,49 @@ type guardConn struct {
 	armed      bool      // a body read deadline is set instead of serverDL
 	closeOnce  sync.Once
 	noTracking atomic.Bool
+
+	// prefix is what the fast lane had read and not served when it handed
+	// the connection over: net/http reads it first.
+	prefix []byte
+}
+
+// handOver prepares the connection for net/http after the fast lane served
+// its earlier requests: buffered (a copy of the bytes read but not served,
+// starting with a request head) is read first, and the guard judges heads
+// from there on.
+func (c *guardConn) handOver(buffered []byte) {
+	c.prefix = append([]byte(nil), buffered...)
+	c.t = tracker{maxHeaders: c.t.maxHeaders}
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
 	tracking := !c.noTracking.Load()
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		if tracking {
+			c.track(p[:n])
+		}
+		return n, nil
+	}
 	if tracking && c.readTimeout > 0 && c.t.inBody() {
 		c.arm()
 	}
 	n, err := c.Conn.Read(p)
 	if tracking && n > 0 {
-		if seq, reason := c.t.scan(p[:n]); reason != refuseNone {
-			c.badReason.Store(uint32(reason))
-			c.badSeq.Store(seq)
-		}
-		if c.armed && !c.t.inBody() {
-			c.disarm()
-		}
+		c.track(p[:n])
 	}
 	return n, err
+}
+
+func (c *guardConn) track(p []byte) {
+	if seq, reason := c.t.scan(p); reason != refuseNone {
+		c.badReason.Store(uint32(reason))
+		c.badSeq.Store(seq)
+	}
+	if c.armed && !c.t.inBody() {
+		c.disarm()
+	}
 }
 
 // arm sets the body read deadline: the sooner of net/http's own and now +

@@ -85,9 +85,9 @@ type requestState struct {
 	status   int    // set by the error handler when it writes nothing (499)
 }
 
-// exchange holds a request's responseWriter and requestState, so that the
+// handlerExchange holds a request's responseWriter and requestState, so that the
 // handler allocates them together.
-type exchange struct {
+type handlerExchange struct {
 	rw responseWriter
 	st requestState
 }
@@ -102,7 +102,7 @@ func stateFrom(ctx context.Context) *requestState {
 // ServeHTTP routes and forwards one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	x := &exchange{rw: responseWriter{ResponseWriter: w}} // one allocation for both
+	x := &handlerExchange{rw: responseWriter{ResponseWriter: w}} // one allocation for both
 	rw, st := &x.rw, &x.st
 	defer h.record(start, rw, st) // atomics only: see stats.go
 	path := ""

@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
@@ -18,8 +20,60 @@ import (
 	"github.com/ferry-proxy/ferry/health"
 )
 
+// handlerLane, while true, makes every test frontend hand each connection
+// to the Handler at once (see frontend). TestMain runs the package's tests
+// through the fast lane first, then again through the Handler, so that both
+// lanes meet every test.
+var handlerLane bool
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if code == 0 {
+		handlerLane = true
+		code = m.Run()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// frontend is a real data-plane Server on a loopback listener, with the
+// handful of httptest.Server's fields the tests use.
+type frontend struct {
+	URL      string
+	Listener net.Listener
+	server   *Server
+	client   *http.Client
+	done     chan struct{}
+}
+
+func newFrontend(t testing.TB, h *Handler) *frontend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(h, &http.Server{ReadHeaderTimeout: 10 * time.Second}, GuardOptions{MaxHeaderCount: 100})
+	s.handOffAll = handlerLane
+	f := &frontend{URL: "http://" + ln.Addr().String(), Listener: ln, server: s,
+		client: &http.Client{Transport: &http.Transport{}}, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		s.Serve(ln)
+	}()
+	return f
+}
+
+func (f *frontend) Client() *http.Client { return f.client }
+
+func (f *frontend) Close() {
+	f.server.Close()
+	<-f.done
+	f.client.CloseIdleConnections()
 }
 
 // testLogger writes through t.Log, named after the test.
@@ -85,14 +139,14 @@ func setOf(t testing.TB, service string, addrs ...string) *discovery.InstanceSet
 	return s
 }
 
-// fixture is a real frontend (an httptest server running a Handler) over
+// fixture is a real frontend (a Server running a Handler) over
 // whatever backends a test starts.
 type fixture struct {
 	t       *testing.T
 	reg     *health.Registry
 	builder *Builder
 	handler *Handler
-	front   *httptest.Server
+	front   *frontend
 	access  *lockedBuffer
 }
 
@@ -102,7 +156,7 @@ func newFixture(t *testing.T, format string) *fixture {
 	logger := testLogger(t)
 	f.builder = NewBuilder(f.reg, logger.Named("builder"))
 	f.handler = NewHandler(Options{Logger: logger, AccessLog: NewAccessLog(f.access, format)})
-	f.front = httptest.NewServer(f.handler)
+	f.front = newFrontend(t, f.handler)
 	t.Cleanup(func() {
 		f.front.Close()
 		f.builder.Close()

@@ -139,7 +139,12 @@ var UnroutedReasons = [numUnrouted]string{"no_route", "bad_request", "method_not
 // HandlerStats counts what no route accounts for. Safe for concurrent use.
 type HandlerStats struct {
 	unrouted [numUnrouted]atomic.Uint64
+	handoffs atomic.Uint64
 }
+
+// Handoffs returns how many client connections the fast lane handed to the
+// Handler's net/http server (see Server).
+func (s *HandlerStats) Handoffs() uint64 { return s.handoffs.Load() }
 
 // Unrouted returns how many requests were answered without a route for
 // reason i (one of the Unrouted* constants).

@@ -149,6 +149,7 @@ type Upstream struct {
 	instance discovery.Instance
 	addr     string        // host:port, computed once per table
 	state    instanceState // *health.State outside tests
+	pool     *connPool     // the fast lane's idle connections; long-lived
 }
 
 // instanceState is what the proxy needs of a health.State. Balancers use it

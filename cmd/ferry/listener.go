@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -17,19 +16,19 @@ import (
 // address answers before the old one goes away. Safe for concurrent use.
 type endpoint struct {
 	name      string
-	newServer func() *http.Server // a fresh server for every listener
+	newServer func() server // a fresh server for every listener
 	logger    hclog.Logger
 	errs      chan error // the first unexpected Serve error; capacity 1
 
 	mu  sync.Mutex
-	srv *http.Server // nil when not serving; guarded by mu
+	srv server       // nil when not serving; guarded by mu
 	ln  net.Listener // guarded by mu
 	wg  sync.WaitGroup
 }
 
 // newEndpoint returns an endpoint serving nothing until move gives it a
 // listener; newServer builds the server for each listener.
-func newEndpoint(name string, newServer func() *http.Server, logger hclog.Logger) *endpoint {
+func newEndpoint(name string, newServer func() server, logger hclog.Logger) *endpoint {
 	return &endpoint{name: name, newServer: newServer, logger: logger, errs: make(chan error, 1)}
 }
 
@@ -76,7 +75,7 @@ func (e *endpoint) move(ln net.Listener, timeout time.Duration) {
 	}()
 }
 
-func (e *endpoint) serveLocked(s *http.Server, ln net.Listener) {
+func (e *endpoint) serveLocked(s server, ln net.Listener) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()

@@ -69,6 +69,8 @@ var (
 		"Requests answered on a route, by status class (1xx-5xx; 499, the client went away, is 4xx).")
 	mUnrouted = def("proxy", "unrouted_requests_total", "counter", "reason",
 		"Requests answered without a route: reason no_route (404), bad_request (400, a path that cannot be made canonical) or method_not_allowed (405, CONNECT).")
+	mHandoffs = def("proxy", "handoffs_total", "counter", "",
+		"Client connections the fast lane handed to the net/http lane (an error to answer, an upgrade, a chunked upload, HTTP/1.0, an unusual head); that lane serves the connection to its end.")
 	mDuration = def("proxy", "request_duration_seconds", "summary", "route, service",
 		"Time from the request's arrival to the end of its response (quantiles 0.5, 0.9, 0.99 over the last 10 s; sampled, up to 1024 requests per route per second).")
 	mInFlight = def("proxy", "requests_in_flight", "gauge", "service",
@@ -105,7 +107,7 @@ var (
 
 // allMetrics lists the definitions, for help texts and the README test.
 var allMetrics = []metricDef{
-	mRequests, mUnrouted, mDuration, mInFlight, mAttempts, mRetries,
+	mRequests, mUnrouted, mHandoffs, mDuration, mInFlight, mAttempts, mRetries,
 	mInstances, mHealthy, mEjected, mCheckFailing,
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
@@ -277,6 +279,7 @@ func (am *appMetrics) publish() {
 		for i, reason := range proxy.UnroutedReasons {
 			am.counter(mUnrouted, hs.Unrouted(i), metrics.Label{Name: "reason", Value: reason})
 		}
+		am.counter(mHandoffs, hs.Handoffs())
 	}
 
 	for _, svc := range t.Services() {

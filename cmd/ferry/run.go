@@ -167,8 +167,8 @@ func (a *app) run(ctx context.Context) error {
 		}
 	}
 	a.lc.runCtx.Store(&ctx)
-	a.lc.data = newEndpoint("data", func() *http.Server { return newDataServer(a.handler, a.liveConfig().Limits, a.logger) }, a.logger)
-	a.lc.admin = newEndpoint("admin", func() *http.Server { return newAdminServer(a, a.logger) }, a.logger)
+	a.lc.data = newEndpoint("data", func() server { return newDataServer(a.handler, a.liveConfig().Limits, a.logger) }, a.logger)
+	a.lc.admin = newEndpoint("admin", func() server { return newAdminServer(a, a.logger) }, a.logger)
 
 	// Background components stop when bgCtx is cancelled, after the servers
 	// have drained: discovery keeps instance sets fresh during the drain.
@@ -243,8 +243,7 @@ func (a *app) tableLoop(ctx context.Context) {
 	}
 }
 
-func serve(s *http.Server, ln net.Listener) error {
-	ln = guardListener(s, ln) // the data plane's connection guard
+func serve(s server, ln net.Listener) error {
 	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

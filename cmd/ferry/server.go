@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/http"
 
@@ -19,34 +20,30 @@ const (
 	http2ConnectionWindow     = 1 << 20
 )
 
-// dataHandler is the data-plane server's handler: the proxy, with the
-// connection guard that serve wraps the server's listener in.
-type dataHandler struct {
-	*proxy.Handler
-	guard *proxy.Guard
+// server is what an endpoint runs: an *http.Server (admin) or a
+// *proxy.Server (data plane).
+type server interface {
+	Serve(ln net.Listener) error
+	Shutdown(ctx context.Context) error
+	Close() error
 }
 
 // newDataServer builds the data-plane server for one listener from the
-// limits block (README "Security and limits"). Limits apply to servers
-// built after a change: at start and whenever the listen address is rebound.
-func newDataServer(h *proxy.Handler, l config.Limits, logger hclog.Logger) *http.Server {
-	guard := proxy.NewGuard(proxy.GuardOptions{
-		MaxConnections:   l.MaxConnections,
-		MaxHeaderCount:   l.MaxHeaderCount,
-		ReadTimeout:      l.ReadTimeout,
-		WriteIdleTimeout: l.WriteIdleTimeout,
-	})
+// limits block (README "Security and limits"): ferry's fast lane, which
+// hands what it does not serve itself to a net/http server running the
+// proxy's Handler. Limits apply to servers built after a change: at start
+// and whenever the listen address is rebound.
+func newDataServer(h *proxy.Handler, l config.Limits, logger hclog.Logger) *proxy.Server {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true) // no h2c: "Upgrade: h2c" is ignored, the preface refused
-	return &http.Server{
-		Handler:           dataHandler{Handler: h, guard: guard},
+	fallback := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		// ReadTimeout and WriteTimeout stay 0: they bound a whole request
 		// or response and would cut long uploads, downloads and event
 		// streams. The guard bounds each pause instead.
 		IdleTimeout:    l.IdleTimeout,
 		MaxHeaderBytes: l.MaxHeaderBytes,
-		ConnContext:    guard.ConnContext,
 		// "OPTIONS *" goes to the handler (a 400) rather than being
 		// answered by net/http behind the guard's back.
 		DisableGeneralOptionsHandler: true,
@@ -61,15 +58,12 @@ func newDataServer(h *proxy.Handler, l config.Limits, logger hclog.Logger) *http
 		},
 		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
-}
-
-// guardListener wraps ln in the connection guard of a data-plane server;
-// other servers' listeners are returned as they are.
-func guardListener(s *http.Server, ln net.Listener) net.Listener {
-	if dh, ok := s.Handler.(dataHandler); ok {
-		return dh.guard.Listener(ln)
-	}
-	return ln
+	return proxy.NewServer(h, fallback, proxy.GuardOptions{
+		MaxConnections:   l.MaxConnections,
+		MaxHeaderCount:   l.MaxHeaderCount,
+		ReadTimeout:      l.ReadTimeout,
+		WriteIdleTimeout: l.WriteIdleTimeout,
+	})
 }
 
 // edgeOf is the proxy's hostile-input policy from the configuration.

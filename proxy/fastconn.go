@@ -1,0 +1,319 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// fastBufSize is a client connection's read buffer: a request head that
+// does not fit goes to the Handler (which allows up to max_header_bytes).
+const fastBufSize = 8 << 10
+
+// fastConn is one client connection while the fast lane serves it. Only its
+// own goroutine touches it, except state (Shutdown closes idle connections).
+type fastConn struct {
+	s     *Server
+	gc    *guardConn // Close releases the guard's connection slot
+	raw   net.Conn   // gc's connection, read and written directly
+	state atomic.Int32
+
+	buf  []byte // buf[r:w] is read and not yet consumed
+	r, w int
+	head reqHead
+
+	remote   string // RemoteAddr().String(), once
+	clientIP string // its host part, for X-Forwarded-For
+	edge     *Edge  // the policy trusted was computed for
+	trusted  bool
+}
+
+const (
+	connActive int32 = iota
+	connIdle         // waiting for the first byte of a request
+	connClosed
+)
+
+func newFastConn(s *Server, gc *guardConn) *fastConn {
+	c := &fastConn{s: s, gc: gc, raw: gc.Conn, buf: make([]byte, fastBufSize)}
+	c.remote = gc.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(c.remote); err == nil {
+		c.clientIP = host
+	}
+	return c
+}
+
+// serve reads request heads and serves them until the connection ends or is
+// handed off.
+func (c *fastConn) serve() {
+	defer c.s.forget(c)
+	if c.s.handOffAll {
+		c.handoff()
+		return
+	}
+	for {
+		h := &c.head
+		v := headIncomplete
+		if c.r < c.w {
+			v = parseHead(c.buf[c.r:c.w], h, c.s.opts.MaxHeaderCount, c.s.maxHeaderBytes)
+		}
+		headStarted := false
+		for v == headIncomplete {
+			if c.r == c.w {
+				c.r, c.w = 0, 0
+				if !c.idle() {
+					return
+				}
+				if c.s.idleTimeout > 0 {
+					c.raw.SetReadDeadline(time.Now().Add(c.s.idleTimeout))
+				}
+			} else {
+				if !headStarted && c.s.readHeaderTimeout > 0 {
+					headStarted = true
+					c.raw.SetReadDeadline(time.Now().Add(c.s.readHeaderTimeout))
+				}
+				if c.w == len(c.buf) {
+					if c.r == 0 {
+						c.handoff() // a head longer than the buffer
+						return
+					}
+					c.w = copy(c.buf, c.buf[c.r:c.w])
+					c.r = 0
+				}
+			}
+			n, err := c.raw.Read(c.buf[c.w:])
+			if n > 0 {
+				if c.state.Load() != connActive && !c.state.CompareAndSwap(connIdle, connActive) {
+					return // closed by Shutdown
+				}
+				c.w += n
+				v = parseHead(c.buf[c.r:c.w], h, c.s.opts.MaxHeaderCount, c.s.maxHeaderBytes)
+				continue
+			}
+			if err != nil {
+				// The client closed, reset or timed out between requests
+				// (or mid-head): net/http closes silently too.
+				c.gc.Close()
+				return
+			}
+		}
+		if v == headHandoff {
+			c.handoff()
+			return
+		}
+		if !c.serveRequest(h) {
+			return
+		}
+	}
+}
+
+// idle marks the connection idle between requests; false when the server is
+// shutting down and the connection was closed.
+func (c *fastConn) idle() bool {
+	c.state.Store(connIdle)
+	if c.s.done.Load() {
+		c.closeIfIdle()
+		return false
+	}
+	return true
+}
+
+func (c *fastConn) closeIfIdle() {
+	if c.state.CompareAndSwap(connIdle, connClosed) {
+		c.gc.Close()
+	}
+}
+
+// handoff gives the connection, from the head at buf[r], to the Handler's
+// server. It always returns false: the fast lane is done with it.
+func (c *fastConn) handoff() bool {
+	c.raw.SetReadDeadline(time.Time{})
+	c.raw.SetWriteDeadline(time.Time{})
+	c.s.h.stats.handoffs.Add(1)
+	c.gc.handOver(c.buf[c.r:c.w])
+	c.s.handoff.give(c.gc)
+	return false
+}
+
+// isTrusted reports whether the peer is a trusted proxy under the edge
+// policy in force, computing it again only when the policy changed.
+func (c *fastConn) isTrusted() bool {
+	if e := c.s.h.edge.Load(); e != c.edge {
+		c.edge, c.trusted = e, e.trusted(c.remote)
+	}
+	return c.trusted
+}
+
+// serveRequest serves the parsed head h, or hands the connection off before
+// consuming anything when the Handler must answer. It reports whether the
+// connection stays with the fast lane for another request.
+func (c *fastConn) serveRequest(h *reqHead) bool {
+	start := time.Now()
+	hd := c.s.h
+	canonical, err := CanonicalPath(unsafeString(h.path))
+	if err != nil {
+		return c.handoff()
+	}
+	route := hd.table.Load().Match(unsafeString(h.host), canonical)
+	if route == nil {
+		return c.handoff()
+	}
+	svc := route.service
+	if limit := route.spec.MaxBodyBytes; limit > 0 && h.contentLength > limit {
+		return c.handoff()
+	}
+	if m := svc.spec.MaxRequests; m > 0 && svc.budget.requests.Load() >= int64(m) {
+		return c.handoff()
+	}
+	first := svc.balancer.pick(svc.upstreams, nil)
+	if first == nil {
+		return c.handoff()
+	}
+
+	// Committed: consume the head and the part of the body already read.
+	x := exchanges.Get().(*exchange)
+	x.reset(c, h, route, canonical)
+	c.r += h.size
+	inBuf := min(int64(c.w-c.r), h.contentLength)
+	x.bodyHead = c.buf[c.r : c.r+int(inBuf)]
+	x.bodyLeft = h.contentLength - inBuf
+	c.r += int(inBuf)
+
+	svc.budget.beginRequest()
+	keep := x.forward(first)
+	svc.budget.endRequest(x.retries)
+
+	if rs := route.stats; rs != nil {
+		rs.record(x.status, time.Since(start))
+	}
+	if ss := svc.stats; ss != nil && x.attempts > 0 {
+		ss.attempts.Add(uint64(x.attempts))
+		if x.attempts > 1 {
+			ss.retries.Add(uint64(x.attempts - 1))
+		}
+	}
+	if hd.access != nil {
+		c.logAccess(start, x, canonical)
+	}
+	x.release()
+	exchanges.Put(x)
+
+	if !keep || c.s.done.Load() {
+		c.closeWrite()
+		return false
+	}
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	return true
+}
+
+// closeWrite ends the connection after a final response: a FIN first, then
+// a short drain of what the client still sends, so that a reset does not
+// destroy the response in flight (net/http does the same).
+func (c *fastConn) closeWrite() {
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.raw.SetReadDeadline(time.Now().Add(closeDrainTime))
+		for {
+			if _, err := c.raw.Read(c.buf); err != nil {
+				break
+			}
+		}
+	}
+	c.state.Store(connClosed)
+	c.gc.Close()
+}
+
+const closeDrainTime = 500 * time.Millisecond
+
+func (c *fastConn) logAccess(start time.Time, x *exchange, path string) {
+	e := entries.Get().(*AccessEntry)
+	*e = AccessEntry{
+		Start:     start,
+		Duration:  time.Since(start),
+		Client:    c.remote,
+		Method:    x.h.method,
+		Host:      unsafeString(x.h.host),
+		Path:      path,
+		Proto:     "HTTP/1.1",
+		Status:    x.status,
+		BytesSent: x.bytesSent,
+		Route:     x.route.spec.Name,
+		Service:   x.svc.name,
+		Attempts:  x.attempts,
+	}
+	if x.upstream != nil {
+		e.Upstream = x.upstream.addr
+	}
+	c.s.h.access.Log(e)
+	*e = AccessEntry{}
+	entries.Put(e)
+}
+
+// write sends b to the client within the write-idle timeout.
+func (c *fastConn) write(b []byte) error {
+	if d := c.s.opts.WriteIdleTimeout; d > 0 {
+		c.raw.SetWriteDeadline(time.Now().Add(d))
+	}
+	_, err := c.raw.Write(b)
+	return err
+}
+
+// writev sends a then b in one system call.
+func (c *fastConn) writev(iov *net.Buffers, a, b []byte) error {
+	if d := c.s.opts.WriteIdleTimeout; d > 0 {
+		c.raw.SetWriteDeadline(time.Now().Add(d))
+	}
+	(*iov) = append((*iov)[:0], a, b)
+	_, err := iov.WriteTo(c.raw)
+	clear((*iov)[:cap(*iov)])
+	return err
+}
+
+// unsafeString views b as a string without copying. The fast lane uses it
+// for parts of the read buffer that stay untouched until the request ends;
+// nothing keeps such a string beyond it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// date is the Date header value, formatted once a second.
+type dateValue struct {
+	sec int64
+	b   []byte
+}
+
+var dateCache atomic.Pointer[dateValue]
+
+func httpDate(now time.Time) []byte {
+	sec := now.Unix()
+	if d := dateCache.Load(); d != nil && d.sec == sec {
+		return d.b
+	}
+	d := &dateValue{sec: sec, b: now.UTC().AppendFormat(make([]byte, 0, 29), http.TimeFormat)}
+	dateCache.Store(d)
+	return d.b
+}
+
+// appendErrorResponse appends a short plain-text answer, as writeError
+// writes it through the Handler.
+func appendErrorResponse(b []byte, code int, msg string, closing bool, now time.Time) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(code)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
+	b = append(b, "\r\nDate: "...)
+	b = append(b, httpDate(now)...)
+	if closing {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, msg...)
+	return append(b, '\n')
+}
+
+var exchanges = sync.Pool{New: func() any { return newExchange() }}

@@ -1,0 +1,408 @@
+package proxy
+
+import "bytes"
+
+// The fast lane (see server.go) serves the everyday request itself and hands
+// anything else, untouched, to net/http and the Handler. parseHead decides
+// which is which. It accepts only a strict subset of HTTP/1.1 that it can
+// forward exactly as the Handler would: a request head it accepts would
+// reach the same route and upstream, with the same path, query and headers
+// (less hop-by-hop ones), through either lane. Every refusal a hostile or
+// unusual request deserves is left to the Handler and the connection guard,
+// so both lanes answer bad input alike.
+
+// maxFastFields bounds the header fields of a request the fast lane serves;
+// a request with more goes to the Handler (which applies max_header_count).
+const maxFastFields = 64
+
+// field is one header line of a parsed head, as slices of the read buffer.
+type field struct {
+	name, value []byte
+	kind        fieldKind
+}
+
+// fieldKind says how the fast lane forwards a request header field.
+type fieldKind uint8
+
+const (
+	fieldPlain     fieldKind = iota // forwarded as is
+	fieldHopByHop                   // dropped (Connection, Keep-Alive, ...)
+	fieldForwarded                  // X-Forwarded-*, Forwarded, X-Real-IP: by trust
+	fieldHost                       // Host: forwarded as is, routes the request
+)
+
+// reqHead is a request head the fast lane serves. Its slices point into the
+// connection's read buffer and are valid until the request ends.
+type reqHead struct {
+	method        string // one of the constants of fastMethods
+	path          []byte // the raw (escaped) path of an origin-form target
+	query         []byte // the raw query, without "?"
+	hasQuery      bool
+	host          []byte
+	contentLength int64 // 0 without a body
+	close         bool  // the client sent "Connection: close"
+	fields        [maxFastFields]field
+	nfields       int
+	size          int // bytes of the head, final CRLF included
+}
+
+// headVerdict is parseHead's answer.
+type headVerdict uint8
+
+const (
+	headIncomplete headVerdict = iota // no complete head in the buffer yet
+	headFast                          // served by the fast lane
+	headHandoff                       // anything else: the Handler serves it
+)
+
+// fastMethods are the methods the fast lane forwards; others (CONNECT, TRACE,
+// extension methods) go to the Handler.
+var fastMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
+
+// parseHead parses the request head at the start of b. maxFields (> 0) and
+// maxBytes (> 0) are the limits block's: a head beyond either goes to the
+// Handler, which answers 431.
+func parseHead(b []byte, h *reqHead, maxFields, maxBytes int) headVerdict {
+	end := bytes.Index(b, crlf2)
+	if end < 0 {
+		if len(b) > 0 && !plausibleStart(b) || hasBareLF(b) {
+			return headHandoff // not worth waiting for: let net/http judge it
+		}
+		return headIncomplete
+	}
+	size := end + 4
+	if size > maxBytes {
+		return headHandoff
+	}
+	h.size = size
+	head := b[:end+2] // every line with its CRLF
+
+	// Request line: METHOD SP origin-form SP HTTP/1.1 CRLF.
+	nl := bytes.IndexByte(head, '\n')
+	line := head[:nl]
+	if len(line) < 2 || line[len(line)-1] != '\r' {
+		return headHandoff
+	}
+	line = line[:len(line)-1]
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return headHandoff
+	}
+	method := methodOf(line[:sp])
+	if method == "" {
+		return headHandoff
+	}
+	h.method = method
+	rest := line[sp+1:]
+	const version = " HTTP/1.1"
+	if len(rest) < len(version)+1 || string(rest[len(rest)-len(version):]) != version {
+		return headHandoff // HTTP/1.0 and anything odd
+	}
+	target := rest[:len(rest)-len(version)]
+	if !splitTarget(target, h) {
+		return headHandoff
+	}
+
+	// Header fields.
+	h.nfields, h.contentLength, h.close, h.host = 0, 0, false, nil
+	hosts, lengths := 0, 0
+	for p := head[nl+1:]; len(p) > 0; {
+		nl := bytes.IndexByte(p, '\n')
+		line := p[:nl]
+		p = p[nl+1:]
+		if len(line) < 2 || line[len(line)-1] != '\r' {
+			return headHandoff // bare LF
+		}
+		line = line[:len(line)-1]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || h.nfields == maxFastFields || (maxFields > 0 && h.nfields == maxFields) {
+			return headHandoff // obs-fold, no name, too many fields
+		}
+		name := line[:colon]
+		if !isToken(name) {
+			return headHandoff // underscores and bad names: the Handler refuses them
+		}
+		value := trimOWS(line[colon+1:])
+		if !validValue(value) {
+			return headHandoff
+		}
+		kind := fieldPlain
+		switch len(name) {
+		case 2:
+			if equalFold(name, "te") {
+				return headHandoff
+			}
+		case 4:
+			if equalFold(name, "host") {
+				hosts++
+				if hosts > 1 || !validHost(value) {
+					return headHandoff
+				}
+				h.host, kind = value, fieldHost
+			}
+		case 6:
+			if equalFold(name, "expect") {
+				return headHandoff // 100-continue: net/http handles it
+			}
+		case 7:
+			if equalFold(name, "upgrade") || equalFold(name, "trailer") {
+				return headHandoff
+			}
+		case 9:
+			if equalFold(name, "forwarded") || equalFold(name, "x-real-ip") {
+				kind = fieldForwarded
+			}
+		case 10:
+			if equalFold(name, "connection") {
+				if !connectionTokens(value, h) {
+					return headHandoff // nominates other fields: rare, the Handler does it
+				}
+				kind = fieldHopByHop
+			} else if equalFold(name, "keep-alive") {
+				kind = fieldHopByHop
+			}
+		case 14:
+			if equalFold(name, "content-length") {
+				lengths++
+				n, ok := decimal(value)
+				if lengths > 1 || !ok {
+					return headHandoff
+				}
+				h.contentLength = n
+			} else if equalFold(name, "http2-settings") {
+				return headHandoff
+			}
+		case 15:
+			if equalFold(name, "x-forwarded-for") {
+				kind = fieldForwarded
+			}
+		case 16:
+			if equalFold(name, "x-forwarded-host") {
+				kind = fieldForwarded
+			} else if equalFold(name, "proxy-connection") {
+				kind = fieldHopByHop
+			}
+		case 17:
+			if equalFold(name, "x-forwarded-proto") {
+				kind = fieldForwarded
+			} else if equalFold(name, "transfer-encoding") {
+				return headHandoff // chunked uploads: the Handler streams them
+			}
+		case 18:
+			if equalFold(name, "proxy-authenticate") {
+				kind = fieldHopByHop
+			}
+		case 19:
+			if equalFold(name, "proxy-authorization") {
+				kind = fieldHopByHop
+			}
+		}
+		h.fields[h.nfields] = field{name: name, value: value, kind: kind}
+		h.nfields++
+	}
+	if hosts != 1 {
+		return headHandoff
+	}
+	return headFast
+}
+
+// plausibleStart reports whether b can begin a head the fast lane serves, so
+// that a client that starts with anything else is handed over at once.
+func plausibleStart(b []byte) bool {
+	for i, c := range b {
+		if c == ' ' {
+			return i > 0
+		}
+		if c < 'A' || c > 'Z' || i >= 7 {
+			return false
+		}
+	}
+	return true
+}
+
+// hasBareLF reports whether a line of b ends in LF without CR (such a head
+// never ends in CRLFCRLF).
+func hasBareLF(b []byte) bool {
+	for i := bytes.IndexByte(b, '\n'); i >= 0; {
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func methodOf(b []byte) string {
+	for _, m := range fastMethods {
+		if string(b) == m {
+			return m
+		}
+	}
+	return ""
+}
+
+// splitTarget accepts an origin-form target ("/path?query") whose path the
+// Handler would forward as it is (url.URL leaves it unchanged) and whose
+// query httputil.ReverseProxy forwards as is: unreserved characters,
+// "$&+,;=:@/" and well-formed escapes in the path; in the query also
+// "!'()*?", but no ";" (which ReverseProxy would re-encode) and no character
+// that a URL must escape.
+func splitTarget(t []byte, h *reqHead) bool {
+	if len(t) == 0 || t[0] != '/' {
+		return false
+	}
+	path, query := t, []byte(nil)
+	hasQuery := false
+	if i := bytes.IndexByte(t, '?'); i >= 0 {
+		path, query, hasQuery = t[:i], t[i+1:], true
+	}
+	if !validEscaped(path, false) || !validEscaped(query, true) {
+		return false
+	}
+	h.path, h.query, h.hasQuery = path, query, hasQuery
+	return true
+}
+
+func validEscaped(s []byte, query bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case unreserved(c):
+		case c == '%':
+			if i+2 >= len(s) {
+				return false
+			}
+			if _, ok := unhex(s[i+1]); !ok {
+				return false
+			}
+			if _, ok := unhex(s[i+2]); !ok {
+				return false
+			}
+			i += 2
+		case c == '$' || c == '&' || c == '+' || c == ',' || c == '=' || c == ':' || c == '@' || c == '/':
+		case c == '!' || c == '\'' || c == '(' || c == ')' || c == '*':
+			// url.URL escapes these in a path it re-encodes: the Handler
+			// forwards them as it does.
+			if !query {
+				return false
+			}
+		case c == ';':
+			if query {
+				return false
+			}
+		case c == '?':
+			if !query {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether b is an RFC 9110 token without "_" (a header name
+// with an underscore is refused by the Handler).
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validValue reports whether a field value holds only visible characters,
+// spaces, tabs and obs-text: no NUL, CR or other control.
+func validValue(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts a Host of letters, digits, ".", "-", ":" and IPv6
+// brackets; anything else goes to the Handler, which checks it as net/http
+// does.
+func validHost(b []byte) bool {
+	if len(b) == 0 || len(b) > maxHostLen {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '-', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// connectionTokens accepts a Connection value made of "keep-alive" and
+// "close" only, recording close.
+func connectionTokens(v []byte, h *reqHead) bool {
+	for len(v) > 0 {
+		tok := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		tok = trimOWS(tok)
+		switch {
+		case len(tok) == 0, equalFold(tok, "keep-alive"):
+		case equalFold(tok, "close"):
+			h.close = true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// equalFold compares b with lower, which is lower-case ASCII.
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,213 @@
+package proxy
+
+import "bytes"
+
+// maxRespFields bounds an upstream response head's fields in the fast lane;
+// a head with more is a 502.
+const maxRespFields = 256
+
+// respHead is an upstream response head, its slices pointing into the
+// exchange's input buffer.
+type respHead struct {
+	status        int
+	reason        []byte
+	http10        bool
+	fields        [maxRespFields]respField
+	nfields       int
+	contentLength int64 // -1: none
+	chunked       bool
+	close         bool // the upstream closes after this response
+	hasDate       bool
+	size          int // bytes of the head, final CRLF included
+}
+
+type respField struct {
+	name, value []byte
+	kind        respKind
+}
+
+type respKind uint8
+
+const (
+	respPlain    respKind = iota
+	respHopByHop          // never relayed
+	respTrailer           // relayed with a chunked body only
+	respLength            // relayed unless the body is chunked
+)
+
+// parseResponse parses the response head at the start of b. It returns
+// complete false (and no error) while the head is incomplete. It accepts
+// what net/http's transport accepts, less obs-fold and bare-LF heads, and
+// rejects a head whose framing is ambiguous (differing Content-Length
+// values, a transfer coding other than chunked).
+func parseResponse(b []byte, r *respHead) (complete bool, err error) {
+	end := bytes.Index(b, crlf2)
+	if end < 0 {
+		if len(b) >= len(httpPrefix) && !bytes.HasPrefix(b, httpPrefix) {
+			return false, errBadResponse
+		}
+		return false, nil
+	}
+	r.size = end + 4
+	head := b[:end+2]
+	nl := bytes.IndexByte(head, '\n')
+	line := head[:nl]
+	if len(line) < 13 || line[len(line)-1] != '\r' || !bytes.HasPrefix(line, httpPrefix) {
+		return false, errBadResponse
+	}
+	line = line[:len(line)-1]
+	switch line[7] {
+	case '1':
+		r.http10 = false
+	case '0':
+		r.http10 = true
+	default:
+		return false, errBadResponse
+	}
+	if line[8] != ' ' {
+		return false, errBadResponse
+	}
+	status := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return false, errBadResponse
+		}
+		status = status*10 + int(c-'0')
+	}
+	if status < 100 {
+		return false, errBadResponse
+	}
+	r.status, r.reason = status, nil
+	if len(line) > 12 {
+		if line[12] != ' ' || !validValue(line[13:]) {
+			return false, errBadResponse
+		}
+		r.reason = line[13:]
+	}
+
+	r.nfields, r.contentLength, r.chunked, r.close, r.hasDate = 0, -1, false, r.http10, false
+	lengths, codings := 0, 0
+	var connection [4][]byte // Connection field values, for the fields they nominate
+	nconn := 0
+	for p := head[nl+1:]; len(p) > 0; {
+		nl := bytes.IndexByte(p, '\n')
+		line := p[:nl]
+		p = p[nl+1:]
+		if len(line) < 2 || line[len(line)-1] != '\r' || r.nfields == maxRespFields {
+			return false, errBadResponse
+		}
+		line = line[:len(line)-1]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isResponseToken(line[:colon]) {
+			return false, errBadResponse // obs-fold included
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		if !validValue(value) {
+			return false, errBadResponse
+		}
+		kind := respPlain
+		switch len(name) {
+		case 2:
+			if equalFold(name, "te") {
+				kind = respHopByHop
+			}
+		case 4:
+			if equalFold(name, "date") {
+				r.hasDate = true
+			}
+		case 7:
+			if equalFold(name, "upgrade") {
+				kind = respHopByHop
+			} else if equalFold(name, "trailer") {
+				kind = respTrailer
+			}
+		case 10:
+			if equalFold(name, "connection") {
+				kind = respHopByHop
+				if nconn == len(connection) {
+					return false, errBadResponse
+				}
+				connection[nconn] = value
+				nconn++
+			} else if equalFold(name, "keep-alive") {
+				kind = respHopByHop
+			}
+		case 14:
+			if equalFold(name, "content-length") {
+				kind = respLength
+				n, ok := decimal(value)
+				if !ok || lengths > 0 && n != r.contentLength {
+					return false, errBadResponse
+				}
+				lengths++
+				r.contentLength = n
+			}
+		case 16:
+			if equalFold(name, "proxy-connection") {
+				kind = respHopByHop
+			}
+		case 17:
+			if equalFold(name, "transfer-encoding") {
+				kind = respHopByHop
+				codings++
+				if codings > 1 || !equalFold(value, "chunked") {
+					return false, errBadResponse
+				}
+				r.chunked = true
+			}
+		case 18:
+			if equalFold(name, "proxy-authenticate") {
+				kind = respHopByHop
+			}
+		case 19:
+			if equalFold(name, "proxy-authorization") {
+				kind = respHopByHop
+			}
+		}
+		r.fields[r.nfields] = respField{name: name, value: value, kind: kind}
+		r.nfields++
+	}
+	if r.chunked && lengths > 0 {
+		// Both: chunked wins (RFC 9112 §6.3), and the connection is not
+		// trusted for another exchange.
+		r.contentLength, r.close = -1, true
+	}
+	for _, v := range connection[:nconn] {
+		for len(v) > 0 {
+			tok := v
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				v = nil
+			}
+			tok = trimOWS(tok)
+			switch {
+			case len(tok) == 0:
+			case bytes.EqualFold(tok, []byte("close")):
+				r.close = true
+			case bytes.EqualFold(tok, []byte("keep-alive")):
+				if r.http10 {
+					r.close = false
+				}
+			default:
+				for i := 0; i < r.nfields; i++ {
+					if bytes.EqualFold(r.fields[i].name, tok) {
+						r.fields[i].kind = respHopByHop
+					}
+				}
+			}
+		}
+	}
+	return true, nil
+}
+
+// isResponseToken reports whether b is an RFC 9110 token (underscores
+// included: they are legal, and only the client side refuses them).
+func isResponseToken(b []byte) bool {
+	for _, c := range b {
+		if !tokenChar[c] && c != '_' {
+			return false
+		}
+	}
+	return true
+}
