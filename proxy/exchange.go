@@ -19,6 +19,7 @@ import (
 // pooled with its buffers; only the client connection's goroutine uses it.
 type exchange struct {
 	c     *fastConn
+	start time.Time // the request's arrival: the clock for its first attempt
 	h     *reqHead
 	route *Route
 	svc   *Service
@@ -69,8 +70,8 @@ func newExchange() *exchange {
 	}
 }
 
-func (x *exchange) reset(c *fastConn, h *reqHead, route *Route, path string) {
-	x.c, x.h, x.route, x.svc, x.path = c, h, route, route.service, path
+func (x *exchange) reset(c *fastConn, start time.Time, h *reqHead, route *Route, path string) {
+	x.c, x.start, x.h, x.route, x.svc, x.path = c, start, h, route, route.service, path
 	x.bodyHead, x.bodyLeft, x.bodyRead = nil, 0, false
 	x.upstream, x.uc, x.leased = nil, nil, nil
 	x.attempts, x.retries, x.status, x.bytesSent = 0, 0, 0, 0
@@ -166,7 +167,10 @@ func (x *exchange) attempt(up *Upstream) error {
 	up.state.Acquire()
 	x.leased = up
 	spec := &x.svc.spec
-	now := time.Now()
+	now := x.start // one clock read per request, not per step
+	if x.attempts > 1 {
+		now = time.Now()
+	}
 	uc := up.pool.get(now)
 	reused := uc != nil
 	if reused && x.bodyLeft > 0 && !alive(uc.Conn) {
@@ -183,7 +187,7 @@ func (x *exchange) attempt(up *Upstream) error {
 				return err
 			}
 		}
-		stale, err := x.exchangeHead(uc, reused)
+		stale, err := x.exchangeHead(uc, reused, now)
 		if err == nil {
 			x.uc = uc
 			if x.resp.status >= 500 {
@@ -259,7 +263,7 @@ var errClientGone = errors.New("client went away before the upstream answered")
 // exchangeHead writes the request on uc and reads the response head into
 // x.resp, relaying 1xx heads. stale reports a reused connection that failed
 // before anything of the request could have been processed.
-func (x *exchange) exchangeHead(uc *upConn, reused bool) (stale bool, err error) {
+func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) (stale bool, err error) {
 	if _, err := uc.Write(x.req); err != nil {
 		return reused, err
 	}
@@ -268,7 +272,9 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool) (stale bool, err error)
 			return false, err
 		}
 	}
-	now := time.Now()
+	if x.bodyRead {
+		now = time.Now() // streaming the body took time
+	}
 	deadline := now.Add(x.svc.spec.ResponseTimeout)
 	slice := nextSlice(now, deadline)
 	uc.SetReadDeadline(slice)
@@ -450,7 +456,7 @@ func (x *exchange) relay() bool {
 	b = x.appendFields(b, r.chunked || x.h.method == http.MethodHead)
 	if !r.hasDate {
 		b = append(b, "Date: "...)
-		b = append(b, httpDate(time.Now())...)
+		b = append(b, httpDate(x.start)...)
 		b = append(b, "\r\n"...)
 	}
 	if rechunk || noBody && r.chunked {
@@ -484,7 +490,7 @@ func (x *exchange) relay() bool {
 	x.uc = nil
 	x.unlease()
 	if upstreamClean {
-		uc.pool.put(uc, time.Now())
+		uc.pool.put(uc, x.start) // an idle age a response's time too old errs on the safe side
 	} else {
 		uc.Conn.Close()
 	}

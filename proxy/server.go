@@ -40,12 +40,21 @@ type Server struct {
 
 	handOffAll bool // tests: every connection goes to the Handler
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*fastConn]struct{}
-	wg       sync.WaitGroup // connection goroutines and the fallback server
-	serveErr error
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*fastConn]struct{}
+	wg      sync.WaitGroup // workers and the fallback server
+	stopped chan struct{}  // closed by Shutdown and Close
+
+	// Goroutines that served a connection wait here for the next one: a
+	// fresh goroutine grows its stack twice before its first write, which
+	// cost a twentieth of a short connection's CPU.
+	idleWorkers chan *fastConn
+	idleCount   atomic.Int32
 }
+
+// maxIdleWorkers bounds the goroutines kept waiting for connections.
+const maxIdleWorkers = 256
 
 // NewServer returns a server forwarding with h, enforcing opts with a
 // connection guard, and handing connections the fast lane does not serve to
@@ -62,6 +71,8 @@ func NewServer(h *Handler, fallback *http.Server, opts GuardOptions) *Server {
 		idleTimeout:       fallback.IdleTimeout,
 		maxHeaderBytes:    fallback.MaxHeaderBytes,
 		conns:             make(map[*fastConn]struct{}),
+		stopped:           make(chan struct{}),
+		idleWorkers:       make(chan *fastConn),
 	}
 	if s.maxHeaderBytes <= 0 {
 		s.maxHeaderBytes = http.DefaultMaxHeaderBytes
@@ -120,9 +131,33 @@ func (s *Server) Serve(ln net.Listener) error {
 			return http.ErrServerClosed
 		}
 		s.conns[fc] = struct{}{}
-		s.wg.Add(1)
+		select {
+		case s.idleWorkers <- fc:
+		default:
+			s.wg.Add(1)
+			go s.work(fc)
+		}
 		s.mu.Unlock()
-		go fc.serve()
+	}
+}
+
+// work serves fc, then the connections Serve gives it, until the server
+// stops or enough other goroutines wait already.
+func (s *Server) work(fc *fastConn) {
+	defer s.wg.Done()
+	for {
+		fc.serve()
+		if s.idleCount.Add(1) > maxIdleWorkers {
+			s.idleCount.Add(-1)
+			return
+		}
+		select {
+		case fc = <-s.idleWorkers:
+			s.idleCount.Add(-1)
+		case <-s.stopped:
+			s.idleCount.Add(-1)
+			return
+		}
 	}
 }
 
@@ -131,7 +166,6 @@ func (s *Server) forget(fc *fastConn) {
 	s.mu.Lock()
 	delete(s.conns, fc)
 	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // Shutdown stops accepting, closes idle connections, lets requests in flight
@@ -184,6 +218,7 @@ func (s *Server) stop() {
 	if s.done.Swap(true) {
 		return
 	}
+	close(s.stopped)
 	if s.ln != nil {
 		s.ln.Close()
 	}

@@ -146,7 +146,7 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 	listenMoved := next.Listen != cur.Listen && a.lc.data != nil
 	adminMoved := next.Admin != cur.Admin && a.lc.admin != nil
 	if listenMoved {
-		if dataLn, err = net.Listen("tcp", next.Listen); err != nil {
+		if dataLn, err = listenData(next.Listen); err != nil {
 			return fmt.Errorf("listen %s: %w", next.Listen, err)
 		}
 	}

@@ -154,7 +154,7 @@ func (a *app) rebuild() {
 
 func (a *app) run(ctx context.Context) error {
 	cfg := a.liveConfig()
-	dataLn, err := net.Listen("tcp", cfg.Listen)
+	dataLn, err := listenData(cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
