@@ -231,6 +231,9 @@ func peek(c net.Conn) peekState {
 	if err != nil {
 		return peekClosed
 	}
+	// RawConn.Read fails at once past a read deadline (a pooled
+	// connection keeps its last one): every caller sets its own next.
+	c.SetReadDeadline(time.Time{})
 	st := peekClosed
 	rc.Read(func(fd uintptr) bool {
 		var b [1]byte

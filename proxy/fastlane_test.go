@@ -483,3 +483,40 @@ func FuzzParseHead(f *testing.F) {
 		}
 	})
 }
+
+// TestStreamedBodyReusesPooledConnection: a body that arrives after its head
+// goes over a pooled connection once the connection is checked, even when
+// its last read deadline has long passed.
+func TestStreamedBodyReusesPooledConnection(t *testing.T) {
+	f := newFixture(t, "text")
+	be, accepted := rawBackend(t, func(string) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", be))
+	if resp, body := f.get("/first"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("first: %d %q", resp.StatusCode, body)
+	}
+	time.Sleep(clientCheckInterval + 200*time.Millisecond) // the pooled connection's deadline passes
+
+	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+	time.Sleep(50 * time.Millisecond) // the body comes later: streamed, not replayable
+	io.WriteString(c, "0123456789")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "ok" {
+		t.Fatalf("second: %d %q", resp.StatusCode, b)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("upstream connections: got %d, want 1 (the pooled one reused)", n)
+	}
+}
