@@ -27,6 +27,7 @@ type upConn struct {
 	net.Conn
 	pool     *connPool
 	idleFrom time.Time
+	rdl, wdl time.Time // the deadlines armed (see deadline.go)
 }
 
 func newConnPool(addr string) *connPool { return &connPool{addr: addr} }

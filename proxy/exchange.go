@@ -28,6 +28,7 @@ type exchange struct {
 	bodyHead []byte // the part of the request body read with the head
 	bodyLeft int64  // body bytes still to read from the client
 	bodyRead bool   // a body byte beyond bodyHead was consumed: no replay
+	relayed  bool   // a 1xx head reached the client: no retry
 
 	req []byte // the outbound head and bodyHead
 
@@ -72,7 +73,7 @@ func newExchange() *exchange {
 
 func (x *exchange) reset(c *fastConn, start time.Time, h *reqHead, route *Route, path string) {
 	x.c, x.start, x.h, x.route, x.svc, x.path = c, start, h, route, route.service, path
-	x.bodyHead, x.bodyLeft, x.bodyRead = nil, 0, false
+	x.bodyHead, x.bodyLeft, x.bodyRead, x.relayed = nil, 0, false, false
 	x.upstream, x.uc, x.leased = nil, nil, nil
 	x.attempts, x.retries, x.status, x.bytesSent = 0, 0, 0, 0
 	x.inR, x.inW = 0, 0
@@ -132,7 +133,7 @@ func (x *exchange) forward(up *Upstream) bool {
 			x.status = statusClientClosed
 			return false
 		}
-		if x.attempts > svc.spec.Retries || x.bodyRead || !x.retryable(err) {
+		if x.attempts > svc.spec.Retries || x.bodyRead || x.relayed || !x.retryable(err) {
 			return x.upstreamFailed(err)
 		}
 		next := svc.balancer.pick(svc.upstreams, up)
@@ -173,7 +174,7 @@ func (x *exchange) attempt(up *Upstream) error {
 	}
 	uc := up.pool.get(now)
 	reused := uc != nil
-	if reused && x.bodyLeft > 0 && !alive(uc.Conn) {
+	if reused && x.bodyLeft > 0 && !alive(uc) {
 		// A streamed body cannot be replayed: make sure the idle
 		// connection was not closed by the upstream in the meantime.
 		uc.Conn.Close()
@@ -222,7 +223,7 @@ const (
 )
 
 // peek looks at c's receive queue without blocking or consuming anything.
-func peek(c net.Conn) peekState {
+func peek(c net.Conn, rdl *time.Time) peekState {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return peekQuiet
@@ -233,7 +234,7 @@ func peek(c net.Conn) peekState {
 	}
 	// RawConn.Read fails at once past a read deadline (a pooled
 	// connection keeps its last one): every caller sets its own next.
-	c.SetReadDeadline(time.Time{})
+	setRead(c, rdl, time.Time{})
 	st := peekClosed
 	rc.Read(func(fd uintptr) bool {
 		var b [1]byte
@@ -251,7 +252,7 @@ func peek(c net.Conn) peekState {
 
 // alive reports whether an idle upstream connection is still open and
 // quiet (bytes it was not asked for put it out of step).
-func alive(c net.Conn) bool { return peek(c) == peekQuiet }
+func alive(uc *upConn) bool { return peek(uc.Conn, &uc.rdl) == peekQuiet }
 
 // clientCheckInterval is how often a request waiting for its response head
 // checks that its client is still there, as net/http's background read
@@ -280,7 +281,7 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) (stale b
 	}
 	deadline := now.Add(x.svc.spec.ResponseTimeout)
 	slice := nextSlice(now, deadline)
-	uc.SetReadDeadline(slice)
+	setReadLazy(uc.Conn, &uc.rdl, slice, slice.Sub(now)/8)
 	x.inR, x.inW = 0, 0
 	informational := 0
 	for {
@@ -314,13 +315,16 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) (stale b
 		n, err := uc.Read(x.in[x.inW:])
 		x.inW += n
 		if n == 0 && err != nil {
-			if slice.Before(deadline) && errors.Is(err, os.ErrDeadlineExceeded) {
-				if peek(x.c.raw) == peekClosed {
-					return false, errClientGone
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if now := time.Now(); now.Before(deadline) {
+					// A slice ended (or a lazily armed deadline came
+					// early): is the client still there?
+					if peek(x.c.raw, &x.c.rdl) == peekClosed {
+						return false, errClientGone
+					}
+					setRead(uc.Conn, &uc.rdl, nextSlice(now, deadline))
+					continue
 				}
-				slice = nextSlice(time.Now(), deadline)
-				uc.SetReadDeadline(slice)
-				continue
 			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -343,13 +347,13 @@ func (x *exchange) streamBody(uc *upConn) error {
 	c := x.c
 	for left := x.bodyLeft; left > 0; {
 		if d := c.s.opts.ReadTimeout; d > 0 {
-			c.raw.SetReadDeadline(time.Now().Add(d))
+			setReadLazy(c.raw, &c.rdl, time.Now().Add(d), clientDeadlineSlack)
 		}
 		n, err := c.raw.Read(x.in[:min(left, int64(len(x.in)))])
 		if n > 0 {
 			x.bodyRead = true
 			left -= int64(n)
-			uc.SetWriteDeadline(time.Now().Add(x.svc.spec.ResponseTimeout))
+			setWriteLazy(uc.Conn, &uc.wdl, time.Now().Add(x.svc.spec.ResponseTimeout), clientDeadlineSlack)
 			if _, werr := uc.Write(x.in[:n]); werr != nil {
 				return werr
 			}
@@ -361,7 +365,7 @@ func (x *exchange) streamBody(uc *upConn) error {
 			return &ClientBodyError{Err: err}
 		}
 	}
-	uc.SetWriteDeadline(time.Time{})
+	setWrite(uc.Conn, &uc.wdl, time.Time{})
 	x.bodyLeft = 0
 	return nil
 }
@@ -372,6 +376,7 @@ func (x *exchange) relayInformational() {
 	b := x.appendStatusLine(x.out[:0])
 	b = x.appendFields(b, false)
 	b = append(b, "\r\n"...)
+	x.relayed = true
 	x.c.write(b)
 	x.out = b[:0]
 }
@@ -605,7 +610,7 @@ func (x *exchange) more() error {
 
 // bodyStarted lifts the response timeout: it bounds the head only, as
 // http.Transport's ResponseHeaderTimeout does.
-func (x *exchange) bodyStarted() { x.uc.SetReadDeadline(time.Time{}) }
+func (x *exchange) bodyStarted() { setRead(x.uc.Conn, &x.uc.rdl, time.Time{}) }
 
 // relayLength relays a body of n bytes.
 func (x *exchange) relayLength(n int64) error {

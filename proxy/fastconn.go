@@ -26,6 +26,8 @@ type fastConn struct {
 	r, w int
 	head reqHead
 
+	rdl, wdl time.Time // the deadlines armed on raw (see deadline.go)
+
 	remote   string // RemoteAddr().String(), once
 	clientIP string // its host part, for X-Forwarded-For
 	edge     *Edge  // the policy trusted was computed for
@@ -74,12 +76,12 @@ func (c *fastConn) serve() {
 					return
 				}
 				if c.s.idleTimeout > 0 {
-					c.raw.SetReadDeadline(time.Now().Add(c.s.idleTimeout))
+					setReadLazy(c.raw, &c.rdl, time.Now().Add(c.s.idleTimeout), clientDeadlineSlack)
 				}
 			} else {
 				if !headStarted && c.s.readHeaderTimeout > 0 {
 					headStarted = true
-					c.raw.SetReadDeadline(time.Now().Add(c.s.readHeaderTimeout))
+					setRead(c.raw, &c.rdl, time.Now().Add(c.s.readHeaderTimeout))
 				}
 				if c.w == len(c.buf) {
 					if c.r == 0 {
@@ -122,6 +124,7 @@ func (c *fastConn) recycle() {
 	c.s.forget(c)
 	buf := c.buf
 	c.s, c.gc, c.raw, c.remote, c.clientIP, c.edge, c.trusted = nil, nil, nil, "", "", nil, false
+	c.rdl, c.wdl = time.Time{}, time.Time{}
 	c.r, c.w = 0, 0
 	c.state.Store(connActive)
 	c.head.path, c.head.query, c.head.host = nil, nil, nil
@@ -150,8 +153,8 @@ func (c *fastConn) closeIfIdle() {
 // handoff gives the connection, from the head at buf[r], to the Handler's
 // server. It always returns false: the fast lane is done with it.
 func (c *fastConn) handoff() bool {
-	c.raw.SetReadDeadline(time.Time{})
-	c.raw.SetWriteDeadline(time.Time{})
+	setRead(c.raw, &c.rdl, time.Time{})
+	setWrite(c.raw, &c.wdl, time.Time{})
 	c.s.h.stats.handoffs.Add(1)
 	c.gc.handOver(c.buf[c.r:c.w])
 	c.s.handoff.give(c.gc)
@@ -240,12 +243,12 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 // same).
 func (c *fastConn) closeWrite(clientClosing bool) {
 	c.state.Store(connClosed)
-	if c.r == c.w && (clientClosing || peek(c.raw) != peekData) {
+	if c.r == c.w && (clientClosing || peek(c.raw, &c.rdl) != peekData) {
 		c.gc.Close()
 		return
 	}
 	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.raw.SetReadDeadline(time.Now().Add(closeDrainTime))
+		setRead(c.raw, &c.rdl, time.Now().Add(closeDrainTime))
 		for {
 			if _, err := c.raw.Read(c.buf); err != nil {
 				break
@@ -284,7 +287,7 @@ func (c *fastConn) logAccess(start time.Time, x *exchange, path string) {
 // write sends b to the client within the write-idle timeout.
 func (c *fastConn) write(b []byte) error {
 	if d := c.s.opts.WriteIdleTimeout; d > 0 {
-		c.raw.SetWriteDeadline(time.Now().Add(d))
+		setWriteLazy(c.raw, &c.wdl, time.Now().Add(d), clientDeadlineSlack)
 	}
 	_, err := c.raw.Write(b)
 	return err
@@ -293,7 +296,7 @@ func (c *fastConn) write(b []byte) error {
 // writev sends a then b in one system call.
 func (c *fastConn) writev(iov *net.Buffers, a, b []byte) error {
 	if d := c.s.opts.WriteIdleTimeout; d > 0 {
-		c.raw.SetWriteDeadline(time.Now().Add(d))
+		setWriteLazy(c.raw, &c.wdl, time.Now().Add(d), clientDeadlineSlack)
 	}
 	(*iov) = append((*iov)[:0], a, b)
 	_, err := iov.WriteTo(c.raw)

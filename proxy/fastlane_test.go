@@ -520,3 +520,23 @@ func TestStreamedBodyReusesPooledConnection(t *testing.T) {
 		t.Errorf("upstream connections: got %d, want 1 (the pooled one reused)", n)
 	}
 }
+
+// TestNoRetryAfterInformational: once a 1xx head reached the client, a
+// failure is answered, not retried (response bytes were sent).
+func TestNoRetryAfterInformational(t *testing.T) {
+	f := newFixture(t, "text")
+	var hits atomic.Int32
+	hint := func(string) (string, bool) {
+		hits.Add(1)
+		return "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", true // then closes
+	}
+	a, _ := rawBackend(t, hint)
+	b, _ := rawBackend(t, hint)
+	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 2}}, setOf(t, "s", a, b))
+	if resp, _ := f.get("/"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("got %d, want 502", resp.StatusCode)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("attempts: got %d, want 1", n)
+	}
+}

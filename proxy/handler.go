@@ -83,6 +83,7 @@ type requestState struct {
 	retries  int    // retries reserved from the service's budget
 	lease    *lease // the last successful attempt's
 	status   int    // set by the error handler when it writes nothing (499)
+	rw       *responseWriter
 }
 
 // handlerExchange holds a request's responseWriter and requestState, so that the
@@ -104,6 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &handlerExchange{rw: responseWriter{ResponseWriter: w}} // one allocation for both
 	rw, st := &x.rw, &x.st
+	st.rw = rw
 	defer h.record(start, rw, st) // atomics only: see stats.go
 	path := ""
 	if h.access != nil {

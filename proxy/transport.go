@@ -126,7 +126,7 @@ func (s *Service) roundTrip(req *http.Request, st *requestState) (*http.Response
 		if err == nil {
 			return resp, nil
 		}
-		if st.attempts > s.spec.Retries || bodyRead || req.Context().Err() != nil || !retryable(req, err) {
+		if st.attempts > s.spec.Retries || bodyRead || (st.rw != nil && st.rw.relayed1xx) || req.Context().Err() != nil || !retryable(req, err) {
 			return nil, err
 		}
 		next := s.balancer.pick(s.upstreams, up)

@@ -16,6 +16,7 @@ type responseWriter struct {
 	bytes       int64
 	wroteHeader bool
 	hijacked    bool
+	relayed1xx  bool // an informational head reached the client: no retry
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -28,6 +29,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		// ReverseProxy copies an upstream's 1xx headers as they are:
 		// hop-by-hop headers must not cross the proxy (limits.go).
 		stripHopByHop(w.ResponseWriter.Header())
+		w.relayed1xx = true
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
