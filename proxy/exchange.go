@@ -56,7 +56,7 @@ var (
 
 const (
 	exchangeInSize  = 64 << 10 // one loopback read takes a 64 KiB body whole
-	exchangeOutSize = 16 << 10
+	exchangeOutSize = 8 << 10  // a response head and a small body; req grows beyond
 	// smallBody is copied after the head into one write; a larger one goes
 	// out with the head in one writev.
 	smallBody = 4 << 10

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
@@ -127,5 +128,60 @@ func BenchmarkNewRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		benchRequest()
+	}
+}
+
+// A browser-like request head, as the fast lane parses and rewrites it.
+const benchHead = "GET /api/user/42?x=1 HTTP/1.1\r\nHost: ferry.local\r\n" +
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\n" +
+	"Accept: text/html,application/xhtml+xml\r\nAccept-Language: en-GB,en;q=0.5\r\n" +
+	"Accept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\nCookie: session=abc123; theme=dark\r\n" +
+	"X-Forwarded-For: 203.0.113.7\r\nX-Request-Id: 9f8e7d6c\r\n\r\n"
+
+// BenchmarkParseHead measures the fast lane's request-head parse. It must
+// not allocate.
+func BenchmarkParseHead(b *testing.B) {
+	buf := []byte(benchHead)
+	var h reqHead
+	b.ReportAllocs()
+	for b.Loop() {
+		if parseHead(buf, &h, 100, 64<<10) != headFast {
+			b.Fatal("not fast")
+		}
+	}
+}
+
+// BenchmarkBuildRequest measures writing the outbound head: canonical path,
+// hop-by-hop removal and X-Forwarded-* from an untrusted peer. It must not
+// allocate.
+func BenchmarkBuildRequest(b *testing.B) {
+	buf := []byte(benchHead)
+	var h reqHead
+	if parseHead(buf, &h, 100, 64<<10) != headFast {
+		b.Fatal("not fast")
+	}
+	route := &Route{spec: RouteSpec{Name: "users", PathPrefix: "/api/user"}, service: &Service{name: "user"}}
+	hd := NewHandler(Options{})
+	c := &fastConn{s: &Server{h: hd}, remote: "127.0.0.1:5555", clientIP: "127.0.0.1"}
+	x := newExchange()
+	b.ReportAllocs()
+	for b.Loop() {
+		x.reset(c, time.Time{}, &h, route, "/api/user/42")
+		x.buildRequest()
+	}
+}
+
+// BenchmarkParseResponse measures the fast lane's upstream response-head
+// parse. It must not allocate.
+func BenchmarkParseResponse(b *testing.B) {
+	buf := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\n" +
+		"Date: Tue, 24 Nov 2026 20:00:00 GMT\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n" +
+		"Set-Cookie: a=1; Path=/\r\nX-Request-Id: 9f8e7d6c\r\n\r\n")
+	var r respHead
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := parseResponse(buf, &r); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
 	}
 }
