@@ -797,7 +797,9 @@ func (x *exchange) upstreamFailed(err error) bool {
 	} else {
 		log.Warn("upstream failed")
 	}
-	return x.answer(code, msg, x.h.close || x.c.s.done.Load())
+	// With client body bytes still unread the connection's framing is lost:
+	// answer and close.
+	return x.answer(code, msg, x.h.close || x.c.s.done.Load() || x.bodyLeft > 0)
 }
 
 // clientBodyFailed answers a request whose body could not be read from the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -538,5 +539,69 @@ func TestNoRetryAfterInformational(t *testing.T) {
 	}
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("attempts: got %d, want 1", n)
+	}
+}
+
+// TestUpstreamBreaksDuringUpload: an upstream that goes away while a body
+// is streamed to it gets the client a 502 and a closed connection (the rest
+// of the body must never be read as another request).
+func TestUpstreamBreaksDuringUpload(t *testing.T) {
+	f := newFixture(t, "text")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4096)
+			c.Read(buf) // the head and a little body, then away
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 0}},
+		setOf(t, "s", ln.Addr().String()))
+
+	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	const size = 8 << 20
+	io.WriteString(c, fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size))
+	go func() { // the body, as fast as ferry takes it; errors once it closes
+		chunk := []byte(strings.Repeat("GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 1000))
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway && resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("got %d, want 502", resp.StatusCode)
+	}
+	if !resp.Close {
+		t.Errorf("the answer does not close the connection")
+	}
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatalf("a second response (%d) came on the connection: body bytes were read as a request", resp.StatusCode)
 	}
 }
