@@ -134,7 +134,7 @@ func TestRetryConnectFailureWithBody(t *testing.T) {
 	}
 	// Retries happened (one attempt per dead instance met on the way).
 	retried := 0
-	for _, l := range f.access.Lines() {
+	for _, l := range f.accessLines(6) {
 		if !strings.HasSuffix(l, "attempts=1") {
 			retried++
 		}
@@ -192,7 +192,7 @@ func TestNoRetryAfterUpstreamGotRequest(t *testing.T) {
 	if broken.Load() != 2 || good.Load() != 2 {
 		t.Fatalf("broken got %d, good got %d; want 2 and 2", broken.Load(), good.Load())
 	}
-	lines := f.access.Lines()
+	lines := f.accessLines(3)
 	if last := lines[len(lines)-1]; !strings.Contains(last, "upstream="+goodAddr+" attempts=2") {
 		t.Fatalf("access log: got %q, want 2 attempts ending on %s", last, goodAddr)
 	}

@@ -169,6 +169,15 @@ func newFixture(t *testing.T, format string) *fixture {
 	return f
 }
 
+// accessLines waits for the access log to hold n lines and returns them.
+// The fast lane logs a request after its response reached the client, so a
+// client may see the response before its line is written.
+func (f *fixture) accessLines(n int) []string {
+	f.t.Helper()
+	waitFor(f.t, fmt.Sprintf("%d access log lines", n), func() bool { return len(f.access.Lines()) >= n })
+	return f.access.Lines()
+}
+
 // route stores a table with the given routes, specs and sets.
 func (f *fixture) route(routes []RouteSpec, specs map[string]ServiceSpec, sets ...*discovery.InstanceSet) {
 	m := make(map[string]*discovery.InstanceSet)
