@@ -151,7 +151,14 @@ func TestMetricsFollowTrafficAndRegistrations(t *testing.T) {
 	for range 3 {
 		get(t, f.URL+"/nowhere")
 	}
-	after := scrape(t, f.AdminURL)
+	// The fast lane counts a request just after its response reached the
+	// client: scrape until the last one is in.
+	var after []series
+	waitFor(t, 5*time.Second, "the last request counted", func() bool {
+		after = scrape(t, f.AdminURL)
+		ok1, _ := value(after, "ferry_proxy_requests_total", "route=users", "service=user", "code_class=2xx")
+		return ok1-ok0 >= n
+	})
 	check := func(name string, got, want float64) {
 		t.Helper()
 		if got != want {
@@ -392,7 +399,13 @@ func TestAdminUpstreamsAndRoutes(t *testing.T) {
 			t.Errorf("ejected instance: got %+v", s)
 		}
 	}
-	ss := scrape(t, f.AdminURL)
+	// Requests are counted just after their response reached the client.
+	var ss []series
+	waitFor(t, 5*time.Second, "both 5xx counted", func() bool {
+		ss = scrape(t, f.AdminURL)
+		v, _ := value(ss, "ferry_proxy_requests_total", "route=flaky", "code_class=5xx")
+		return v >= 2
+	})
 	if v, _ := value(ss, "ferry_health_ejections_total", "service=flaky"); v != 1 {
 		t.Errorf("ejections: got %v, want 1", v)
 	}
