@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,9 +42,11 @@ type exchange struct {
 	bytesSent int64
 
 	resp     respHead
-	in       []byte // upstream bytes: in[inR:inW] unread
+	in       []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
 	inR, inW int
-	out      []byte // what goes to the client next
+	small    []byte           // the exchange's own input buffer
+	big      *[bigInSize]byte // borrowed from bigIns; nil when in is small
+	out      []byte           // what goes to the client next
 	iov      net.Buffers
 	hex      [20]byte // a chunk-size line
 }
@@ -55,20 +58,53 @@ var (
 )
 
 const (
-	exchangeInSize  = 64 << 10 // one loopback read takes a 64 KiB body whole
-	exchangeOutSize = 8 << 10  // a response head and a small body; req grows beyond
+	// smallInSize holds a response head and a small body: what an
+	// exchange keeps while it waits (a long poll, an event stream).
+	smallInSize = 8 << 10
+	// bigInSize is borrowed to move a large body: a loopback read then
+	// takes 64 KiB at once (a 64 KiB response costs two reads and two
+	// writes either way).
+	bigInSize       = 64 << 10
+	exchangeOutSize = 8 << 10 // a response head and a small body; req grows beyond
 	// smallBody is copied after the head into one write; a larger one goes
 	// out with the head in one writev.
 	smallBody = 4 << 10
 )
 
+var bigIns = sync.Pool{New: func() any { return new([bigInSize]byte) }}
+
 func newExchange() *exchange {
-	return &exchange{
-		req: make([]byte, 0, exchangeOutSize),
-		in:  make([]byte, exchangeInSize),
-		out: make([]byte, 0, exchangeOutSize),
-		iov: make(net.Buffers, 0, 2),
+	x := &exchange{
+		req:   make([]byte, 0, exchangeOutSize),
+		small: make([]byte, smallInSize),
+		out:   make([]byte, 0, exchangeOutSize),
+		iov:   make(net.Buffers, 0, 2),
 	}
+	x.in = x.small
+	return x
+}
+
+// grow moves the unread input to a borrowed 64 KiB buffer, once per
+// exchange: for a head larger than the small buffer, a large body, or a
+// streamed request body.
+func (x *exchange) grow() {
+	if x.big != nil {
+		return
+	}
+	x.big = bigIns.Get().(*[bigInSize]byte)
+	x.inW = copy(x.big[:], x.in[x.inR:x.inW])
+	x.inR = 0
+	x.in = x.big[:]
+}
+
+// shrink returns the borrowed buffer; the exchange must hold no unread
+// input it still needs.
+func (x *exchange) shrink() {
+	if x.big != nil {
+		bigIns.Put(x.big)
+		x.big = nil
+	}
+	x.in, x.inR, x.inW = x.small, 0, 0
 }
 
 func (x *exchange) reset(c *fastConn, start time.Time, h *reqHead, route *Route, path string) {
@@ -76,7 +112,7 @@ func (x *exchange) reset(c *fastConn, start time.Time, h *reqHead, route *Route,
 	x.bodyHead, x.bodyLeft, x.bodyRead, x.relayed = nil, 0, false, false
 	x.upstream, x.uc, x.leased = nil, nil, nil
 	x.attempts, x.retries, x.status, x.bytesSent = 0, 0, 0, 0
-	x.inR, x.inW = 0, 0
+	x.shrink()
 	x.out = x.out[:0]
 }
 
@@ -88,6 +124,7 @@ func (x *exchange) release() {
 		x.uc = nil
 	}
 	x.unlease()
+	x.shrink()
 	x.c, x.h, x.route, x.svc, x.upstream, x.bodyHead = nil, nil, nil, nil, nil, nil
 }
 
@@ -310,7 +347,10 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) (stale b
 			x.inR = 0
 		}
 		if x.inW == len(x.in) {
-			return false, errResponseTooLarge
+			if x.big != nil {
+				return false, errResponseTooLarge
+			}
+			x.grow()
 		}
 		n, err := uc.Read(x.in[x.inW:])
 		x.inW += n
@@ -345,6 +385,7 @@ func nextSlice(now, deadline time.Time) time.Time {
 // streamBody copies the rest of the request body from the client to uc.
 func (x *exchange) streamBody(uc *upConn) error {
 	c := x.c
+	x.grow()
 	for left := x.bodyLeft; left > 0; {
 		if d := c.s.opts.ReadTimeout; d > 0 {
 			setReadLazy(c.raw, &c.rdl, time.Now().Add(d), clientDeadlineSlack)
@@ -367,6 +408,7 @@ func (x *exchange) streamBody(uc *upConn) error {
 	}
 	setWrite(uc.Conn, &uc.wdl, time.Time{})
 	x.bodyLeft = 0
+	x.shrink() // before the response: nothing of it is in the buffer yet
 	return nil
 }
 
@@ -631,6 +673,9 @@ func (x *exchange) relayLength(n int64) error {
 		return nil
 	}
 	x.bodyStarted()
+	if n-avail > int64(len(x.small)) {
+		x.grow()
+	}
 	for n > 0 {
 		if x.inR == x.inW {
 			if err := x.more(); err != nil {
@@ -695,6 +740,9 @@ func (x *exchange) relayChunked() error {
 		head := strconv.AppendInt(x.hex[:0], size, 16)
 		if err := x.emit(append(head, "\r\n"...)); err != nil {
 			return err
+		}
+		if size-int64(x.inW-x.inR) > int64(len(x.small)) {
+			x.grow()
 		}
 		for size > 0 {
 			if x.inR == x.inW {

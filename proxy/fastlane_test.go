@@ -229,6 +229,8 @@ func rawBackend(t *testing.T, respond func(path string) (resp string, close bool
 
 func TestUpstreamFramings(t *testing.T) {
 	f := newFixture(t, "text")
+	bigValue := strings.Repeat("v", 20<<10)  // a head beyond the small input buffer
+	bigChunk := strings.Repeat("c", 100<<10) // 0x19000 bytes: beyond the large one too
 	responses := map[string]struct {
 		resp  string
 		close bool
@@ -245,6 +247,9 @@ func TestUpstreamFramings(t *testing.T) {
 		"/gzip-te":    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", true},
 		"/bad-status": {"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok", true},
 		"/reason":     {"HTTP/1.1 418 Short And Stout\r\nContent-Length: 3\r\n\r\ntea", false},
+		"/big-head":   {"HTTP/1.1 200 OK\r\nX-Big: " + bigValue + "\r\nContent-Length: 2\r\n\r\nok", false},
+		"/big-chunk":  {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n19000\r\n" + bigChunk + "\r\n0\r\n\r\n", false},
+		"/big-length": {"HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n" + bigChunk, false},
 	}
 	be, _ := rawBackend(t, func(path string) (string, bool) {
 		r := responses[path]
@@ -280,6 +285,13 @@ func TestUpstreamFramings(t *testing.T) {
 		{"/gzip-te", "ferry: upstream of service \"s\" failed\n", 502, nil},
 		{"/bad-status", "ferry: upstream of service \"s\" failed\n", 502, nil},
 		{"/reason", "tea", 418, nil},
+		{"/big-head", "ok", 200, func(t *testing.T, resp *http.Response) {
+			if len(resp.Header.Get("X-Big")) != len(bigValue) {
+				t.Errorf("X-Big: got %d bytes, want %d", len(resp.Header.Get("X-Big")), len(bigValue))
+			}
+		}},
+		{"/big-chunk", bigChunk, 200, nil},
+		{"/big-length", bigChunk, 200, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

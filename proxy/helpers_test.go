@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	if code == 0 {
 		handlerLane = true
 		flag.Set("test.bench", "") // benchmarks say which lane they measure
+		flag.Set("test.fuzz", "")  // fuzz targets test pure functions: once is enough
 		code = m.Run()
 	}
 	if code == 0 {
