@@ -127,75 +127,32 @@ func parseHead(b []byte, h *reqHead, maxFields, maxBytes int) headVerdict {
 			return headHandoff
 		}
 		kind := fieldPlain
-		switch len(name) {
-		case 2:
-			if equalFold(name, "te") {
+		switch classify(name) {
+		case nameTE, nameExpect, nameUpgrade, nameTrailer, nameHTTP2Settings, nameTransferEncoding:
+			// 100-continue, upgrades, chunked uploads: the Handler does them.
+			return headHandoff
+		case nameHost:
+			hosts++
+			if hosts > 1 || !validHost(value) {
 				return headHandoff
 			}
-		case 4:
-			if equalFold(name, "host") {
-				hosts++
-				if hosts > 1 || !validHost(value) {
-					return headHandoff
-				}
-				h.host, kind = value, fieldHost
+			h.host, kind = value, fieldHost
+		case nameConnection:
+			if !connectionTokens(value, h) {
+				return headHandoff // nominates other fields: rare, the Handler does it
 			}
-		case 6:
-			if equalFold(name, "expect") {
-				return headHandoff // 100-continue: net/http handles it
-			}
-		case 7:
-			if equalFold(name, "upgrade") || equalFold(name, "trailer") {
+			kind = fieldHopByHop
+		case nameKeepAlive, nameProxyConnection, nameProxyAuthenticate, nameProxyAuthorization:
+			kind = fieldHopByHop
+		case nameForwarded, nameXRealIP, nameXForwardedFor, nameXForwardedHost, nameXForwardedProto:
+			kind = fieldForwarded
+		case nameContentLength:
+			lengths++
+			n, ok := decimal(value)
+			if lengths > 1 || !ok {
 				return headHandoff
 			}
-		case 9:
-			if equalFold(name, "forwarded") || equalFold(name, "x-real-ip") {
-				kind = fieldForwarded
-			}
-		case 10:
-			if equalFold(name, "connection") {
-				if !connectionTokens(value, h) {
-					return headHandoff // nominates other fields: rare, the Handler does it
-				}
-				kind = fieldHopByHop
-			} else if equalFold(name, "keep-alive") {
-				kind = fieldHopByHop
-			}
-		case 14:
-			if equalFold(name, "content-length") {
-				lengths++
-				n, ok := decimal(value)
-				if lengths > 1 || !ok {
-					return headHandoff
-				}
-				h.contentLength = n
-			} else if equalFold(name, "http2-settings") {
-				return headHandoff
-			}
-		case 15:
-			if equalFold(name, "x-forwarded-for") {
-				kind = fieldForwarded
-			}
-		case 16:
-			if equalFold(name, "x-forwarded-host") {
-				kind = fieldForwarded
-			} else if equalFold(name, "proxy-connection") {
-				kind = fieldHopByHop
-			}
-		case 17:
-			if equalFold(name, "x-forwarded-proto") {
-				kind = fieldForwarded
-			} else if equalFold(name, "transfer-encoding") {
-				return headHandoff // chunked uploads: the Handler streams them
-			}
-		case 18:
-			if equalFold(name, "proxy-authenticate") {
-				kind = fieldHopByHop
-			}
-		case 19:
-			if equalFold(name, "proxy-authorization") {
-				kind = fieldHopByHop
-			}
+			h.contentLength = n
 		}
 		h.fields[h.nfields] = field{name: name, value: value, kind: kind}
 		h.nfields++
@@ -362,13 +319,8 @@ func validHost(b []byte) bool {
 // "close" only, recording close.
 func connectionTokens(v []byte, h *reqHead) bool {
 	for len(v) > 0 {
-		tok := v
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		tok = trimOWS(tok)
+		var tok []byte
+		tok, v = nextToken(v)
 		switch {
 		case len(tok) == 0, equalFold(tok, "keep-alive"):
 		case equalFold(tok, "close"):

@@ -337,6 +337,22 @@ func TestStaleUpstreamConnectionRetried(t *testing.T) {
 	}
 }
 
+// readEcho reads one response of jsonEchoBackend's from br.
+func readEcho(t *testing.T, br *bufio.Reader, what string) echoed {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer resp.Body.Close()
+	var e echoed
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		t.Fatalf("%s: decoding the echo: %v", what, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return e
+}
+
 func TestPipelinedRequests(t *testing.T) {
 	f := newFixture(t, "text")
 	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", jsonEchoBackend(t)))
@@ -349,14 +365,7 @@ func TestPipelinedRequests(t *testing.T) {
 	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
 	for _, want := range []string{"/one", "/two", "/three"} {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", want, err)
-		}
-		var e echoed
-		json.NewDecoder(resp.Body).Decode(&e)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		e := readEcho(t, br, want)
 		if e.RequestURI != want {
 			t.Fatalf("got the answer for %q, want %q", e.RequestURI, want)
 		}
@@ -382,14 +391,7 @@ func TestHandoffMidConnection(t *testing.T) {
 	}
 	for _, s := range steps {
 		io.WriteString(c, s.raw)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", s.uri, err)
-		}
-		var e echoed
-		json.NewDecoder(resp.Body).Decode(&e)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		e := readEcho(t, br, s.uri)
 		if e.RequestURI != s.uri || e.Body != s.body {
 			t.Fatalf("got %q %q, want %q %q", e.RequestURI, e.Body, s.uri, s.body)
 		}

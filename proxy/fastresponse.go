@@ -106,63 +106,35 @@ func parseResponse(b []byte, r *respHead) (complete bool, err error) {
 			return false, errBadResponse
 		}
 		kind := respPlain
-		switch len(name) {
-		case 2:
-			if equalFold(name, "te") {
-				kind = respHopByHop
+		switch classify(name) {
+		case nameTE, nameUpgrade, nameKeepAlive, nameProxyConnection, nameProxyAuthenticate, nameProxyAuthorization:
+			kind = respHopByHop
+		case nameDate:
+			r.hasDate = true
+		case nameTrailer:
+			kind = respTrailer
+		case nameConnection:
+			kind = respHopByHop
+			if nconn == len(connection) {
+				return false, errBadResponse
 			}
-		case 4:
-			if equalFold(name, "date") {
-				r.hasDate = true
+			connection[nconn] = value
+			nconn++
+		case nameContentLength:
+			kind = respLength
+			n, ok := decimal(value)
+			if !ok || lengths > 0 && n != r.contentLength {
+				return false, errBadResponse
 			}
-		case 7:
-			if equalFold(name, "upgrade") {
-				kind = respHopByHop
-			} else if equalFold(name, "trailer") {
-				kind = respTrailer
+			lengths++
+			r.contentLength = n
+		case nameTransferEncoding:
+			kind = respHopByHop
+			codings++
+			if codings > 1 || !equalFold(value, "chunked") {
+				return false, errBadResponse
 			}
-		case 10:
-			if equalFold(name, "connection") {
-				kind = respHopByHop
-				if nconn == len(connection) {
-					return false, errBadResponse
-				}
-				connection[nconn] = value
-				nconn++
-			} else if equalFold(name, "keep-alive") {
-				kind = respHopByHop
-			}
-		case 14:
-			if equalFold(name, "content-length") {
-				kind = respLength
-				n, ok := decimal(value)
-				if !ok || lengths > 0 && n != r.contentLength {
-					return false, errBadResponse
-				}
-				lengths++
-				r.contentLength = n
-			}
-		case 16:
-			if equalFold(name, "proxy-connection") {
-				kind = respHopByHop
-			}
-		case 17:
-			if equalFold(name, "transfer-encoding") {
-				kind = respHopByHop
-				codings++
-				if codings > 1 || !equalFold(value, "chunked") {
-					return false, errBadResponse
-				}
-				r.chunked = true
-			}
-		case 18:
-			if equalFold(name, "proxy-authenticate") {
-				kind = respHopByHop
-			}
-		case 19:
-			if equalFold(name, "proxy-authorization") {
-				kind = respHopByHop
-			}
+			r.chunked = true
 		}
 		r.fields[r.nfields] = respField{name: name, value: value, kind: kind}
 		r.nfields++
@@ -174,13 +146,8 @@ func parseResponse(b []byte, r *respHead) (complete bool, err error) {
 	}
 	for _, v := range connection[:nconn] {
 		for len(v) > 0 {
-			tok := v
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				v = nil
-			}
-			tok = trimOWS(tok)
+			var tok []byte
+			tok, v = nextToken(v)
 			switch {
 			case len(tok) == 0:
 			case bytes.EqualFold(tok, []byte("close")):
