@@ -104,10 +104,3 @@ func (p *connPool) closeIdle(retire bool) {
 		c.Conn.Close()
 	}
 }
-
-// idleCount returns how many connections wait in the pool.
-func (p *connPool) idleCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}

@@ -356,12 +356,7 @@ func readEcho(t *testing.T, br *bufio.Reader, what string) echoed {
 func TestPipelinedRequests(t *testing.T) {
 	f := newFixture(t, "text")
 	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", jsonEchoBackend(t)))
-	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := f.dial()
 	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
 	for _, want := range []string{"/one", "/two", "/three"} {
@@ -377,12 +372,7 @@ func TestPipelinedRequests(t *testing.T) {
 func TestHandoffMidConnection(t *testing.T) {
 	f := newFixture(t, "text")
 	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", jsonEchoBackend(t)))
-	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := f.dial()
 	br := bufio.NewReader(c)
 	steps := []struct{ raw, uri, body string }{
 		{"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "/a", ""},
@@ -513,12 +503,7 @@ func TestStreamedBodyReusesPooledConnection(t *testing.T) {
 	}
 	time.Sleep(clientCheckInterval + 200*time.Millisecond) // the pooled connection's deadline passes
 
-	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := f.dial()
 	io.WriteString(c, "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
 	time.Sleep(50 * time.Millisecond) // the body comes later: streamed, not replayable
 	io.WriteString(c, "0123456789")
@@ -586,12 +571,7 @@ func TestUpstreamBreaksDuringUpload(t *testing.T) {
 	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 0}},
 		setOf(t, "s", ln.Addr().String()))
 
-	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := f.dial()
 	const size = 8 << 20
 	io.WriteString(c, fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size))
 	go func() { // the body, as fast as ferry takes it; errors once it closes

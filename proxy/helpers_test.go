@@ -170,6 +170,19 @@ func newFixture(t *testing.T, format string) *fixture {
 	return f
 }
 
+// dial opens a raw connection to the frontend, closed at cleanup, whose
+// reads and writes give up after 10 s.
+func (f *fixture) dial() net.Conn {
+	f.t.Helper()
+	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
 // accessLines waits for the access log to hold n lines and returns them.
 // The fast lane logs a request after its response reached the client, so a
 // client may see the response before its line is written.
