@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -192,31 +191,3 @@ func appendJSONString(b []byte, s string) []byte {
 
 // entries recycles AccessEntry values: Log must not retain them.
 var entries = sync.Pool{New: func() any { return new(AccessEntry) }}
-
-// logAccess fills an entry for a finished request and hands it to the
-// access logger.
-func (h *Handler) logAccess(start time.Time, rw *responseWriter, r *http.Request, path string, st *requestState) {
-	e := entries.Get().(*AccessEntry)
-	*e = AccessEntry{
-		Start:     start,
-		Duration:  time.Since(start),
-		Client:    r.RemoteAddr,
-		Method:    r.Method,
-		Host:      r.Host,
-		Path:      path,
-		Proto:     r.Proto,
-		Status:    finalStatus(rw, st),
-		BytesSent: rw.bytes,
-		Attempts:  st.attempts,
-	}
-	if st.route != nil {
-		e.Route = st.route.spec.Name
-		e.Service = st.service.name
-	}
-	if st.upstream != nil {
-		e.Upstream = st.upstream.addr
-	}
-	h.access.Log(e)
-	*e = AccessEntry{}
-	entries.Put(e)
-}

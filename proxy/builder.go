@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -12,41 +11,24 @@ import (
 )
 
 // Builder builds routing Tables and owns what must outlive any one table:
-// each routed service's transport (its keep-alive connections), round-robin
+// each routed service's connection pools (one per instance), round-robin
 // counter and retry budget. A Builder is not safe for concurrent use: one
 // goroutine builds tables (and finally calls Close); the tables themselves
 // are safe for concurrent use.
 type Builder struct {
-	reg     *health.Registry
-	logger  hclog.Logger
-	pools   map[string]*servicePool
-	retired []retiredTransport
-	stats   statsStore // per route and service, handed to every table
+	reg    *health.Registry
+	logger hclog.Logger
+	pools  map[string]*servicePool
+	stats  statsStore // per route and service, handed to every table
 }
 
 // servicePool is one routed service's long-lived forwarding state.
 type servicePool struct {
-	transport       *http.Transport
-	connectTimeout  time.Duration
-	responseTimeout time.Duration
-	next            *atomic.Uint64 // round-robin counter
-	budget          *retryBudget
-	logger          hclog.Logger
-	conns           map[string]*connPool // the fast lane's, by instance address
+	next   *atomic.Uint64 // round-robin counter
+	budget *retryBudget
+	logger hclog.Logger
+	conns  map[string]*connPool // the fast lane's, by instance address
 }
-
-// retiredTransport is a transport replaced because its service's timeouts
-// changed or it stopped being routed. Requests in flight may still use it;
-// its idle connections are closed on every build for a while, then it is
-// dropped (its remaining connections time out on their own).
-type retiredTransport struct {
-	t     *http.Transport
-	until time.Time
-}
-
-// retireFor is how long a retired transport's idle connections keep being
-// closed: longer than a response may take to start.
-const retireFor = 10 * time.Minute
 
 // NewBuilder returns a Builder that takes instance state from reg.
 func NewBuilder(reg *health.Registry, logger hclog.Logger) *Builder {
@@ -102,14 +84,12 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 
 	for name, p := range b.pools {
 		if _, routed := t.services[name]; !routed {
-			b.retire(p.transport, now)
 			for _, cp := range p.conns {
 				cp.closeIdle(true)
 			}
 			delete(b.pools, name)
 		}
 	}
-	b.sweepRetired(now)
 	b.stats.retain(t)
 	return t
 }
@@ -119,23 +99,13 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discovery.InstanceSet, now time.Time) *Service {
 	spec = withDefaults(name, spec, given)
 	p := b.pools[name]
-	switch {
-	case p == nil:
+	if p == nil {
 		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget), logger: b.logger.With("service", name),
 			conns: make(map[string]*connPool)}
 		b.pools[name] = p
-	case p.connectTimeout != spec.ConnectTimeout || p.responseTimeout != spec.ResponseTimeout:
-		// Timeouts live in the transport: replace it. Requests in flight
-		// finish on the old one.
-		b.retire(p.transport, now)
-		p.transport = nil
-	}
-	if p.transport == nil {
-		p.transport = newTransport(spec.ConnectTimeout, spec.ResponseTimeout)
-		p.connectTimeout, p.responseTimeout = spec.ConnectTimeout, spec.ResponseTimeout
 	}
 
-	svc := &Service{name: name, spec: spec, transport: p.transport, budget: p.budget, logger: p.logger}
+	svc := &Service{name: name, spec: spec, budget: p.budget, logger: p.logger}
 	svc.stats = b.stats.service(name)
 	inSet := make(map[string]bool)
 	if set != nil {
@@ -200,40 +170,13 @@ func withDefaults(name string, spec ServiceSpec, given bool) ServiceSpec {
 	return spec
 }
 
-func (b *Builder) retire(t *http.Transport, now time.Time) {
-	if t == nil {
-		return
-	}
-	t.CloseIdleConnections()
-	b.retired = append(b.retired, retiredTransport{t: t, until: now.Add(retireFor)})
-}
-
-// sweepRetired closes the idle connections that requests finishing on
-// retired transports have returned since, and forgets old transports.
-func (b *Builder) sweepRetired(now time.Time) {
-	kept := b.retired[:0]
-	for _, r := range b.retired {
-		r.t.CloseIdleConnections()
-		if now.Before(r.until) {
-			kept = append(kept, r)
-		}
-	}
-	clear(b.retired[len(kept):])
-	b.retired = kept
-}
-
-// Close closes the idle upstream connections of every transport, current and
-// retired. Call it once no request is in flight any more (after the server
-// has shut down); tables built before keep working but reconnect.
+// Close closes the idle upstream connections of every pool. Call it once no
+// request is in flight any more (after the server has shut down); tables
+// built before keep working but reconnect.
 func (b *Builder) Close() {
 	for _, p := range b.pools {
-		p.transport.CloseIdleConnections()
 		for _, cp := range p.conns {
 			cp.closeIdle(false)
 		}
 	}
-	for _, r := range b.retired {
-		r.t.CloseIdleConnections()
-	}
-	b.retired = nil
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -71,11 +70,8 @@ func TestBuilderKeepsTransportAndCounters(t *testing.T) {
 
 	t2 := b.Build(routes, spec, sets)
 	s2 := t2.Service("user")
-	if s2.transport != s1.transport {
-		t.Error("transport replaced although the timeouts did not change")
-	}
-	if tr, ok := s1.transport.(*http.Transport); !ok || tr.Proxy != nil || tr.ForceAttemptHTTP2 || !tr.DisableCompression {
-		t.Errorf("transport: got %#v, want no proxy, HTTP/1.1, no compression", s1.transport)
+	if s2.upstreams[0].pool != s1.upstreams[0].pool {
+		t.Error("an instance's connection pool replaced across builds")
 	}
 	if s2.budget != s1.budget {
 		t.Error("retry budget replaced across builds")
@@ -90,11 +86,8 @@ func TestBuilderKeepsTransportAndCounters(t *testing.T) {
 
 	spec["user"] = ServiceSpec{ResponseTimeout: time.Second}
 	s3 := b.Build(routes, spec, sets).Service("user")
-	if s3.transport == s1.transport {
-		t.Error("transport kept although the response timeout changed")
-	}
-	if got := len(b.retired); got != 1 {
-		t.Errorf("got %d retired transports, want 1", got)
+	if s3.upstreams[0].pool != s1.upstreams[0].pool || s3.spec.ResponseTimeout != time.Second {
+		t.Error("a timeout change must apply at once and keep the instance's connections")
 	}
 
 	// A service no longer routed gives up its pool.
@@ -102,8 +95,8 @@ func TestBuilderKeepsTransportAndCounters(t *testing.T) {
 	if _, ok := b.pools["user"]; ok {
 		t.Error("pool of an unrouted service kept")
 	}
-	if got := len(b.retired); got != 2 {
-		t.Errorf("got %d retired transports, want 2", got)
+	if !s1.upstreams[0].pool.closed {
+		t.Error("the pools of an unrouted service stay open")
 	}
 }
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,28 +197,23 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 
 	// Committed: consume the head and the part of the body already read.
 	x := exchanges.Get().(*exchange)
-	x.reset(c, start, h, route, canonical)
+	x.fast.c = c
+	x.reset(&x.fast, start, h.method, route, canonical)
+	x.clientStop = h.close
 	c.r += h.size
 	inBuf := min(int64(c.w-c.r), h.contentLength)
 	x.bodyHead = c.buf[c.r : c.r+int(inBuf)]
 	x.bodyLeft = h.contentLength - inBuf
 	c.r += int(inBuf)
+	x.req = appendFastRequest(x.req[:0], x, h, c)
 
 	svc.budget.beginRequest()
 	keep := x.forward(first)
 	svc.budget.endRequest(x.retries)
 
-	if rs := route.stats; rs != nil {
-		rs.record(x.status, time.Since(start))
-	}
-	if ss := svc.stats; ss != nil && x.attempts > 0 {
-		ss.attempts.Add(uint64(x.attempts))
-		if x.attempts > 1 {
-			ss.retries.Add(uint64(x.attempts - 1))
-		}
-	}
+	x.record(start)
 	if hd.access != nil {
-		c.logAccess(start, x, canonical)
+		c.logAccess(start, x, h, canonical)
 	}
 	x.release()
 	exchanges.Put(x)
@@ -260,25 +254,11 @@ func (c *fastConn) closeWrite(clientClosing bool) {
 
 const closeDrainTime = 500 * time.Millisecond
 
-func (c *fastConn) logAccess(start time.Time, x *exchange, path string) {
+func (c *fastConn) logAccess(start time.Time, x *exchange, h *reqHead, path string) {
 	e := entries.Get().(*AccessEntry)
-	*e = AccessEntry{
-		Start:     start,
-		Duration:  time.Since(start),
-		Client:    c.remote,
-		Method:    x.h.method,
-		Host:      unsafeString(x.h.host),
-		Path:      path,
-		Proto:     "HTTP/1.1",
-		Status:    x.status,
-		BytesSent: x.bytesSent,
-		Route:     x.route.spec.Name,
-		Service:   x.svc.name,
-		Attempts:  x.attempts,
-	}
-	if x.upstream != nil {
-		e.Upstream = x.upstream.addr
-	}
+	*e = AccessEntry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.method,
+		Host: unsafeString(h.host), Path: path, Proto: "HTTP/1.1", Status: x.status, BytesSent: x.bytesSent}
+	x.describe(e)
 	c.s.h.access.Log(e)
 	*e = AccessEntry{}
 	entries.Put(e)
@@ -326,24 +306,3 @@ func httpDate(now time.Time) []byte {
 	dateCache.Store(d)
 	return d.b
 }
-
-// appendErrorResponse appends a short plain-text answer, as writeError
-// writes it through the Handler.
-func appendErrorResponse(b []byte, code int, msg string, closing bool, now time.Time) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(code)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
-	b = append(b, "\r\nDate: "...)
-	b = append(b, httpDate(now)...)
-	if closing {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	b = append(b, "\r\n\r\n"...)
-	b = append(b, msg...)
-	return append(b, '\n')
-}
-
-var exchanges = sync.Pool{New: func() any { return newExchange() }}

@@ -144,7 +144,7 @@ func parseHead(b []byte, h *reqHead, maxFields, maxBytes int) headVerdict {
 			kind = fieldHopByHop
 		case nameKeepAlive, nameProxyConnection, nameProxyAuthenticate, nameProxyAuthorization:
 			kind = fieldHopByHop
-		case nameForwarded, nameXRealIP, nameXForwardedFor, nameXForwardedHost, nameXForwardedProto:
+		case nameForwarded, nameXRealIP, nameXForwardedFor, nameXForwardedHost, nameXForwardedProto, nameXForwardedPrefix:
 			kind = fieldForwarded
 		case nameContentLength:
 			lengths++

@@ -27,6 +27,7 @@ const (
 	nameXForwardedFor
 	nameXForwardedHost
 	nameXForwardedProto
+	nameXForwardedPrefix
 	nameXRealIP
 )
 
@@ -43,7 +44,7 @@ var namesByLength = func() (t [20][]struct {
 		"proxy-connection": nameProxyConnection, "te": nameTE, "trailer": nameTrailer,
 		"transfer-encoding": nameTransferEncoding, "upgrade": nameUpgrade,
 		"x-forwarded-for": nameXForwardedFor, "x-forwarded-host": nameXForwardedHost,
-		"x-forwarded-proto": nameXForwardedProto, "x-real-ip": nameXRealIP,
+		"x-forwarded-proto": nameXForwardedProto, "x-forwarded-prefix": nameXForwardedPrefix, "x-real-ip": nameXRealIP,
 	} {
 		t[len(lower)] = append(t[len(lower)], struct {
 			lower string
@@ -74,3 +75,8 @@ func nextToken(v []byte) (tok, rest []byte) {
 	}
 	return trimOWS(v), nil
 }
+
+var (
+	httpPrefix = []byte("HTTP/1.")
+	crlf2      = []byte("\r\n\r\n")
+)

@@ -1,16 +1,13 @@
 // Package proxy is ferry's data plane: an immutable routing Table built from
 // routes and discovery's instance sets, balancers that pick an instance per
-// attempt, and a Handler that forwards requests with httputil.ReverseProxy,
-// retrying connect failures on other instances.
+// attempt, two front-ends (the fast lane and net/http's server running the
+// Handler) and one forwarding core with ferry's own HTTP/1.1 upstream
+// client (see core.go).
 package proxy
 
 import (
-	"context"
+	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +27,7 @@ type Handler struct {
 	table  atomic.Pointer[Table]
 	logger hclog.Logger
 	access AccessLogger
-	stats  HandlerStats // see stats.go
-	proxy  *httputil.ReverseProxy
+	stats  HandlerStats         // see stats.go
 	edge   atomic.Pointer[Edge] // see limits.go; nil: trust nobody
 }
 
@@ -43,13 +39,6 @@ func NewHandler(opts Options) *Handler {
 		logger = hclog.NewNullLogger()
 	}
 	h := &Handler{logger: logger, access: opts.AccessLog}
-	h.proxy = &httputil.ReverseProxy{
-		Rewrite:      h.rewrite,
-		Transport:    dispatcher{},
-		ErrorHandler: h.proxyError,
-		BufferPool:   bufferPool{},
-		ErrorLog:     logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
 	h.table.Store(emptyTable())
 	return h
 }
@@ -70,54 +59,24 @@ func emptyTable() *Table {
 	return &Table{hosts: map[string]*hostRoutes{}, services: map[string]*Service{}}
 }
 
-// requestState is one request's routing decision and attempt history. It
-// travels to the transport and the error handler in the request context;
-// only the handler's goroutine touches it.
-type requestState struct {
-	route    *Route
-	service  *Service
-	path     string    // canonical
-	first    *Upstream // picked by the handler, before proxying
-	upstream *Upstream // the last attempt's
-	attempts int
-	retries  int    // retries reserved from the service's budget
-	lease    *lease // the last successful attempt's
-	status   int    // set by the error handler when it writes nothing (499)
-	rw       *responseWriter
-}
-
-// handlerExchange holds a request's responseWriter and requestState, so that the
-// handler allocates them together.
-type handlerExchange struct {
-	rw responseWriter
-	st requestState
-}
-
-type stateKey struct{}
-
-func stateFrom(ctx context.Context) *requestState {
-	st, _ := ctx.Value(stateKey{}).(*requestState)
-	return st
-}
-
-// ServeHTTP routes and forwards one request.
+// ServeHTTP is the net/http front-end: it serves every request the fast
+// lane hands over (and, with HTTP/2, every h2 request). It refuses what the
+// edge refuses, routes, and forwards through the same core and upstream
+// client as the fast lane.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	x := &handlerExchange{rw: responseWriter{ResponseWriter: w}} // one allocation for both
-	rw, st := &x.rw, &x.st
-	st.rw = rw
-	defer h.record(start, rw, st) // atomics only: see stats.go
+	rw := &responseWriter{ResponseWriter: w}
+	var x *exchange
+	var route *Route
 	path := ""
-	if h.access != nil {
-		defer func() { h.logAccess(start, rw, r, path, st) }()
-	}
+	defer func() { h.finish(start, rw, r, path, route, x) }()
 
 	if r.Method == http.MethodConnect {
 		rw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
 		writeError(rw, http.StatusMethodNotAllowed, "ferry: method CONNECT not allowed")
 		return
 	}
-	if ref, ok := admit(r); !ok { // limits.go: framing, request target, upgrades
+	if ref, ok := admit(r); !ok { // limits.go: framing, request target, Host, upgrades
 		path = r.URL.EscapedPath()
 		rw.Header().Set("Connection", "close")
 		writeError(rw, ref.code, ref.msg)
@@ -132,18 +91,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	path = canonical
 
-	t := h.table.Load()
-	host := r.Host
-	if r.URL.Host != "" {
-		host = "" // absolute-form: route by path only, never by the target's host
-	}
-	route := t.Match(host, canonical)
+	// r.Host is the request's one authority: the absolute-form target's
+	// when there is one (RFC 9112 §3.2.2), else the Host field. Routing and
+	// the forwarded Host both use it.
+	route = h.table.Load().Match(r.Host, canonical)
 	if route == nil {
 		writeError(rw, http.StatusNotFound, "ferry: no route for "+canonical)
 		return
 	}
 	svc := route.service
-	st.route, st.service, st.path = route, svc, canonical
 	if !admitBody(rw, w, r, route) { // limits.go: max_body_bytes
 		return
 	}
@@ -152,40 +108,74 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rw, http.StatusServiceUnavailable, "ferry: service "+quote(svc.name)+" is at its max_requests")
 		return
 	}
-	st.first = svc.balancer.pick(svc.upstreams, nil)
-	if st.first == nil {
+	first := svc.balancer.pick(svc.upstreams, nil)
+	if first == nil {
 		rw.Header().Set("Retry-After", "1")
 		writeError(rw, http.StatusServiceUnavailable, "ferry: no healthy instance of service "+quote(svc.name))
 		return
 	}
 
+	x = exchanges.Get().(*exchange)
+	x.reset(&httpDown{w: rw, r: r}, start, r.Method, route, canonical)
+	x.clientStop = r.Close
+	x.upgrade = wantsUpgrade(r)
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		x.bodyLeft = r.ContentLength
+		if r.ContentLength < 0 {
+			x.bodyChunk = true
+		}
+	}
+	ip := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		ip = host
+	}
+	x.req = appendHTTPRequest(x.req[:0], x, r, h.edge.Load().trusted(r.RemoteAddr), ip)
+
 	svc.budget.beginRequest()
-	defer func() {
-		st.lease.release() // in case the response body was never closed
-		svc.budget.endRequest(st.retries)
-	}()
-	h.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	x.forward(first)
+	svc.budget.endRequest(x.retries)
 }
 
-// rewrite builds the outbound request: the canonical path (less the prefix
-// when the route strips it), the query as sent, the client's Host, and
-// X-Forwarded-* (see Edge.setForwarded: replaced unless the peer is a
-// trusted proxy). The transport sets the instance per attempt.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	st := stateFrom(pr.In.Context())
-	out := pr.Out
-	path := st.path
-	if st.route.spec.StripPrefix {
-		path = stripPrefix(path, st.route.spec.PathPrefix)
+// finish counts and logs a request the Handler served and returns its
+// exchange to the pool.
+func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, route *Route, x *exchange) {
+	status := http.StatusOK
+	switch {
+	case rw.wroteHeader:
+		status = rw.status
+	case x != nil && x.status != 0:
+		status = x.status // 499: nothing was written
 	}
-	out.URL.Scheme = "http"
-	out.URL.Host = st.first.addr
-	out.URL.Opaque = ""
-	out.URL.User = nil
-	out.URL.Fragment, out.URL.RawFragment = "", ""
-	setPath(out.URL, path)
-	out.Host = pr.In.Host
-	h.edge.Load().setForwarded(pr)
+	bytes := rw.bytes
+	switch {
+	case x != nil:
+		bytes = max(bytes, x.bytesSent)
+		x.status = status
+		x.record(start)
+	case route != nil: // answered before forwarding (503, 413)
+		if rs := route.stats; rs != nil {
+			rs.record(status, time.Since(start))
+		}
+	default:
+		h.stats.unroute(status)
+	}
+	if h.access != nil {
+		e := entries.Get().(*AccessEntry)
+		*e = AccessEntry{Start: start, Duration: time.Since(start), Client: r.RemoteAddr,
+			Method: r.Method, Host: r.Host, Path: path, Proto: r.Proto, Status: status, BytesSent: bytes}
+		if x != nil {
+			x.describe(e)
+		} else if route != nil {
+			e.Route, e.Service = route.spec.Name, route.service.name
+		}
+		h.access.Log(e)
+		*e = AccessEntry{}
+		entries.Put(e)
+	}
+	if x != nil {
+		x.release()
+		exchanges.Put(x)
+	}
 }
 
 // stripPrefix removes a route's prefix from a canonical path that matched it
@@ -198,38 +188,4 @@ func stripPrefix(path, prefix string) string {
 		return rest
 	}
 	return "/"
-}
-
-// setPath makes u's escaped path exactly p, which is canonical: the upstream
-// receives the bytes that were routed on.
-func setPath(u *url.URL, p string) {
-	if strings.IndexByte(p, '%') < 0 {
-		u.Path, u.RawPath = p, ""
-		return
-	}
-	// CanonicalPath never produces an escape that fails to decode.
-	decoded, err := url.PathUnescape(p)
-	if err != nil {
-		decoded = p
-	}
-	u.Path, u.RawPath = decoded, p
-}
-
-// bufferPool lends ReverseProxy 64 KiB copy buffers. Pooling array pointers
-// (not slices) keeps Get and Put free of allocations. 64 KiB (not 32) lets a
-// loopback read take a 64 KiB body in one piece: one write syscall fewer per
-// 64 KiB response (strace: 4.0 → 3.0 writes, 5.9 → 5.0 reads per request),
-// for 32 KiB more per request in flight.
-type bufferPool struct{}
-
-const copyBufferSize = 64 << 10
-
-var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
-
-func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
-
-func (bufferPool) Put(b []byte) {
-	if len(b) == copyBufferSize {
-		copyBuffers.Put((*[copyBufferSize]byte)(b))
-	}
 }

@@ -153,42 +153,42 @@ func (s *HandlerStats) Unrouted(i int) uint64 { return s.unrouted[i].Load() }
 // Stats returns the handler's own counters. Safe for concurrent use.
 func (h *Handler) Stats() *HandlerStats { return &h.stats }
 
-// record counts a finished request. It runs on the request path: atomics
-// only, no allocation, no lock.
-func (h *Handler) record(start time.Time, rw *responseWriter, st *requestState) {
-	status := finalStatus(rw, st)
-	if st.route == nil {
-		switch status {
-		case http.StatusMethodNotAllowed:
-			h.stats.unrouted[UnroutedMethodNotAllowed].Add(1)
-		case http.StatusBadRequest:
-			h.stats.unrouted[UnroutedBadRequest].Add(1)
-		default:
-			h.stats.unrouted[UnroutedNoRoute].Add(1)
-		}
-		return
+// unroute counts a request answered without a route.
+func (s *HandlerStats) unroute(status int) {
+	switch status {
+	case http.StatusMethodNotAllowed:
+		s.unrouted[UnroutedMethodNotAllowed].Add(1)
+	case http.StatusBadRequest:
+		s.unrouted[UnroutedBadRequest].Add(1)
+	default:
+		s.unrouted[UnroutedNoRoute].Add(1)
 	}
-	if rs := st.route.stats; rs != nil {
-		rs.record(status, time.Since(start))
+}
+
+// record counts a finished exchange, for both lanes. It runs on the request
+// path: atomics only, no allocation, no lock.
+func (x *exchange) record(start time.Time) {
+	if rs := x.route.stats; rs != nil {
+		rs.record(x.status, time.Since(start))
 	}
-	if ss := st.service.stats; ss != nil && st.attempts > 0 {
-		ss.attempts.Add(uint64(st.attempts))
-		if st.attempts > 1 {
-			ss.retries.Add(uint64(st.attempts - 1))
+	if ss := x.svc.stats; ss != nil && x.attempts > 0 {
+		ss.attempts.Add(uint64(x.attempts))
+		if x.attempts > 1 {
+			ss.retries.Add(uint64(x.attempts - 1))
 		}
 	}
 }
 
-// finalStatus is the status the client got (or 499 when it went away, or
-// 200 for a handler that wrote nothing, as the server sends).
-func finalStatus(rw *responseWriter, st *requestState) int {
-	if rw.wroteHeader {
-		return rw.status
+// describe fills the access-log fields the exchange knows; x may be nil (a
+// request answered before routing).
+func (x *exchange) describe(e *AccessEntry) {
+	if x == nil {
+		return
 	}
-	if st.status != 0 {
-		return st.status
+	e.Route, e.Service, e.Attempts = x.route.spec.Name, x.svc.name, x.attempts
+	if x.upstream != nil {
+		e.Upstream = x.upstream.addr
 	}
-	return http.StatusOK
 }
 
 // Stats returns the route's counters; nil for a route not built by a Builder.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"sort"
 	"time"
 
@@ -116,8 +115,7 @@ type Service struct {
 	spec      ServiceSpec // defaults applied
 	upstreams []*Upstream // in the InstanceSet's order; never modified
 	balancer  balancer
-	transport http.RoundTripper // long-lived, shared with later tables
-	budget    *retryBudget      // long-lived, shared with later tables
+	budget    *retryBudget // long-lived, shared with later tables
 	known     bool
 	stale     bool
 	logger    hclog.Logger  // With("service", name)

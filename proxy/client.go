@@ -1,0 +1,314 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/ferry-proxy/ferry/health"
+)
+
+// ferry's HTTP/1.1 upstream client: one attempt of an exchange on one
+// instance, from a pooled (or new) connection to the response head. Its
+// reuse rules are net/http Transport's:
+//   - a pooled connection is reused only if it is quiet: nothing to read (no
+//     bytes the upstream sent unasked or late, no EOF); otherwise it is
+//     closed ("Unsolicited response received on idle HTTP channel");
+//   - a reused connection that fails before any response byte is reported as
+//     a staleConnError, for the attempt policy to judge (policy.go);
+//   - a response timeout is a timeout, never a stale connection.
+
+// staleConnError is a failure of a reused connection before any byte of a
+// response: the upstream had most likely closed it while it was idle.
+type staleConnError struct{ err error }
+
+func (e *staleConnError) Error() string {
+	return "reused upstream connection closed: " + e.err.Error()
+}
+func (e *staleConnError) Unwrap() error { return e.err }
+
+// errResponseTimeout is the response_timeout: a net.Error whose Timeout is
+// true, so that it maps to 504.
+var errResponseTimeout error = &timeoutError{}
+
+type timeoutError struct{}
+
+func (*timeoutError) Error() string   { return "no response head within response_timeout" }
+func (*timeoutError) Timeout() bool   { return true }
+func (*timeoutError) Temporary() bool { return true }
+
+// attempt exchanges the request with one instance up to the response head.
+// On success x.uc is the connection and x.resp the head; the instance's
+// lease is held until the response is relayed.
+func (x *exchange) attempt(up *Upstream) error {
+	x.unlease()
+	up.state.Acquire()
+	x.leased = up
+	spec := &x.svc.spec
+	now := x.start // one clock read per request, not per step
+	if x.attempts > 1 {
+		now = time.Now()
+	}
+	uc := up.pool.get(now)
+	for uc != nil && !alive(uc) {
+		uc.Conn.Close() // closed by the upstream, or out of step: never reused
+		uc = up.pool.get(now)
+	}
+	reused := uc != nil
+	for {
+		if uc == nil {
+			var err error
+			if uc, err = up.pool.dial(context.Background(), spec.ConnectTimeout); err != nil {
+				x.svc.report(up, outcomeOf(err))
+				return err
+			}
+		}
+		err := x.exchangeHead(uc, reused, now)
+		if err == nil {
+			x.uc = uc
+			if x.resp.status >= 500 {
+				x.svc.report(up, health.Failure)
+			} else {
+				x.svc.report(up, health.Success)
+			}
+			return nil
+		}
+		uc.Conn.Close()
+		if _, ok := errors.AsType[*staleConnError](err); ok && decide(x.facts(err)) == retryFresh {
+			uc, reused = nil, false
+			continue
+		}
+		if _, ok := errors.AsType[*ClientBodyError](err); !ok && !errors.Is(err, errClientGone) {
+			x.svc.report(up, outcomeOf(err))
+		}
+		return err
+	}
+}
+
+// peekState is what a non-blocking peek at a connection found.
+type peekState uint8
+
+const (
+	peekQuiet  peekState = iota // open, nothing to read
+	peekData                    // bytes waiting
+	peekClosed                  // the peer closed or reset it
+)
+
+// peek looks at c's receive queue without blocking or consuming anything.
+func peek(c net.Conn, rdl *time.Time) peekState {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return peekQuiet
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return peekClosed
+	}
+	// RawConn.Read fails at once past a read deadline (a pooled
+	// connection keeps its last one): every caller sets its own next.
+	if !rdl.IsZero() {
+		setRead(c, rdl, time.Time{})
+	}
+	st := peekClosed
+	rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN:
+			st = peekQuiet
+		case err == nil && n > 0:
+			st = peekData
+		}
+		return true
+	})
+	return st
+}
+
+// alive reports whether an idle upstream connection is still open and
+// quiet (bytes it was not asked for put it out of step).
+func alive(uc *upConn) bool { return peek(uc.Conn, &uc.rdl) == peekQuiet }
+
+// clientCheckInterval is how often a request waiting on its upstream (for
+// the response head, or for more of a quiet body) checks that its client is
+// still there, as net/http's background read does, so that a long poll or
+// an event stream whose client left is closed upstream.
+const clientCheckInterval = 500 * time.Millisecond
+
+// exchangeHead writes the request on uc and reads the response head into
+// x.resp, relaying 1xx heads.
+func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) error {
+	if _, err := uc.Write(x.req); err != nil {
+		if reused {
+			return &staleConnError{err}
+		}
+		return err
+	}
+	var sendErr error // the upstream stopped taking the body: it may have answered early
+	if x.bodyLeft != 0 {
+		if err := x.streamBody(uc); err != nil {
+			if _, ok := errors.AsType[*ClientBodyError](err); ok {
+				return err
+			}
+			sendErr = err
+		}
+	}
+	if x.bodyRead {
+		now = time.Now() // streaming the body took time
+	}
+	deadline := now.Add(x.svc.spec.ResponseTimeout)
+	slice := nextSlice(now, deadline)
+	setReadLazy(uc.Conn, &uc.rdl, slice, slice.Sub(now)/8)
+	x.inR, x.inW = 0, 0
+	informational := 0
+	for {
+		complete, perr := parseResponse(x.in[x.inR:x.inW], &x.resp)
+		if perr != nil {
+			return perr
+		}
+		if complete {
+			st := x.resp.status
+			if st >= 200 {
+				x.inR += x.resp.size
+				return nil
+			}
+			if st == 101 {
+				if !x.upgrade {
+					return errUnexpected101
+				}
+				x.inR += x.resp.size
+				return nil
+			}
+			if informational++; informational > 5 {
+				return errTooMany1xx
+			}
+			x.relayed = true
+			if err := x.d.informational(x); err != nil {
+				return &clientError{err}
+			}
+			x.inR += x.resp.size
+			continue
+		}
+		if x.inR > 0 {
+			x.inW = copy(x.in, x.in[x.inR:x.inW])
+			x.inR = 0
+		}
+		if x.inW == len(x.in) {
+			if x.big != nil {
+				return errResponseTooLarge
+			}
+			x.grow()
+		}
+		n, err := uc.Read(x.in[x.inW:])
+		x.inW += n
+		if n == 0 && err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				now := time.Now()
+				if now.Before(deadline) {
+					// A slice ended (or a lazily armed deadline came
+					// early): is the client still there?
+					if x.d.gone() {
+						return errClientGone
+					}
+					setRead(uc.Conn, &uc.rdl, nextSlice(now, deadline))
+					continue
+				}
+				if sendErr != nil {
+					return sendErr
+				}
+				return errResponseTimeout
+			}
+			if sendErr != nil {
+				return sendErr
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			if reused && x.inW == 0 && !x.bodyRead && informational == 0 && !isTimeout(err) {
+				return &staleConnError{err}
+			}
+			return err
+		}
+	}
+}
+
+// nextSlice is the end of the next wait for a response head.
+func nextSlice(now, deadline time.Time) time.Time {
+	if s := now.Add(clientCheckInterval); s.Before(deadline) {
+		return s
+	}
+	return deadline
+}
+
+// streamBody copies the rest of the request body from the client to uc,
+// chunked when its length is unknown (with the client's trailers). It stops
+// early when the upstream answers before taking the whole body (a 413, a
+// 401): the answer is relayed and the client connection closed after it.
+func (x *exchange) streamBody(uc *upConn) error {
+	x.grow()
+	buf := x.in
+	if x.bodyChunk {
+		buf = x.in[:len(x.in)-32] // room for the chunk framing
+	}
+	for left := x.bodyLeft; left != 0; {
+		room := int64(len(buf))
+		if left > 0 {
+			room = min(left, room)
+		}
+		n, err := x.d.readBody(buf[:room])
+		if n > 0 {
+			x.bodyRead = true
+			if left > 0 {
+				left -= int64(n)
+			}
+			setWriteLazy(uc.Conn, &uc.wdl, time.Now().Add(x.svc.spec.ResponseTimeout), clientDeadlineSlack)
+			if werr := x.sendBody(uc, buf[:n]); werr != nil {
+				x.bodyUnread = true
+				return werr
+			}
+			if peek(uc.Conn, &uc.rdl) != peekQuiet {
+				// The upstream answered (or gave up) before the whole
+				// body: stop sending, read its answer.
+				x.bodyUnread = left != 0
+				break
+			}
+		}
+		if err == io.EOF && left < 0 {
+			if x.bodyChunk {
+				tail := append(append(x.in[:0], "0\r\n"...), x.d.requestTrailers(nil)...)
+				if _, werr := uc.Write(append(tail, "\r\n"...)); werr != nil {
+					return werr
+				}
+			}
+			left = 0
+			break
+		}
+		if err != nil && left != 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return &ClientBodyError{Err: err}
+		}
+	}
+	setWrite(uc.Conn, &uc.wdl, time.Time{})
+	x.bodyLeft = 0
+	x.shrink() // before the response: nothing of it is in the buffer yet
+	return nil
+}
+
+// sendBody writes body bytes p (which lie at the start of x.in, with room
+// after them) to uc, as one chunk when the body goes chunked.
+func (x *exchange) sendBody(uc *upConn, p []byte) error {
+	if !x.bodyChunk {
+		_, err := uc.Write(p)
+		return err
+	}
+	size := strconv.AppendInt(x.hex[:0], int64(len(p)), 16)
+	bufs := net.Buffers{append(size, '\r', '\n'), p, crlfBytes}
+	_, err := bufs.WriteTo(uc.Conn)
+	return err
+}

@@ -1,0 +1,286 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// The forwarding core (SPEC §11). A front-end owns the client connection and
+// parses the request; everything after that is here and written once:
+//
+//	front-end (fast lane | net/http) → exchange.forward
+//	  → attempt loop under one policy (policy.go)
+//	  → ferry's HTTP/1.1 upstream client: pools, quiet check, head and body
+//	    exchange (client.go)
+//	  → response relay (relay.go) → the front-end's downstream writes it
+//
+// A front-end plugs in through downstream: how the request body is read from
+// the client, whether the client is still there, and how the response (or
+// ferry's own error answer) is written to it.
+
+// downstream is the client side of an exchange, implemented by each
+// front-end. Only the exchange's goroutine calls it (and, for a tunnel, the
+// goroutines the tunnel owns).
+type downstream interface {
+	// readBody reads request body bytes (unframed) that the head did not
+	// bring; io.EOF at the end of the body.
+	readBody(p []byte) (int, error)
+	// requestTrailers appends the request's trailer fields ("Name: value\r\n"
+	// lines), known once readBody returned io.EOF.
+	requestTrailers(b []byte) []byte
+	// gone reports, without blocking, whether the client has left.
+	gone() bool
+	// informational sends the 1xx head in x.resp.
+	informational(x *exchange) error
+	// head sends the final head in x.resp; the body follows through data.
+	head(x *exchange) error
+	// data sends body bytes (unframed).
+	data(p []byte) error
+	// trailer sends one response trailer field ("Name: value", no CRLF).
+	trailer(line []byte) error
+	// end terminates the body and sends what is buffered.
+	end() error
+	// flush sends what is buffered (before a read that may block).
+	flush() error
+	// answer sends ferry's own error answer; closing ends the connection.
+	answer(x *exchange, code int, msg string, closing bool) error
+	// tunnel takes over after a 101 answer to an upgrade: it relays the
+	// head in x.resp and then bytes both ways between the client and x.uc
+	// until either side ends.
+	tunnel(x *exchange) error
+}
+
+// exchange is one request on its way to an upstream and back. It is pooled
+// with its buffers; only the goroutine serving the request uses it.
+type exchange struct {
+	d     downstream
+	fast  fastDown // the fast lane's downstream (d is &fast there)
+	start time.Time
+	route *Route
+	svc   *Service
+	path  string // canonical
+
+	method     string
+	clientStop bool // the client asked to close its connection
+	upgrade    bool // the request asks for a (WebSocket) upgrade
+
+	bodyHead   []byte // the part of the request body read with the head
+	bodyLeft   int64  // body bytes still to read from the client; -1: until EOF
+	bodyChunk  bool   // the body goes upstream chunked (its length is unknown)
+	bodyRead   bool   // a body byte beyond bodyHead was consumed: no replay
+	bodyUnread bool   // the client's body was not read to its end
+	relayed    bool   // a 1xx head reached the client: no retry
+
+	req []byte // the outbound head and bodyHead
+
+	upstream  *Upstream // the last attempt's
+	uc        *upConn   // the connection the response comes on
+	leased    *Upstream // holds the instance's in-flight count
+	attempts  int
+	retries   int
+	status    int
+	bytesSent int64
+
+	resp     respHead
+	in       []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
+	inR, inW int
+	small    []byte           // the exchange's own input buffer
+	big      *[bigInSize]byte // borrowed from bigIns; nil when in is small
+	hex      [20]byte         // a chunk-size line
+}
+
+const (
+	// smallInSize holds a response head and a small body: what an
+	// exchange keeps while it waits (a long poll, an event stream).
+	smallInSize = 8 << 10
+	// bigInSize is borrowed to move a large body: a loopback read then
+	// takes 64 KiB at once (a 64 KiB response costs two reads and two
+	// writes either way).
+	bigInSize       = 64 << 10
+	exchangeOutSize = 8 << 10 // a response head and a small body; req grows beyond
+)
+
+var bigIns = sync.Pool{New: func() any { return new([bigInSize]byte) }}
+
+// exchanges recycles exchanges with their buffers.
+var exchanges = sync.Pool{New: func() any { return newExchange() }}
+
+func newExchange() *exchange {
+	x := &exchange{
+		req:   make([]byte, 0, exchangeOutSize),
+		small: make([]byte, smallInSize),
+	}
+	x.fast.out = make([]byte, 0, exchangeOutSize)
+	x.fast.iov = make(net.Buffers, 0, 2)
+	x.in = x.small
+	return x
+}
+
+// grow moves the unread input to a borrowed 64 KiB buffer, once per
+// exchange: for a head larger than the small buffer, a large body, or a
+// streamed request body.
+func (x *exchange) grow() {
+	if x.big != nil {
+		return
+	}
+	x.big = bigIns.Get().(*[bigInSize]byte)
+	x.inW = copy(x.big[:], x.in[x.inR:x.inW])
+	x.inR = 0
+	x.in = x.big[:]
+}
+
+// shrink returns the borrowed buffer; the exchange must hold no unread
+// input it still needs.
+func (x *exchange) shrink() {
+	if x.big != nil {
+		bigIns.Put(x.big)
+		x.big = nil
+	}
+	x.in, x.inR, x.inW = x.small, 0, 0
+}
+
+// reset prepares a pooled exchange for a request routed to route.
+func (x *exchange) reset(d downstream, start time.Time, method string, route *Route, path string) {
+	x.d, x.start, x.method, x.route, x.svc, x.path = d, start, method, route, route.service, path
+	x.clientStop, x.upgrade = false, false
+	x.bodyHead, x.bodyLeft, x.bodyChunk, x.bodyRead, x.bodyUnread, x.relayed = nil, 0, false, false, false, false
+	x.upstream, x.uc, x.leased = nil, nil, nil
+	x.attempts, x.retries, x.status, x.bytesSent = 0, 0, 0, 0
+	x.shrink()
+	x.fast.out = x.fast.out[:0]
+}
+
+// release returns what the exchange still holds (an exchange that ended in
+// an error may hold a connection or a lease).
+func (x *exchange) release() {
+	if x.uc != nil {
+		x.uc.Conn.Close()
+		x.uc = nil
+	}
+	x.unlease()
+	x.shrink()
+	x.fast.c = nil
+	x.d, x.route, x.svc, x.upstream, x.bodyHead = nil, nil, nil, nil, nil
+}
+
+func (x *exchange) unlease() {
+	if x.leased != nil {
+		x.leased.state.Release()
+		x.leased = nil
+	}
+}
+
+// Errors of the upstream exchange.
+var (
+	errBadResponse      = errors.New("malformed response from upstream")
+	errResponseTooLarge = errors.New("upstream response head too large")
+	errUnexpected101    = errors.New("upstream switched protocols unasked")
+	errTooMany1xx       = errors.New("too many 1xx responses from upstream")
+	// errClientGone ends an exchange whose client closed its connection:
+	// nobody to answer (logged 499), no fault of the upstream's.
+	errClientGone = errors.New("client went away")
+)
+
+// clientError marks a failure of the client's side while forwarding.
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return "client: " + e.err.Error() }
+func (e *clientError) Unwrap() error { return e.err }
+
+// forward sends the request to up and, where the attempt policy allows, to
+// other instances, then relays the response. It reports whether the client
+// connection may serve another request.
+func (x *exchange) forward(up *Upstream) bool {
+	svc := x.svc
+	for {
+		x.attempts++
+		x.upstream = up
+		err := x.attempt(up)
+		if err == nil {
+			return x.relay()
+		}
+		if ce, ok := errors.AsType[*ClientBodyError](err); ok {
+			return x.clientBodyFailed(ce)
+		}
+		if errors.Is(err, errClientGone) {
+			x.unlease()
+			x.status = statusClientClosed
+			return false
+		}
+		if decide(x.facts(err)) != retryElsewhere || x.attempts > svc.spec.Retries {
+			return x.upstreamFailed(err)
+		}
+		next := svc.balancer.pick(svc.upstreams, up)
+		if next == nil || next == up || !svc.budget.tryRetry() {
+			return x.upstreamFailed(err)
+		}
+		x.retries++
+		up = next
+	}
+}
+
+// facts gathers what the attempt policy decides on after err.
+func (x *exchange) facts(err error) attemptFacts {
+	_, dial := errors.AsType[*DialError](err)
+	_, stale := errors.AsType[*staleConnError](err)
+	return attemptFacts{
+		connectFailed:   dial,
+		staleReuse:      stale,
+		timedOut:        isTimeout(err),
+		idempotent:      idempotentMethod(x.method),
+		replayable:      !x.bodyRead && x.bodyLeft == 0 && !x.upgrade,
+		responseStarted: x.relayed,
+	}
+}
+
+// upstreamFailed answers a request whose last attempt failed: 504 for a
+// timeout, else 502.
+func (x *exchange) upstreamFailed(err error) bool {
+	x.unlease()
+	log := x.svc.logger.With("route", x.route.spec.Name, "address", x.upstream.addr,
+		"instance_id", x.upstream.instance.ID, "attempts", x.attempts, "error", err)
+	code, msg := http.StatusBadGateway, "ferry: upstream of service "+quote(x.svc.name)+" failed"
+	if isTimeout(err) {
+		log.Warn("upstream timed out")
+		code, msg = http.StatusGatewayTimeout, "ferry: upstream of service "+quote(x.svc.name)+" timed out"
+	} else {
+		log.Warn("upstream failed")
+	}
+	// With client body bytes still unread the connection's framing is lost:
+	// answer and close.
+	return x.answer(code, msg, x.bodyLeft != 0 || x.bodyUnread)
+}
+
+// clientBodyFailed answers a request whose body could not be read from the
+// client: 413 beyond the route's max_body_bytes, 408 after a pause longer
+// than read_timeout, else 400; the connection closes, its framing being
+// lost.
+func (x *exchange) clientBodyFailed(ce *ClientBodyError) bool {
+	x.unlease()
+	x.svc.logger.Debug("client request body failed", "route", x.route.spec.Name, "error", ce)
+	code, msg := http.StatusBadRequest, "ferry: bad request body"
+	if _, ok := errors.AsType[*http.MaxBytesError](ce); ok {
+		code, msg = http.StatusRequestEntityTooLarge, msgBodyTooLarge
+	} else if isTimeout(ce.Err) {
+		code, msg = http.StatusRequestTimeout, "ferry: timed out reading the request body"
+	}
+	x.answer(code, msg, true)
+	return false
+}
+
+// answer sends ferry's own error answer (RFC 9110: no body to a HEAD) and
+// reports whether the client connection may go on.
+func (x *exchange) answer(code int, msg string, closing bool) bool {
+	x.status = code
+	if x.method != http.MethodHead {
+		x.bytesSent = int64(len(msg) + 1)
+	}
+	closing = closing || x.clientStop
+	if x.d.answer(x, code, msg, closing) != nil {
+		return false
+	}
+	return !closing
+}

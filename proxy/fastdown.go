@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// fastDown is the fast lane's downstream: it reads a Content-Length body
+// straight from the client connection and writes the response as raw
+// HTTP/1.1, buffering the head with a small body so that most responses
+// leave in one write (or one writev). It lives in the exchange, pooled with
+// it.
+type fastDown struct {
+	c        *fastConn
+	out      []byte // what goes to the client next
+	iov      net.Buffers
+	hex      [20]byte
+	chunked  bool // the client's body is chunked
+	trailing bool // the last chunk was sent, trailer fields follow
+}
+
+var (
+	crlfBytes     = []byte("\r\n")
+	lastChunkHead = []byte("0\r\n")
+)
+
+func (f *fastDown) readBody(p []byte) (int, error) {
+	c := f.c
+	if d := c.s.opts.ReadTimeout; d > 0 {
+		setReadLazy(c.raw, &c.rdl, time.Now().Add(d), clientDeadlineSlack)
+	}
+	n, err := c.raw.Read(p)
+	if err != nil && n == 0 && err != io.EOF {
+		return 0, err
+	}
+	return n, err
+}
+
+func (f *fastDown) requestTrailers(b []byte) []byte { return b } // no chunked uploads here
+
+func (f *fastDown) gone() bool { return peek(f.c.raw, &f.c.rdl) == peekClosed }
+
+// closing reports whether the client connection ends after this response.
+func (f *fastDown) closing(x *exchange) bool {
+	return x.clientStop || x.bodyUnread || f.c.s.done.Load()
+}
+
+func (f *fastDown) informational(x *exchange) error {
+	b := appendStatusLine(f.out[:0], &x.resp)
+	b = appendFields(b, &x.resp, false, false)
+	b = append(b, "\r\n"...)
+	err := f.c.write(b)
+	f.out = b[:0]
+	return err
+}
+
+// head queues the final head. The client gets the body chunked when the
+// upstream's is chunked or delimited by its close (so that the client's
+// connection lives on); a HEAD answer keeps the framing fields a GET would
+// get; 204 and 304 get no Transfer-Encoding, and 204 no Content-Length
+// (RFC 9110 §8.6, RFC 9112 §6.1).
+func (f *fastDown) head(x *exchange) error {
+	r := &x.resp
+	isHead := x.method == http.MethodHead
+	noBody := isHead || r.status == http.StatusNoContent || r.status == http.StatusNotModified
+	f.chunked = !noBody && (r.chunked || r.contentLength < 0)
+	f.trailing = false
+	b := appendStatusLine(f.out[:0], r)
+	b = appendFields(b, r, f.chunked || isHead && r.chunked, r.status != http.StatusNoContent)
+	if !r.hasDate {
+		b = append(b, "Date: "...)
+		b = append(b, httpDate(x.start)...)
+		b = append(b, "\r\n"...)
+	}
+	if f.chunked || isHead && r.chunked {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if f.closing(x) {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	f.out = append(b, "\r\n"...)
+	return nil
+}
+
+func (f *fastDown) data(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if f.chunked {
+		size := strconv.AppendInt(f.hex[:0], int64(len(p)), 16)
+		if err := f.emit(append(size, "\r\n"...)); err != nil {
+			return err
+		}
+		if err := f.emit(p); err != nil {
+			return err
+		}
+		return f.emit(crlfBytes)
+	}
+	return f.emit(p)
+}
+
+func (f *fastDown) trailer(line []byte) error {
+	if !f.chunked {
+		return nil // a client body with a length carries no trailers
+	}
+	if !f.trailing {
+		f.trailing = true
+		if err := f.emit(lastChunkHead); err != nil {
+			return err
+		}
+	}
+	if err := f.emit(line); err != nil {
+		return err
+	}
+	return f.emit(crlfBytes)
+}
+
+func (f *fastDown) end() error {
+	if f.chunked {
+		if !f.trailing {
+			if err := f.emit(lastChunkHead); err != nil {
+				return err
+			}
+		}
+		if err := f.emit(crlfBytes); err != nil {
+			return err
+		}
+	}
+	return f.flush()
+}
+
+// flush sends f.out to the client.
+func (f *fastDown) flush() error {
+	if len(f.out) == 0 {
+		return nil
+	}
+	err := f.c.write(f.out)
+	f.out = f.out[:0]
+	return err
+}
+
+// emit queues p for the client, writing directly what would not fit.
+func (f *fastDown) emit(p []byte) error {
+	if len(f.out)+len(p) <= cap(f.out) {
+		f.out = append(f.out, p...)
+		return nil
+	}
+	err := f.c.writev(&f.iov, f.out, p)
+	f.out = f.out[:0]
+	return err
+}
+
+func (f *fastDown) answer(x *exchange, code int, msg string, closing bool) error {
+	f.out = appendErrorResponse(f.out[:0], code, msg, closing || f.closing(x), x.method == http.MethodHead, time.Now())
+	return f.flush()
+}
+
+var errNoTunnel = errors.New("the fast lane tunnels nothing")
+
+// tunnel is never reached: the fast lane hands upgrades to net/http.
+func (f *fastDown) tunnel(x *exchange) error { return errNoTunnel }
+
+// appendStatusLine appends the response's status line as HTTP/1.1.
+func appendStatusLine(b []byte, r *respHead) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(r.status), 10)
+	b = append(b, ' ')
+	if len(r.reason) > 0 {
+		return append(append(b, r.reason...), "\r\n"...)
+	}
+	if t := http.StatusText(r.status); t != "" {
+		b = append(b, t...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// appendFields appends the response's end-to-end fields: Trailer only with
+// a chunked body, Content-Length only when the upstream's body is not
+// chunked and length is true.
+func appendFields(b []byte, r *respHead, chunked, length bool) []byte {
+	for i := 0; i < r.nfields; i++ {
+		f := &r.fields[i]
+		switch f.kind {
+		case respHopByHop:
+			continue
+		case respTrailer:
+			if !chunked {
+				continue
+			}
+		case respLength:
+			if r.chunked || !length || r.status < 200 {
+				continue
+			}
+		}
+		b = appendHeaderLine(b, f.name, f.value)
+	}
+	return b
+}
+
+func appendHeaderLine(b, name, value []byte) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
+}
+
+// appendErrorResponse appends ferry's short plain-text answer; a HEAD
+// answer has the same head and no body.
+func appendErrorResponse(b []byte, code int, msg string, closing, head bool, now time.Time) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(code)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
+	b = append(b, "\r\nDate: "...)
+	b = append(b, httpDate(now)...)
+	if closing {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	if head {
+		return b
+	}
+	b = append(b, msg...)
+	return append(b, '\n')
+}

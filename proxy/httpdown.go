@@ -1,0 +1,278 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"maps"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+	"time"
+)
+
+// httpDown is the net/http lane's downstream: net/http has parsed the
+// request (any framing, chunked uploads, Expect, HTTP/1.0) and frames the
+// answer; the exchange forwards through the same core and upstream client
+// as the fast lane.
+type httpDown struct {
+	w        *responseWriter
+	r        *http.Request
+	trailing bool // trailer fields are being sent
+}
+
+func (d *httpDown) readBody(p []byte) (int, error) { return d.r.Body.Read(p) }
+
+func (d *httpDown) requestTrailers(b []byte) []byte {
+	for _, k := range slices.Sorted(maps.Keys(d.r.Trailer)) {
+		for _, v := range d.r.Trailer[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+// gone: net/http cancels the request's context when its background read
+// sees the client close the connection.
+func (d *httpDown) gone() bool { return d.r.Context().Err() != nil }
+
+func (d *httpDown) informational(x *exchange) error {
+	h := d.w.Header()
+	copyFields(h, &x.resp, false)
+	d.w.WriteHeader(x.resp.status)
+	clear(h) // a 1xx's fields are not the final answer's
+	return nil
+}
+
+func (d *httpDown) head(x *exchange) error {
+	r := &x.resp
+	h := d.w.Header()
+	copyFields(h, r, r.status != http.StatusNoContent)
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // relay none, as the upstream sent none: no sniffing
+	}
+	d.w.WriteHeader(r.status)
+	return nil
+}
+
+// copyFields copies the response's end-to-end fields into h: no hop-by-hop
+// ones, no Trailer announcement (trailers go as they come, see trailer), and
+// Content-Length only with a length-delimited body and when length is true.
+func copyFields(h http.Header, r *respHead, length bool) {
+	for i := 0; i < r.nfields; i++ {
+		f := &r.fields[i]
+		switch f.kind {
+		case respHopByHop, respTrailer:
+			continue
+		case respLength:
+			if r.chunked || !length || r.status < 200 {
+				continue
+			}
+		}
+		k := textproto.CanonicalMIMEHeaderKey(string(f.name))
+		h[k] = append(h[k], string(f.value))
+	}
+}
+
+func (d *httpDown) data(p []byte) error {
+	_, err := d.w.Write(p)
+	return err
+}
+
+func (d *httpDown) trailer(line []byte) error {
+	if !d.trailing {
+		// A flush commits net/http to a chunked body, which alone can
+		// carry trailers (it would otherwise send a short body with a
+		// Content-Length).
+		d.trailing = true
+		if err := d.w.flush(); err != nil {
+			return err
+		}
+	}
+	name, value, _ := bytes.Cut(line, []byte(":"))
+	k := http.TrailerPrefix + textproto.CanonicalMIMEHeaderKey(string(name))
+	d.w.Header()[k] = append(d.w.Header()[k], string(trimOWS(value)))
+	return nil
+}
+
+func (d *httpDown) end() error { return nil }
+
+func (d *httpDown) flush() error { return d.w.flush() }
+
+func (d *httpDown) answer(x *exchange, code int, msg string, closing bool) error {
+	if closing {
+		d.w.Header().Set("Connection", "close")
+	}
+	writeError(d.w, code, msg)
+	return nil
+}
+
+// tunnel takes the client connection from net/http after a 101 and relays
+// bytes both ways until either side closes; it returns when both copies
+// have ended (the copy towards the upstream runs on a goroutine it owns).
+func (d *httpDown) tunnel(x *exchange) error {
+	uc := x.uc
+	conn, brw, err := d.w.hijack()
+	if err != nil {
+		return &clientError{err}
+	}
+	defer conn.Close()
+	setRead(uc.Conn, &uc.rdl, time.Time{})
+	setWrite(uc.Conn, &uc.wdl, time.Time{})
+	conn.SetDeadline(time.Time{})
+
+	r := &x.resp
+	b := appendStatusLine(nil, r)
+	for i := 0; i < r.nfields; i++ {
+		f := &r.fields[i]
+		if f.kind == respHopByHop {
+			if n := classify(f.name); n != nameConnection && n != nameUpgrade {
+				continue
+			}
+		}
+		b = appendHeaderLine(b, f.name, f.value)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, x.in[x.inR:x.inW]...) // what the upstream sent after its head
+	x.inR = x.inW
+	if _, err := conn.Write(b); err != nil {
+		return &clientError{err}
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n) // what the client sent after its request
+		if _, err := uc.Write(early); err != nil {
+			return err
+		}
+	}
+	up := make(chan struct{})
+	go func() {
+		defer close(up)
+		io.Copy(uc.Conn, conn)
+		uc.Conn.Close() // the client ended: end the upstream side too
+	}()
+	n, _ := io.Copy(conn, uc.Conn)
+	x.bytesSent += n
+	conn.Close() // the upstream ended: end the client side too
+	<-up
+	return nil
+}
+
+// appendHTTPRequest appends the outbound head of a request net/http parsed:
+// the canonical path (less the prefix when the route strips it), the query
+// byte for byte as sent, the request's authority as Host, the client's fields
+// (sorted by name) less hop-by-hop ones, those its Connection header
+// nominates and Expect (ferry answers 100-continue itself, as nginx does),
+// X-Forwarded-* as in the fast lane, and the body's framing.
+func appendHTTPRequest(b []byte, x *exchange, r *http.Request, trusted bool, clientIP string) []byte {
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = appendTarget(b, x)
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		b = append(b, '?')
+		b = append(b, r.URL.RawQuery...)
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, r.Host...) // the absolute-form target's authority, if any: routed on too
+	b = append(b, "\r\n"...)
+	var nominated []string
+	for _, v := range r.Header["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" {
+				nominated = append(nominated, textproto.CanonicalMIMEHeaderKey(tok))
+			}
+		}
+	}
+	var xfh, xfp bool
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		forwarding := true // kept by trust alone: a client's Connection cannot remove them
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+			"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect", "Host", "Http2-Settings":
+			continue
+		case "X-Forwarded-For", "Forwarded", "X-Real-Ip":
+			if !trusted || k == "X-Forwarded-For" {
+				continue // X-Forwarded-For is joined below
+			}
+		case "X-Forwarded-Host":
+			if !trusted {
+				continue
+			}
+			xfh = true
+		case "X-Forwarded-Proto":
+			if !trusted {
+				continue
+			}
+			xfp = true
+		case "X-Forwarded-Prefix":
+			if !trusted || x.route.spec.StripPrefix {
+				continue
+			}
+		default:
+			forwarding = false
+		}
+		if !forwarding && slices.Contains(nominated, k) {
+			continue
+		}
+		for _, v := range r.Header[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	for _, v := range r.Header["Te"] {
+		if strings.Contains(strings.ToLower(v), "trailers") {
+			b = append(b, "TE: trailers\r\n"...) // end to end: gRPC needs it
+			break
+		}
+	}
+	b = append(b, "X-Forwarded-For: "...)
+	if trusted {
+		for _, v := range r.Header["X-Forwarded-For"] {
+			b = append(b, v...)
+			b = append(b, ", "...)
+		}
+	}
+	b = append(b, clientIP...)
+	b = append(b, "\r\n"...)
+	if !xfh {
+		b = append(b, "X-Forwarded-Host: "...)
+		b = append(b, r.Host...)
+		b = append(b, "\r\n"...)
+	}
+	if !xfp {
+		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+	}
+	b = appendStripped(b, x)
+	if x.upgrade {
+		b = append(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n"...)
+	}
+	if x.bodyChunk {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		if len(r.Trailer) > 0 {
+			b = append(b, "Trailer: "...)
+			b = append(b, strings.Join(slices.Sorted(maps.Keys(r.Trailer)), ", ")...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// wantsUpgrade reports whether r asks for a WebSocket upgrade (admit has
+// dropped any other Upgrade offer).
+func wantsUpgrade(r *http.Request) bool {
+	if _, ok := r.Header["Upgrade"]; !ok {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,269 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+// relay sends the response whose head is in x.resp to the client through
+// the downstream, with its body, and returns the upstream connection to its
+// pool only when the exchange left it clean: the response was framed, read
+// to its end, and nothing follows it. It reports whether the client
+// connection may go on.
+func (x *exchange) relay() bool {
+	r := &x.resp
+	x.status = r.status
+	if r.status == http.StatusSwitchingProtocols {
+		// An upgrade the client asked for: the connection becomes a
+		// tunnel, owned by the downstream until either side ends.
+		err := x.d.tunnel(x)
+		x.uc.Conn.Close()
+		x.uc = nil
+		x.unlease()
+		if err != nil {
+			x.bodyFailed(err)
+		}
+		return false
+	}
+	noBody := x.method == http.MethodHead || r.status == http.StatusNoContent || r.status == http.StatusNotModified
+	if err := x.d.head(x); err != nil {
+		x.bodyFailed(&clientError{err})
+		return false
+	}
+	upstreamClean := !r.close && !r.http10
+	var err error
+	switch {
+	case noBody:
+		err = x.end()
+	case r.chunked:
+		err = x.relayChunked()
+	case r.contentLength >= 0:
+		err = x.relayLength(r.contentLength)
+	default:
+		err = x.relayUntilClose()
+		upstreamClean = false
+	}
+	// Bytes past the response's framing (a body after a HEAD answer or a
+	// 204, more than Content-Length, anything after the last chunk) put
+	// the connection out of step: it is closed, never reused.
+	upstreamClean = upstreamClean && x.inR == x.inW
+	if err != nil {
+		x.bodyFailed(err)
+		return false
+	}
+	uc := x.uc
+	x.uc = nil
+	x.unlease()
+	if upstreamClean {
+		uc.pool.put(uc, x.start) // an idle age a response's time too old errs on the safe side
+	} else {
+		uc.Conn.Close()
+	}
+	return !x.clientStop && !x.bodyUnread
+}
+
+// bodyFailed handles a failure after the response head went out: too late
+// for an error answer, so both connections close and the client sees a
+// truncated response.
+func (x *exchange) bodyFailed(err error) {
+	if _, ok := errors.AsType[*clientError](err); ok {
+		return // the client went away: nobody to tell, no fault of the upstream's
+	}
+	x.svc.logger.Warn("upstream failed after the response started", "route", x.route.spec.Name,
+		"address", x.upstream.addr, "instance_id", x.upstream.instance.ID, "error", err)
+}
+
+func (x *exchange) data(p []byte) error {
+	x.bytesSent += int64(len(p))
+	if err := x.d.data(p); err != nil {
+		return &clientError{err}
+	}
+	return nil
+}
+
+func (x *exchange) end() error {
+	if err := x.d.end(); err != nil {
+		return &clientError{err}
+	}
+	return nil
+}
+
+// more reads more upstream bytes into x.in, first sending what is queued for
+// the client (the read may block: a streamed response reaches the client as
+// it comes). It keeps unread bytes. While the upstream is quiet it checks
+// every clientCheckInterval that the client is still there, so that an
+// event stream or long poll whose client left releases its upstream
+// connection and counts.
+func (x *exchange) more() error {
+	if err := x.d.flush(); err != nil {
+		return &clientError{err}
+	}
+	if x.inR == x.inW {
+		x.inR, x.inW = 0, 0
+	} else if x.inR > 0 {
+		x.inW = copy(x.in, x.in[x.inR:x.inW])
+		x.inR = 0
+	}
+	if x.inW == len(x.in) {
+		return errBadResponse
+	}
+	uc := x.uc
+	for {
+		setReadLazy(uc.Conn, &uc.rdl, time.Now().Add(clientCheckInterval), clientCheckInterval/4)
+		n, err := uc.Read(x.in[x.inW:])
+		x.inW += n
+		if n > 0 {
+			return nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if x.d.gone() {
+				return &clientError{errClientGone}
+			}
+			continue
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+}
+
+// relayLength relays a body of n bytes.
+func (x *exchange) relayLength(n int64) error {
+	if avail := int64(x.inW - x.inR); avail >= n {
+		// The whole body came with the head: one write for both.
+		body := x.in[x.inR : x.inR+int(n)]
+		x.inR += int(n)
+		if err := x.data(body); err != nil {
+			return err
+		}
+		return x.end()
+	} else if n-avail > int64(len(x.small)) {
+		x.grow()
+	}
+	for n > 0 {
+		if x.inR == x.inW {
+			if err := x.more(); err != nil {
+				return unexpected(err)
+			}
+		}
+		k := min(int64(x.inW-x.inR), n)
+		if err := x.data(x.in[x.inR : x.inR+int(k)]); err != nil {
+			return err
+		}
+		x.inR += int(k)
+		n -= k
+	}
+	return x.end()
+}
+
+// relayChunked relays a chunked body, checked and unframed for the
+// downstream (which frames it again as its client needs), with its trailer
+// fields.
+func (x *exchange) relayChunked() error {
+	for {
+		line, err := x.line()
+		if err != nil {
+			return err
+		}
+		size, ok := chunkSize(line)
+		if !ok {
+			return errBadResponse
+		}
+		if size == 0 {
+			for {
+				line, err := x.line()
+				if err != nil {
+					return err
+				}
+				if len(line) == 0 {
+					break
+				}
+				colon := bytes.IndexByte(line, ':')
+				if colon <= 0 || !isResponseToken(line[:colon]) || !validValue(line[colon+1:]) {
+					return errBadResponse
+				}
+				if err := x.d.trailer(line); err != nil {
+					return &clientError{err}
+				}
+			}
+			return x.end()
+		}
+		if size-int64(x.inW-x.inR) > int64(len(x.small)) {
+			x.grow()
+		}
+		for size > 0 {
+			if x.inR == x.inW {
+				if err := x.more(); err != nil {
+					return unexpected(err)
+				}
+			}
+			k := min(int64(x.inW-x.inR), size)
+			if err := x.data(x.in[x.inR : x.inR+int(k)]); err != nil {
+				return err
+			}
+			x.inR += int(k)
+			size -= k
+		}
+		if line, err := x.line(); err != nil {
+			return err
+		} else if len(line) != 0 {
+			return errBadResponse
+		}
+	}
+}
+
+// relayUntilClose relays a body delimited by the upstream closing the
+// connection (the downstream frames it so that the client's connection
+// lives on).
+func (x *exchange) relayUntilClose() error {
+	for {
+		if n := x.inW - x.inR; n > 0 {
+			if err := x.data(x.in[x.inR:x.inW]); err != nil {
+				return err
+			}
+			x.inR = x.inW
+		}
+		if err := x.more(); err != nil {
+			if err == io.EOF {
+				return x.end()
+			}
+			return err
+		}
+	}
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// maxChunkLine bounds a chunk-size or trailer line.
+const maxChunkLine = 4 << 10
+
+// line returns the next line of the upstream's chunked framing without its
+// CRLF (or bare LF, RFC 9112 §2.2). It is valid until the next read.
+func (x *exchange) line() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(x.in[x.inR:x.inW], '\n'); i >= 0 {
+			l := x.in[x.inR : x.inR+i]
+			x.inR += i + 1
+			if n := len(l); n > 0 && l[n-1] == '\r' {
+				l = l[:n-1]
+			}
+			return l, nil
+		}
+		if x.inW-x.inR >= maxChunkLine {
+			return nil, errBadResponse
+		}
+		if err := x.more(); err != nil {
+			return nil, unexpected(err)
+		}
+	}
+}
