@@ -27,9 +27,79 @@ type tracker struct {
 	fold       bool
 	underscore bool
 	fragment   bool
-	unsure     bool // something net/http will reject: stop after this head
+	unsure     bool // a framing value it cannot judge: refused, and so is what follows
+	blank      bool // an empty line came before this head's request line
 
 	seqLineDone bool // the current head's request line is complete
+
+	// The value of the current Content-Length or Transfer-Encoding line,
+	// or the current chunk-size line, parsed as it streams by: white space
+	// and leading zeros cost nothing, however many there are.
+	valKind  uint8 // valNone, valCL, valTE
+	val      [24]byte
+	valLen   int  // significant bytes seen (may exceed len(val))
+	valTrail int  // trailing white space after them
+	valZero  bool // a leading zero was skipped (Content-Length)
+	crSeen   bool // the CR after chunk data
+	chunk    chunkLine
+}
+
+// Which header value is being collected.
+const (
+	valNone uint8 = iota
+	valCL
+	valTE
+)
+
+// chunkLine parses a chunk-size line as net/http reads it: 1 to 16 hex
+// digits, then a chunk extension after ";" (ignored) or trailing white
+// space; lines longer than 4096 bytes are refused.
+type chunkLine struct {
+	size   int64
+	digits int
+	state  uint8 // 0: digits, 1: white space after them, 2: extension
+	bad    bool
+}
+
+const maxChunkLineBytes = 4096
+
+func (c *chunkLine) add(b []byte) {
+	for _, ch := range b {
+		if c.bad {
+			return
+		}
+		switch c.state {
+		case 0:
+			if v, ok := unhex(ch); ok {
+				c.digits++
+				c.size = c.size<<4 | int64(v)
+				if c.digits > 16 {
+					c.bad = true
+				}
+				continue
+			}
+			if c.digits == 0 {
+				c.bad = true
+				continue
+			}
+			switch ch {
+			case ';':
+				c.state = 2
+			case ' ', '\t', '\r':
+				c.state = 1
+			default:
+				c.bad = true
+			}
+		case 1:
+			switch ch {
+			case ' ', '\t', '\r':
+			case ';':
+				c.bad = true // net/http trims only trailing white space
+			default:
+				c.bad = true
+			}
+		}
+	}
 }
 
 // lineKeep bounds what is kept of a line: enough for a header name and a
@@ -43,7 +113,7 @@ const (
 	stChunkData              // chunk data
 	stChunkEnd               // the CRLF after chunk data
 	stTrailer                // trailer lines after the last chunk
-	stOff                    // unsure or done: no more judging
+	stOff                    // poisoned: every later head is refused
 )
 
 // http10 is "HTTP/1.0" as the tracker's rolling tail holds it.
@@ -60,8 +130,10 @@ var http10Tail = func() uint64 {
 func (t *tracker) inBody() bool { return t.state >= stBody && t.state <= stTrailer }
 
 // scan consumes p and returns the number of the first head in p that must
-// be refused and why (refuseNone when none is). After a refused head the
-// tracker stops.
+// be refused and why (refuseNone when none is). After a refused head, or a
+// line it cannot judge, the tracker stops and every later head of the
+// connection is refused with refuseUnjudged (see guardConn.verdict): one
+// request can never switch the checks off for the next.
 func (t *tracker) scan(p []byte) (seq int64, reason uint8) {
 	for len(p) > 0 {
 		switch t.state {
@@ -82,12 +154,19 @@ func (t *tracker) scan(p []byte) (seq int64, reason uint8) {
 				}
 			}
 		case stChunkEnd:
-			i := bytes.IndexByte(p, '\n')
-			if i < 0 {
-				return 0, refuseNone
+			// Exactly CRLF after chunk data, as net/http requires.
+			c := p[0]
+			p = p[1:]
+			switch {
+			case c == '\r' && !t.crSeen:
+				t.crSeen = true
+			case c == '\n' && t.crSeen:
+				t.crSeen = false
+				t.state = stChunkSize
+			default:
+				t.state = stOff
+				return t.seq, refuseUnjudged
 			}
-			p = p[i+1:]
-			t.state = stChunkSize
 		default: // line-oriented states
 			i := bytes.IndexByte(p, '\n')
 			chunk := p
@@ -110,32 +189,97 @@ func (t *tracker) scan(p []byte) (seq int64, reason uint8) {
 
 // addToLine records part of the current line.
 func (t *tracker) addToLine(b []byte) {
-	if t.state == stHead {
-		requestLine := !t.seqLineDone
-		for _, c := range b {
-			if requestLine {
-				if c == '#' {
-					t.fragment = true
-				}
-				if c != '\r' {
-					t.tail = t.tail<<8 | uint64(c)
-				}
-				continue
+	if t.state == stChunkSize {
+		t.chunk.add(b)
+	}
+	requestLine := t.state == stHead && !t.seqLineDone
+	for _, c := range b {
+		if t.lineLen < lineKeep {
+			t.line[t.lineLen] = c
+		}
+		t.lineLen++
+		if t.state != stHead {
+			continue
+		}
+		if requestLine {
+			if c == '#' {
+				t.fragment = true
 			}
-			if !t.colon {
-				switch c {
-				case ':':
-					t.colon = true
-				case '_':
-					t.underscore = true
-				}
+			if c != '\r' {
+				t.tail = t.tail<<8 | uint64(c)
 			}
+			continue
+		}
+		if !t.colon {
+			switch c {
+			case ':':
+				t.colon = true
+				t.startValue()
+			case '_':
+				t.underscore = true
+			}
+			continue
+		}
+		if t.valKind != valNone {
+			t.addValue(c)
 		}
 	}
-	if t.lineLen < lineKeep {
-		copy(t.line[t.lineLen:], b)
+}
+
+// startValue decides, at a header line's colon, whether its value matters
+// to framing.
+func (t *tracker) startValue() {
+	name := t.line[:min(t.lineLen-1, lineKeep)] // without the colon
+	t.valKind, t.valLen, t.valTrail, t.valZero = valNone, 0, 0, false
+	switch {
+	case t.lineLen-1 > lineKeep:
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		t.valKind = valCL
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		t.valKind = valTE
 	}
-	t.lineLen += len(b)
+}
+
+// addValue collects one byte of a Content-Length or Transfer-Encoding
+// value: leading white space (and a Content-Length's leading zeros)
+// skipped, trailing white space counted apart.
+func (t *tracker) addValue(c byte) {
+	switch {
+	case c == '\r':
+		return
+	case c == ' ' || c == '\t':
+		if t.valLen > 0 {
+			t.valTrail++
+		}
+		return
+	case t.valKind == valCL && c == '0' && t.valLen == 0:
+		t.valZero = true
+		return
+	}
+	if t.valTrail > 0 { // white space inside the value: keep it, it is not trailing
+		for ; t.valTrail > 0; t.valTrail-- {
+			t.pushValue(' ')
+		}
+	}
+	t.pushValue(c)
+}
+
+func (t *tracker) pushValue(c byte) {
+	if t.valLen < len(t.val) {
+		t.val[t.valLen] = c
+	}
+	t.valLen++
+}
+
+// value returns the collected value, and false when it was too long to keep.
+func (t *tracker) value() ([]byte, bool) {
+	if t.valLen > len(t.val) {
+		return nil, false
+	}
+	if t.valKind == valCL && t.valLen == 0 && t.valZero {
+		return []byte("0"), true
+	}
+	return t.val[:t.valLen], true
 }
 
 // endLine handles a complete line and returns a refusal reason for a head
@@ -149,7 +293,7 @@ func (t *tracker) endLine() uint8 {
 	if t.lineLen <= lineKeep && n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
-	long := t.lineLen > lineKeep
+	length := t.lineLen
 	empty := t.lineLen == 0 || (t.lineLen == 1 && t.line[0] == '\r')
 	t.lineLen, t.colon = 0, false
 
@@ -157,7 +301,13 @@ func (t *tracker) endLine() uint8 {
 	case stHead:
 		if !t.seqLineDone {
 			if empty {
-				t.state = stOff // net/http rejects a head without a request line
+				// net/http skips one empty line before a request line
+				// (RFC 9112 §2.2) and rejects a second.
+				if t.blank {
+					t.state = stOff
+					return refuseUnjudged
+				}
+				t.blank = true
 				return refuseNone
 			}
 			t.seqLineDone = true
@@ -172,20 +322,20 @@ func (t *tracker) endLine() uint8 {
 			t.fold = true
 			return refuseNone
 		}
-		t.header(line, long)
+		t.header(line)
 	case stChunkSize:
-		if long || empty {
+		c := t.chunk
+		t.chunk = chunkLine{}
+		if c.bad || c.digits == 0 || length > maxChunkLineBytes {
+			// net/http fails this body: nothing after it is judged.
 			t.state = stOff
-			return refuseNone
+			return refuseUnjudged
 		}
-		size, ok := chunkSize(line)
 		switch {
-		case !ok:
-			t.state = stOff
-		case size == 0:
+		case c.size == 0:
 			t.state = stTrailer
 		default:
-			t.remaining, t.state = size, stChunkData
+			t.remaining, t.state = c.size, stChunkData
 		}
 	case stTrailer:
 		if empty {
@@ -196,23 +346,25 @@ func (t *tracker) endLine() uint8 {
 }
 
 // header records a header line that matters to framing.
-func (t *tracker) header(line []byte, long bool) {
-	i := bytes.IndexByte(line, ':')
-	if i < 0 {
-		return // net/http rejects it
+func (t *tracker) header(line []byte) {
+	if bytes.IndexByte(line, ':') < 0 {
+		t.unsure = true // net/http rejects it: refuse it and what follows
+		return
 	}
-	name, value := line[:i], bytes.Trim(line[i+1:], " \t")
-	switch {
-	case bytes.EqualFold(name, []byte("Content-Length")):
+	v, kept := t.value()
+	kind := t.valKind
+	t.valKind = valNone
+	switch kind {
+	case valCL:
 		t.clCount++
-		n, ok := decimal(value)
-		if long || !ok {
+		n, ok := decimal(v)
+		if !kept || !ok {
 			t.unsure = true
 		}
 		t.cl = n
-	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+	case valTE:
 		t.teCount++
-		t.teChunked = !long && bytes.EqualFold(value, []byte("chunked"))
+		t.teChunked = kept && bytes.EqualFold(v, []byte("chunked"))
 	}
 }
 
@@ -235,14 +387,16 @@ func (t *tracker) endHead() uint8 {
 		reason = refuseFragment
 	case t.maxHeaders > 0 && t.lines > t.maxHeaders:
 		reason = refuseTooManyHeaders
+	case t.unsure:
+		reason = refuseUnjudged
+	case t.teCount > 0 && !(t.teCount == 1 && t.teChunked):
+		reason = refuseBadCoding // net/http answers 501 for it
 	}
 	switch {
-	case reason != refuseNone || t.unsure:
+	case reason != refuseNone:
 		t.state = stOff
 	case t.teCount == 1 && t.teChunked:
-		t.state = stChunkSize
-	case t.teCount > 0:
-		t.state = stOff // net/http answers 501
+		t.state, t.chunk = stChunkSize, chunkLine{}
 	case t.cl > 0:
 		t.state, t.remaining = stBody, t.cl
 	default:
@@ -250,7 +404,7 @@ func (t *tracker) endHead() uint8 {
 	}
 	t.lines, t.clCount, t.cl, t.teCount, t.teChunked = 0, 0, 0, 0, false
 	t.http10, t.fold, t.underscore, t.fragment, t.unsure = false, false, false, false, false
-	t.seqLineDone, t.tail = false, 0
+	t.seqLineDone, t.tail, t.blank = false, 0, false
 	return reason
 }
 

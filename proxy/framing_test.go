@@ -1,6 +1,12 @@
 package proxy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
+
+// smuggled is a second request that must be refused wherever it follows.
+const smuggled = "GET /s HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 func TestTracker(t *testing.T) {
 	for _, tc := range []struct {
@@ -22,6 +28,20 @@ func TestTracker(t *testing.T) {
 		{"second head after a CL body", "POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\nX_A: \r\nGET / HTTP/1.1\r\nX_B: 1\r\n\r\n", 2, refuseUnderscore},
 		{"second head after a chunked body", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nX_A: \r\n0\r\nTrailer: 1\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 2, refuseCLAndTE},
 		{"bare LF", "GET / HTTP/1.1\nX_A: 1\n\n", 1, refuseUnderscore},
+		// Legal but long lines never switch the judging off (issue: one
+		// legal request used to wave the next one through).
+		{"80-byte chunk extension", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;" + strings.Repeat("e", 80) + "\r\nabc\r\n0\r\n\r\n" + smuggled, 2, refuseCLAndTE},
+		{"chunk size padded with 70 spaces", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3" + strings.Repeat(" ", 70) + "\r\nabc\r\n0\r\n\r\n" + smuggled, 2, refuseCLAndTE},
+		{"Content-Length: 0", "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n" + "GET / HTTP/1.1\r\nX_A: 1\r\n\r\n", 2, refuseUnderscore},
+		{"Content-Length with leading zeros", "POST / HTTP/1.1\r\nContent-Length: 000000000000000000005\r\n\r\nabcde" + smuggled, 2, refuseCLAndTE},
+		{"70 spaces before a Content-Length", "POST / HTTP/1.1\r\nContent-Length:" + strings.Repeat(" ", 70) + "5\r\n\r\nabcde" + smuggled, 2, refuseCLAndTE},
+		{"70 spaces before a Transfer-Encoding", "POST / HTTP/1.1\r\nTransfer-Encoding:" + strings.Repeat(" ", 70) + "chunked\r\n\r\n0\r\n\r\n" + smuggled, 2, refuseCLAndTE},
+		// What cannot be judged ends the judging with a refusal.
+		{"chunk line over 4 KiB", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;" + strings.Repeat("e", 5000) + "\r\nabc\r\n0\r\n\r\n" + smuggled, 1, refuseUnjudged},
+		{"bytes after chunk data", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n" + smuggled, 1, refuseUnjudged},
+		{"17 hex digits", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n0\r\n\r\n" + smuggled, 1, refuseUnjudged},
+		{"Content-Length not a number", "POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\nabcde" + smuggled, 1, refuseUnjudged},
+		{"gzip coding", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n" + smuggled, 1, refuseBadCoding},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for split := 0; split <= len(tc.in); split++ { // every way to cut it in two reads
@@ -56,4 +76,16 @@ func FuzzTracker(f *testing.F) {
 			t.Fatalf("whole: head %d reason %d; split at %d: head %d reason %d", seq1, r1, split, seq2, r2)
 		}
 	})
+}
+
+// TestVerdictAfterRefusal: once a head is refused, every later head on the
+// connection is refused too.
+func TestVerdictAfterRefusal(t *testing.T) {
+	c := &guardConn{}
+	c.track([]byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nX_Y: 1\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"))
+	for i, want := range []uint8{refuseNone, refuseUnderscore, refuseUnjudged, refuseUnjudged} {
+		if got := c.verdict(); got != want {
+			t.Errorf("head %d: got reason %d, want %d", i+1, got, want)
+		}
+	}
 }

@@ -115,6 +115,8 @@ const (
 	refuseUnderscore
 	refuseFragment
 	refuseTooManyHeaders
+	refuseUnjudged  // a framing line the guard cannot judge, or anything after it
+	refuseBadCoding // a transfer coding other than one "chunked"
 )
 
 // guardConn is one accepted connection. Read and the deadline setters may
@@ -174,7 +176,10 @@ func (c *guardConn) Read(p []byte) (int, error) {
 func (c *guardConn) track(p []byte) {
 	if seq, reason := c.t.scan(p); reason != refuseNone {
 		c.badReason.Store(uint32(reason))
-		c.badSeq.Store(seq)
+		c.badSeq.Store(max(seq, 1)) // a failure inside request seq's body: refuse the heads after it
+		if seq == 0 {
+			c.badSeq.Store(1)
+		}
 	}
 	if c.armed && !c.t.inBody() {
 		c.disarm()
@@ -242,13 +247,19 @@ func (c *guardConn) stopTracking() {
 
 // verdict returns the refusal reason of the request the handler is about to
 // serve (net/http serves a connection's requests one after the other, so
-// the n-th call belongs to the n-th head), or refuseNone.
+// the n-th call belongs to the n-th head), or refuseNone. Every head after
+// a refused one is refused too: the guard stopped following the framing
+// there, so it cannot vouch for anything that follows.
 func (c *guardConn) verdict() uint8 {
 	n := c.served.Add(1)
-	if bad := c.badSeq.Load(); bad != 0 && bad == n {
+	bad := c.badSeq.Load()
+	switch {
+	case bad == 0 && c.badReason.Load() == 0, n < bad:
+		return refuseNone
+	case n == bad:
 		return uint8(c.badReason.Load())
 	}
-	return refuseNone
+	return refuseUnjudged
 }
 
 func guardConnFrom(ctx context.Context) *guardConn {

@@ -38,6 +38,8 @@ var refusals = [...]refusal{
 	refuseUnderscore:     {http.StatusBadRequest, "ferry: bad request: header name with an underscore"},
 	refuseFragment:       {http.StatusBadRequest, "ferry: bad request: fragment in the request target"},
 	refuseTooManyHeaders: {http.StatusRequestHeaderFieldsTooLarge, "ferry: too many header fields"},
+	refuseUnjudged:       {http.StatusBadRequest, "ferry: bad request: framing that cannot be judged"},
+	refuseBadCoding:      {http.StatusNotImplemented, "ferry: unsupported transfer coding"},
 }
 
 var (
