@@ -36,26 +36,26 @@ const (
 )
 
 // parseResponse parses the response head at the start of b. It returns
-// complete false (and no error) while the head is incomplete. It accepts
-// what net/http's transport accepts, less obs-fold and bare-LF heads, and
-// rejects a head whose framing is ambiguous (differing Content-Length
+// complete false (and no error) while the head is incomplete. Lines end in
+// CRLF or a bare LF (RFC 9112 §2.2; nginx and net/http accept both). It
+// rejects obs-fold, a version other than HTTP/1.x, more than maxRespFields
+// fields, and a head whose framing is ambiguous (differing Content-Length
 // values, a transfer coding other than chunked).
 func parseResponse(b []byte, r *respHead) (complete bool, err error) {
-	end := bytes.Index(b, crlf2)
-	if end < 0 {
+	size := headEnd(b)
+	if size < 0 {
 		if len(b) >= len(httpPrefix) && !bytes.HasPrefix(b, httpPrefix) {
 			return false, errBadResponse
 		}
 		return false, nil
 	}
-	r.size = end + 4
-	head := b[:end+2]
+	r.size = size
+	head := b[:size]
 	nl := bytes.IndexByte(head, '\n')
-	line := head[:nl]
-	if len(line) < 13 || line[len(line)-1] != '\r' || !bytes.HasPrefix(line, httpPrefix) {
+	line := dropCR(head[:nl])
+	if len(line) < 12 || !bytes.HasPrefix(line, httpPrefix) {
 		return false, errBadResponse
 	}
-	line = line[:len(line)-1]
 	switch line[7] {
 	case '1':
 		r.http10 = false
@@ -91,12 +91,14 @@ func parseResponse(b []byte, r *respHead) (complete bool, err error) {
 	nconn := 0
 	for p := head[nl+1:]; len(p) > 0; {
 		nl := bytes.IndexByte(p, '\n')
-		line := p[:nl]
+		line := dropCR(p[:nl])
 		p = p[nl+1:]
-		if len(line) < 2 || line[len(line)-1] != '\r' || r.nfields == maxRespFields {
+		if len(line) == 0 {
+			break // the empty line that ends the head
+		}
+		if r.nfields == maxRespFields {
 			return false, errBadResponse
 		}
-		line = line[:len(line)-1]
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isResponseToken(line[:colon]) {
 			return false, errBadResponse // obs-fold included
@@ -177,4 +179,30 @@ func isResponseToken(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// headEnd returns the length of the head at the start of b, its empty last
+// line included, or -1 while it is incomplete. Lines end in CRLF or LF.
+func headEnd(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
+	}
+}
+
+// dropCR removes a line's final CR.
+func dropCR(l []byte) []byte {
+	if n := len(l); n > 0 && l[n-1] == '\r' {
+		return l[:n-1]
+	}
+	return l
 }

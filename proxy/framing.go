@@ -29,6 +29,7 @@ type tracker struct {
 	fragment   bool
 	unsure     bool // a framing value it cannot judge: refused, and so is what follows
 	blank      bool // an empty line came before this head's request line
+	emptyHost  bool // a Host field with an empty value
 
 	seqLineDone bool // the current head's request line is complete
 
@@ -49,6 +50,7 @@ const (
 	valNone uint8 = iota
 	valCL
 	valTE
+	valHost
 )
 
 // chunkLine parses a chunk-size line as net/http reads it: 1 to 16 hex
@@ -237,6 +239,8 @@ func (t *tracker) startValue() {
 		t.valKind = valCL
 	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 		t.valKind = valTE
+	case bytes.EqualFold(name, []byte("Host")):
+		t.valKind = valHost
 	}
 }
 
@@ -362,6 +366,8 @@ func (t *tracker) header(line []byte) {
 			t.unsure = true
 		}
 		t.cl = n
+	case valHost:
+		t.emptyHost = t.emptyHost || t.valLen == 0
 	case valTE:
 		t.teCount++
 		t.teChunked = kept && bytes.EqualFold(v, []byte("chunked"))
@@ -389,6 +395,8 @@ func (t *tracker) endHead() uint8 {
 		reason = refuseTooManyHeaders
 	case t.unsure:
 		reason = refuseUnjudged
+	case t.emptyHost:
+		reason = refuseEmptyHost
 	case t.teCount > 0 && !(t.teCount == 1 && t.teChunked):
 		reason = refuseBadCoding // net/http answers 501 for it
 	}
@@ -404,7 +412,7 @@ func (t *tracker) endHead() uint8 {
 	}
 	t.lines, t.clCount, t.cl, t.teCount, t.teChunked = 0, 0, 0, 0, false
 	t.http10, t.fold, t.underscore, t.fragment, t.unsure = false, false, false, false, false
-	t.seqLineDone, t.tail, t.blank = false, 0, false
+	t.seqLineDone, t.tail, t.blank, t.emptyHost = false, 0, false, false
 	return reason
 }
 

@@ -41,6 +41,8 @@ func TestTracker(t *testing.T) {
 		{"bytes after chunk data", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n" + smuggled, 1, refuseUnjudged},
 		{"17 hex digits", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n0\r\n\r\n" + smuggled, 1, refuseUnjudged},
 		{"Content-Length not a number", "POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\nabcde" + smuggled, 1, refuseUnjudged},
+		{"empty Host", "GET / HTTP/1.1\r\nHost:   \r\n\r\n", 1, refuseEmptyHost},
+		{"HTTP/1.0 without Host is fine", "GET / HTTP/1.0\r\n\r\n", 0, refuseNone},
 		{"gzip coding", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n" + smuggled, 1, refuseBadCoding},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -117,6 +117,7 @@ const (
 	refuseTooManyHeaders
 	refuseUnjudged  // a framing line the guard cannot judge, or anything after it
 	refuseBadCoding // a transfer coding other than one "chunked"
+	refuseEmptyHost // "Host:" with an empty value (nginx refuses it too)
 )
 
 // guardConn is one accepted connection. Read and the deadline setters may

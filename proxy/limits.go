@@ -40,6 +40,7 @@ var refusals = [...]refusal{
 	refuseTooManyHeaders: {http.StatusRequestHeaderFieldsTooLarge, "ferry: too many header fields"},
 	refuseUnjudged:       {http.StatusBadRequest, "ferry: bad request: framing that cannot be judged"},
 	refuseBadCoding:      {http.StatusNotImplemented, "ferry: unsupported transfer coding"},
+	refuseEmptyHost:      {http.StatusBadRequest, "ferry: bad request: empty Host"},
 }
 
 var (
