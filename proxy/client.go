@@ -99,39 +99,61 @@ const (
 	peekClosed                  // the peer closed or reset it
 )
 
-// peek looks at c's receive queue without blocking or consuming anything.
-func peek(c net.Conn, rdl *time.Time) peekState {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+// peeker looks at a connection's receive queue without blocking or
+// consuming anything. It binds the connection's RawConn and its callback
+// once, so that a peek allocates nothing (every reuse of a pooled upstream
+// connection is checked with one). Only the connection's owner uses it.
+type peeker struct {
+	rc  syscall.RawConn // nil: not a socket, always quiet
+	fn  func(fd uintptr) bool
+	got peekState
+}
+
+// bind prepares p for c; a pooled peeker keeps its callback.
+func (p *peeker) bind(c net.Conn) {
+	p.rc = nil
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			p.rc = rc
+		}
+	}
+	if p.fn == nil {
+		p.fn = p.look
+	}
+}
+
+func (p *peeker) look(fd uintptr) bool {
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case err == syscall.EAGAIN:
+		p.got = peekQuiet
+	case err == nil && n > 0:
+		p.got = peekData
+	default:
+		p.got = peekClosed
+	}
+	return true
+}
+
+// peek reports c's state; rdl is c's armed read deadline, cleared first:
+// RawConn.Read fails at once past a read deadline (a pooled connection
+// keeps its last one), and every caller sets its own next.
+func (p *peeker) peek(c net.Conn, rdl *time.Time) peekState {
+	if p.rc == nil {
 		return peekQuiet
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return peekClosed
-	}
-	// RawConn.Read fails at once past a read deadline (a pooled
-	// connection keeps its last one): every caller sets its own next.
 	if !rdl.IsZero() {
 		setRead(c, rdl, time.Time{})
 	}
-	st := peekClosed
-	rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EAGAIN:
-			st = peekQuiet
-		case err == nil && n > 0:
-			st = peekData
-		}
-		return true
-	})
-	return st
+	p.got = peekClosed
+	p.rc.Read(p.fn)
+	return p.got
 }
 
 // alive reports whether an idle upstream connection is still open and
 // quiet (bytes it was not asked for put it out of step).
-func alive(uc *upConn) bool { return peek(uc.Conn, &uc.rdl) == peekQuiet }
+func alive(uc *upConn) bool { return uc.peek(uc.Conn, &uc.rdl) == peekQuiet }
 
 // clientCheckInterval is how often a request waiting on its upstream (for
 // the response head, or for more of a quiet body) checks that its client is
@@ -270,7 +292,7 @@ func (x *exchange) streamBody(uc *upConn) error {
 				x.bodyUnread = true
 				return werr
 			}
-			if peek(uc.Conn, &uc.rdl) != peekQuiet {
+			if uc.peek(uc.Conn, &uc.rdl) != peekQuiet {
 				// The upstream answered (or gave up) before the whole
 				// body: stop sending, read its answer.
 				x.bodyUnread = left != 0

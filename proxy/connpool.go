@@ -28,6 +28,7 @@ type upConn struct {
 	pool     *connPool
 	idleFrom time.Time
 	rdl, wdl time.Time // the deadlines armed (see deadline.go)
+	peeker
 }
 
 func newConnPool(addr string) *connPool { return &connPool{addr: addr} }
@@ -87,7 +88,9 @@ func (p *connPool) dial(ctx context.Context, timeout time.Duration) (*upConn, er
 	if err != nil {
 		return nil, &DialError{Addr: p.addr, Err: err}
 	}
-	return &upConn{Conn: c, pool: p}, nil
+	uc := &upConn{Conn: c, pool: p}
+	uc.bind(c)
+	return uc, nil
 }
 
 // closeIdle closes the idle connections; with retire, the pool also closes

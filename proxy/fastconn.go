@@ -31,6 +31,7 @@ type fastConn struct {
 	clientIP string // its host part, for X-Forwarded-For
 	edge     *Edge  // the policy trusted was computed for
 	trusted  bool
+	peeker   // the client connection's
 }
 
 const (
@@ -46,6 +47,7 @@ var fastConns = sync.Pool{New: func() any { return &fastConn{buf: make([]byte, f
 func newFastConn(s *Server, gc *guardConn) *fastConn {
 	c := fastConns.Get().(*fastConn)
 	c.s, c.gc, c.raw = s, gc, gc.Conn
+	c.bind(c.raw)
 	c.remote = gc.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.clientIP = host
@@ -123,6 +125,7 @@ func (c *fastConn) recycle() {
 	c.s.forget(c)
 	buf := c.buf
 	c.s, c.gc, c.raw, c.remote, c.clientIP, c.edge, c.trusted = nil, nil, nil, "", "", nil, false
+	c.rc = nil
 	c.rdl, c.wdl = time.Time{}, time.Time{}
 	c.r, c.w = 0, 0
 	c.state.Store(connActive)
@@ -237,7 +240,7 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 // same).
 func (c *fastConn) closeWrite(clientClosing bool) {
 	c.state.Store(connClosed)
-	if c.r == c.w && (clientClosing || peek(c.raw, &c.rdl) != peekData) {
+	if c.r == c.w && (clientClosing || c.peek(c.raw, &c.rdl) != peekData) {
 		c.gc.Close()
 		return
 	}
