@@ -13,6 +13,9 @@ import (
 // run plays one case of the matrix and returns what went wrong. It runs on
 // its own goroutine: it reports by returning, never through t.
 func (e *faultEnv) run(fc *faultCase) (errs []string) {
+	if fc.client != nil {
+		return fc.client.run(e, fc)
+	}
 	errorf := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	want := fc.fault.want(fc.method)
 	cl, err := dialRaw(e.addr)

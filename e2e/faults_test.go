@@ -55,8 +55,9 @@ func TestFaultMatrix(t *testing.T) {
 
 // faultCase is one cell of the matrix.
 type faultCase struct {
-	name    string // lane/fault/method/conn
-	fault   *upstreamFault
+	name    string         // lane/fault/method/conn
+	fault   *upstreamFault // one of fault and client is set
+	client  *clientFault
 	method  string
 	reused  bool
 	service string
@@ -89,6 +90,13 @@ func faultCases(lane string) []*faultCase {
 				out = append(out, &faultCase{name: name, fault: f, method: m, reused: reused,
 					service: fmt.Sprintf("fm-%s-%03d", lane, len(out))})
 			}
+		}
+	}
+	for i := range clientFaults {
+		name := lane + "/client/" + clientFaults[i].name
+		if filter == "" || strings.Contains(name, filter) {
+			out = append(out, &faultCase{name: name, client: &clientFaults[i],
+				service: fmt.Sprintf("fm-%s-%03d", lane, len(out))})
 		}
 	}
 	return out
@@ -129,9 +137,18 @@ func startFaultEnv(t *testing.T, agent *consultest.Agent, lane string, cases []*
 	var regs []*api.AgentServiceRegistration
 	for _, fc := range cases {
 		seen := &tagSeen{}
-		script := faultScript(fc.fault.script)
+		instances, rt := "two", "3s"
+		var script rawScript
+		switch {
+		case fc.client != nil:
+			script, rt = faultScript(fc.client.script), "30s" // the client leaves long before
+		case fc.fault.slow:
+			script, rt, instances = faultScript(fc.fault.script), "1s", fc.fault.instances
+		default:
+			script, instances = faultScript(fc.fault.script), fc.fault.instances
+		}
 		var ports []int
-		switch fc.fault.instances {
+		switch instances {
 		case "dead+dead":
 			ports = []int{deadPort(t), deadPort(t)}
 		case "dead+live":
@@ -149,10 +166,6 @@ func startFaultEnv(t *testing.T, agent *consultest.Agent, lane string, cases []*
 				ID: fmt.Sprintf("%s-%d", fc.service, i), Name: fc.service, Address: "127.0.0.1", Port: p,
 				Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing},
 			})
-		}
-		rt := "3s"
-		if fc.fault.slow {
-			rt = "1s"
 		}
 		fmt.Fprintf(&cfg, "service %q {\n  response_timeout = %q\n}\nroute %q {\n  path_prefix = \"/%s\"\n  service = %q\n}\n",
 			fc.service, rt, fc.service, fc.service, fc.service)
