@@ -28,6 +28,7 @@ func build(raw *rawConfig) (*Config, hcl.Diagnostics) {
 	}
 	d.duration(raw.ShutdownTimeout, &cfg.ShutdownTimeout, nonNegative)
 	d.boolean(raw.Pprof, &cfg.Pprof)
+	d.boolean(raw.FastLane, &cfg.FastLane)
 	d.edge(raw, cfg) // limits.go: trusted_proxies and the limits block
 
 	if raw.Consul != nil {

@@ -29,6 +29,10 @@ type Config struct {
 	Admin           string        // admin API address; "" disables it; default "127.0.0.1:9901"
 	ShutdownTimeout time.Duration // default 15s
 	Pprof           bool          // serve /debug/pprof/ on the admin listener; default false
+	// FastLane serves everyday HTTP/1.1 requests with ferry's own parser;
+	// false serves every connection through the net/http lane (an escape
+	// hatch). Default true.
+	FastLane bool
 	// TrustedProxies are the peers whose X-Forwarded-*, Forwarded and
 	// X-Real-IP headers ferry keeps (appending to X-Forwarded-For); from
 	// any other peer it replaces them. Default empty: trust nobody. An IP

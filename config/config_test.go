@@ -57,6 +57,7 @@ func TestDefaults(t *testing.T) {
 				Listen:          "127.0.0.1:8080",
 				Admin:           "127.0.0.1:9901",
 				ShutdownTimeout: 15 * time.Second,
+				FastLane:        true,
 				Consul:          Consul{WaitTime: 30 * time.Second, AllowStale: true},
 				Log:             Log{Level: "info", Format: "text", AccessLog: "stdout"},
 				Services:        map[string]*Service{},
@@ -131,6 +132,7 @@ func TestFullExample(t *testing.T) {
 	want := &Config{
 		Listen:          "0.0.0.0:8081",
 		Admin:           "127.0.0.1:9902",
+		FastLane:        true,
 		ShutdownTimeout: 20 * time.Second,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
 			netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("2001:db8::/32")},

@@ -8,6 +8,7 @@ const (
 	DefaultListen          = "127.0.0.1:8080"
 	DefaultAdmin           = "127.0.0.1:9901"
 	DefaultShutdownTimeout = 15 * time.Second
+	DefaultFastLane        = true
 
 	DefaultWaitTime   = 30 * time.Second
 	DefaultAllowStale = true
@@ -55,6 +56,7 @@ func Default() *Config {
 		Listen:          DefaultListen,
 		Admin:           DefaultAdmin,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		FastLane:        DefaultFastLane,
 		Consul: Consul{
 			WaitTime:   DefaultWaitTime,
 			AllowStale: DefaultAllowStale,

@@ -14,6 +14,7 @@ type rawConfig struct {
 	Admin           *hcl.Attribute
 	ShutdownTimeout *hcl.Attribute
 	Pprof           *hcl.Attribute
+	FastLane        *hcl.Attribute
 	TrustedProxies  *hcl.Attribute
 
 	Consul       *rawConsul
@@ -52,6 +53,7 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 		diags = append(diags, mergeAttr(&out.Admin, f.Admin)...)
 		diags = append(diags, mergeAttr(&out.ShutdownTimeout, f.ShutdownTimeout)...)
 		diags = append(diags, mergeAttr(&out.Pprof, f.Pprof)...)
+		diags = append(diags, mergeAttr(&out.FastLane, f.FastLane)...)
 		diags = append(diags, mergeAttr(&out.TrustedProxies, f.TrustedProxies)...)
 		limits = append(limits, f.Limits...)
 		consuls = append(consuls, f.Consul...)

@@ -17,6 +17,7 @@ type rawFile struct {
 	Admin           *hcl.Attribute `hcl:"admin,optional"`
 	ShutdownTimeout *hcl.Attribute `hcl:"shutdown_timeout,optional"`
 	Pprof           *hcl.Attribute `hcl:"pprof,optional"`
+	FastLane        *hcl.Attribute `hcl:"fast_lane,optional"`
 	TrustedProxies  *hcl.Attribute `hcl:"trusted_proxies,optional"`
 
 	Consul       []*rawConsul       `hcl:"consul,block"`

@@ -83,6 +83,10 @@ func NewServer(h *Handler, fallback *http.Server, opts GuardOptions) *Server {
 	return s
 }
 
+// SetFastLane(false) hands every connection to the net/http lane
+// (fast_lane = false, an escape hatch). Call it before Serve.
+func (s *Server) SetFastLane(on bool) { s.handOffAll = !on }
+
 // Serve accepts connections on ln until Shutdown or Close, and returns
 // http.ErrServerClosed then, as http.Server does.
 func (s *Server) Serve(ln net.Listener) error {

@@ -167,7 +167,7 @@ func (a *app) run(ctx context.Context) error {
 		}
 	}
 	a.lc.runCtx.Store(&ctx)
-	a.lc.data = newEndpoint("data", func() server { return newDataServer(a.handler, a.liveConfig().Limits, a.logger) }, a.logger)
+	a.lc.data = newEndpoint("data", func() server { return newDataServer(a.handler, a.liveConfig(), a.logger) }, a.logger)
 	a.lc.admin = newEndpoint("admin", func() server { return newAdminServer(a, a.logger) }, a.logger)
 
 	// Background components stop when bgCtx is cancelled, after the servers

@@ -31,9 +31,11 @@ type server interface {
 // newDataServer builds the data-plane server for one listener from the
 // limits block (README "Security and limits"): ferry's fast lane, which
 // hands what it does not serve itself to a net/http server running the
-// proxy's Handler. Limits apply to servers built after a change: at start
-// and whenever the listen address is rebound.
-func newDataServer(h *proxy.Handler, l config.Limits, logger hclog.Logger) *proxy.Server {
+// proxy's Handler (or hands it everything when fast_lane = false). Limits
+// and fast_lane apply to servers built after a change: at start and
+// whenever the listen address is rebound.
+func newDataServer(h *proxy.Handler, cfg *config.Config, logger hclog.Logger) *proxy.Server {
+	l := cfg.Limits
 	var protocols http.Protocols
 	protocols.SetHTTP1(true) // no h2c: "Upgrade: h2c" is ignored, the preface refused
 	fallback := &http.Server{
@@ -58,12 +60,14 @@ func newDataServer(h *proxy.Handler, l config.Limits, logger hclog.Logger) *prox
 		},
 		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
-	return proxy.NewServer(h, fallback, proxy.GuardOptions{
+	s := proxy.NewServer(h, fallback, proxy.GuardOptions{
 		MaxConnections:   l.MaxConnections,
 		MaxHeaderCount:   l.MaxHeaderCount,
 		ReadTimeout:      l.ReadTimeout,
 		WriteIdleTimeout: l.WriteIdleTimeout,
 	})
+	s.SetFastLane(cfg.FastLane)
+	return s
 }
 
 // listenData opens the data-plane listener. Accepted connections get no TCP
