@@ -45,6 +45,9 @@ type downstream interface {
 	end() error
 	// flush sends what is buffered (before a read that may block).
 	flush() error
+	// abort drops a response head not sent yet and reports true, or
+	// reports false when response bytes already reached the client.
+	abort() bool
 	// answer sends ferry's own error answer; closing ends the connection.
 	answer(x *exchange, code int, msg string, closing bool) error
 	// tunnel takes over after a 101 answer to an upgrade: it relays the

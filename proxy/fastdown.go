@@ -21,6 +21,7 @@ type fastDown struct {
 	hex      [20]byte
 	chunked  bool // the client's body is chunked
 	trailing bool // the last chunk was sent, trailer fields follow
+	wrote    bool // response bytes were written to the client
 }
 
 var (
@@ -50,6 +51,7 @@ func (f *fastDown) closing(x *exchange) bool {
 }
 
 func (f *fastDown) informational(x *exchange) error {
+	f.wrote = true
 	b := appendStatusLine(f.out[:0], &x.resp)
 	b = appendFields(b, &x.resp, false, false)
 	b = append(b, "\r\n"...)
@@ -68,7 +70,7 @@ func (f *fastDown) head(x *exchange) error {
 	isHead := x.method == http.MethodHead
 	noBody := isHead || r.status == http.StatusNoContent || r.status == http.StatusNotModified
 	f.chunked = !noBody && (r.chunked || r.contentLength < 0)
-	f.trailing = false
+	f.trailing, f.wrote = false, false
 	b := appendStatusLine(f.out[:0], r)
 	b = appendFields(b, r, f.chunked || isHead && r.chunked, r.status != http.StatusNoContent)
 	if !r.hasDate {
@@ -140,7 +142,16 @@ func (f *fastDown) flush() error {
 	}
 	err := f.c.write(f.out)
 	f.out = f.out[:0]
+	f.wrote = true
 	return err
+}
+
+func (f *fastDown) abort() bool {
+	if f.wrote {
+		return false
+	}
+	f.out = f.out[:0]
+	return true
 }
 
 // emit queues p for the client, writing directly what would not fit.
@@ -151,6 +162,7 @@ func (f *fastDown) emit(p []byte) error {
 	}
 	err := f.c.writev(&f.iov, f.out, p)
 	f.out = f.out[:0]
+	f.wrote = true
 	return err
 }
 

@@ -19,6 +19,7 @@ type httpDown struct {
 	w        *responseWriter
 	r        *http.Request
 	trailing bool // trailer fields are being sent
+	status   int  // the final status, written with the first body byte (see commit)
 }
 
 func (d *httpDown) readBody(p []byte) (int, error) { return d.r.Body.Read(p) }
@@ -54,8 +55,26 @@ func (d *httpDown) head(x *exchange) error {
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // relay none, as the upstream sent none: no sniffing
 	}
-	d.w.WriteHeader(r.status)
+	d.status = r.status
 	return nil
+}
+
+// commit writes the final head once the body starts (or ends): until then
+// a failing upstream can still be answered with an error (abort).
+func (d *httpDown) commit() {
+	if d.status != 0 {
+		d.w.WriteHeader(d.status)
+		d.status = 0
+	}
+}
+
+func (d *httpDown) abort() bool {
+	if d.w.wroteHeader {
+		return false
+	}
+	d.status = 0
+	clear(d.w.Header())
+	return true
 }
 
 // copyFields copies the response's end-to-end fields into h: no hop-by-hop
@@ -78,11 +97,13 @@ func copyFields(h http.Header, r *respHead, length bool) {
 }
 
 func (d *httpDown) data(p []byte) error {
+	d.commit()
 	_, err := d.w.Write(p)
 	return err
 }
 
 func (d *httpDown) trailer(line []byte) error {
+	d.commit()
 	if !d.trailing {
 		// A flush commits net/http to a chunked body, which alone can
 		// carry trailers (it would otherwise send a short body with a
@@ -98,9 +119,15 @@ func (d *httpDown) trailer(line []byte) error {
 	return nil
 }
 
-func (d *httpDown) end() error { return nil }
+func (d *httpDown) end() error {
+	d.commit()
+	return nil
+}
 
-func (d *httpDown) flush() error { return d.w.flush() }
+func (d *httpDown) flush() error {
+	d.commit()
+	return d.w.flush()
+}
 
 func (d *httpDown) answer(x *exchange, code int, msg string, closing bool) error {
 	if closing {

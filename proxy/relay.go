@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+
 	"errors"
+	"github.com/ferry-proxy/ferry/health"
 	"io"
 	"net/http"
 	"os"
@@ -52,6 +54,15 @@ func (x *exchange) relay() bool {
 	// the connection out of step: it is closed, never reused.
 	upstreamClean = upstreamClean && x.inR == x.inW
 	if err != nil {
+		if _, client := errors.AsType[*clientError](err); !client && x.d.abort() {
+			// Nothing reached the client yet: a proper error answer
+			// instead of a connection closed after a complete request
+			// (which a client may take for a stale keep-alive and send
+			// again).
+			x.svc.report(x.upstream, health.Failure)
+			x.bytesSent = 0
+			return x.upstreamFailed(err)
+		}
 		x.bodyFailed(err)
 		return false
 	}
@@ -73,6 +84,7 @@ func (x *exchange) bodyFailed(err error) {
 	if _, ok := errors.AsType[*clientError](err); ok {
 		return // the client went away: nobody to tell, no fault of the upstream's
 	}
+	x.svc.report(x.upstream, health.Failure)
 	x.svc.logger.Warn("upstream failed after the response started", "route", x.route.spec.Name,
 		"address", x.upstream.addr, "instance_id", x.upstream.instance.ID, "error", err)
 }
