@@ -71,14 +71,17 @@ func (f *fastDown) head(x *exchange) error {
 	noBody := isHead || r.status == http.StatusNoContent || r.status == http.StatusNotModified
 	f.chunked = !noBody && (r.chunked || r.contentLength < 0)
 	f.trailing, f.wrote = false, false
+	// A HEAD answer mirrors a GET's framing fields, unless its status has
+	// no body at all.
+	headChunked := isHead && r.chunked && r.status != http.StatusNoContent && r.status != http.StatusNotModified
 	b := appendStatusLine(f.out[:0], r)
-	b = appendFields(b, r, f.chunked || isHead && r.chunked, r.status != http.StatusNoContent)
+	b = appendFields(b, r, f.chunked || headChunked, r.status != http.StatusNoContent)
 	if !r.hasDate {
 		b = append(b, "Date: "...)
 		b = append(b, httpDate(x.start)...)
 		b = append(b, "\r\n"...)
 	}
-	if f.chunked || isHead && r.chunked {
+	if f.chunked || headChunked {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
 	if f.closing(x) {

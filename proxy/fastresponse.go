@@ -4,7 +4,11 @@ import "bytes"
 
 // maxRespFields bounds an upstream response head's fields in the fast lane;
 // a head with more is a 502.
-const maxRespFields = 256
+const maxRespFields = 1000
+
+// inlineRespFields are kept in the head itself: a response with more fields
+// spills onto the heap (rare), so that a pooled exchange stays small.
+const inlineRespFields = 64
 
 // respHead is an upstream response head, its slices pointing into the
 // exchange's input buffer.
@@ -12,7 +16,8 @@ type respHead struct {
 	status        int
 	reason        []byte
 	http10        bool
-	fields        [maxRespFields]respField
+	fields        []respField // inline[:0] unless a head had more fields
+	inline        [inlineRespFields]respField
 	nfields       int
 	contentLength int64 // -1: none
 	chunked       bool
@@ -53,23 +58,24 @@ func parseResponse(b []byte, r *respHead) (complete bool, err error) {
 	head := b[:size]
 	nl := bytes.IndexByte(head, '\n')
 	line := dropCR(head[:nl])
-	if len(line) < 12 || !bytes.HasPrefix(line, httpPrefix) {
+	// HTTP/d.d, as nginx and net/http read it: a version other than 1.x
+	// is relayed as HTTP/1.1; 1.0 keeps its connection semantics.
+	if len(line) < 12 || !bytes.HasPrefix(line, httpPrefixAny) || !isDigit(line[5]) || line[6] != '.' ||
+		!isDigit(line[7]) || line[5] == '0' {
 		return false, errBadResponse
 	}
-	switch line[7] {
-	case '1':
-		r.http10 = false
-	case '0':
-		r.http10 = true
-	default:
+	r.http10 = line[5] == '1' && line[7] == '0'
+	rest := line[8:]
+	if len(rest) == 0 || rest[0] != ' ' {
 		return false, errBadResponse
 	}
-	if line[8] != ' ' {
+	rest = bytes.TrimLeft(rest, " ") // extra spaces before the status: accepted, as nginx and net/http do
+	if len(rest) < 3 || len(rest) > 3 && rest[3] != ' ' {
 		return false, errBadResponse
 	}
 	status := 0
-	for _, c := range line[9:12] {
-		if c < '0' || c > '9' {
+	for _, c := range rest[:3] {
+		if !isDigit(c) {
 			return false, errBadResponse
 		}
 		status = status*10 + int(c-'0')
@@ -78,11 +84,12 @@ func parseResponse(b []byte, r *respHead) (complete bool, err error) {
 		return false, errBadResponse
 	}
 	r.status, r.reason = status, nil
-	if len(line) > 12 {
-		if line[12] != ' ' || !validValue(line[13:]) {
+	if len(rest) > 4 {
+		reason := bytes.TrimLeft(rest[4:], " ")
+		if !validValue(reason) {
 			return false, errBadResponse
 		}
-		r.reason = line[13:]
+		r.reason = reason
 	}
 
 	r.nfields, r.contentLength, r.chunked, r.close, r.hasDate = 0, -1, false, r.http10, false
@@ -138,7 +145,10 @@ func parseResponse(b []byte, r *respHead) (complete bool, err error) {
 			}
 			r.chunked = true
 		}
-		r.fields[r.nfields] = respField{name: name, value: value, kind: kind}
+		if r.fields == nil {
+			r.fields = r.inline[:0]
+		}
+		r.fields = append(r.fields[:r.nfields], respField{name: name, value: value, kind: kind})
 		r.nfields++
 	}
 	if r.chunked && lengths > 0 {
@@ -206,3 +216,7 @@ func dropCR(l []byte) []byte {
 	}
 	return l
 }
+
+var httpPrefixAny = []byte("HTTP/")
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
