@@ -311,3 +311,71 @@ func TestBareLFResponseRelayed(t *testing.T) {
 		t.Errorf("took %v: the head was not recognised", d)
 	}
 }
+
+// A backend that answers before reading the whole request body (a 413, a
+// 401) has its answer relayed; the client connection closes after it, its
+// body being unread.
+func TestEarlyAnswerRelayed(t *testing.T) {
+	f := newFixture(t, "text")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil { // the head only
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!")
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, c) // a lingering close, as nginx does
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", ln.Addr().String()))
+
+	c := f.dial()
+	const size = 4 << 20
+	go func() {
+		io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+		c.Write(make([]byte, size)) // fails once ferry closes: fine
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || string(body) != "big!" {
+		t.Errorf("got %d %q, want the upstream's 413", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Error("the client connection stays open with its body unread")
+	}
+}
+
+// Request trailers of a chunked upload reach the upstream.
+func TestRequestTrailersForwarded(t *testing.T) {
+	f := newFixture(t, "text")
+	got := make(chan string, 1)
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got <- r.Trailer.Get("X-Checksum")
+	})
+	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	c := f.dial()
+	resp, _ := rawRoundTrip(t, c, bufio.NewReader(c), "POST", "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"+
+		"3\r\nabc\r\n0\r\nX-Checksum: 900150983cd24fb0\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	if v := <-got; v != "900150983cd24fb0" {
+		t.Errorf("upstream trailer X-Checksum: got %q", v)
+	}
+}
