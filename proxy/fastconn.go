@@ -178,25 +178,12 @@ func (c *fastConn) isTrusted() bool {
 func (c *fastConn) serveRequest(h *reqHead) bool {
 	start := time.Now()
 	hd := c.s.h
-	canonical, err := CanonicalPath(unsafeString(h.path))
-	if err != nil {
-		return c.handoff()
+	p := planRequest(hd.table.Load(), unsafeString(h.host), unsafeString(h.path), h.contentLength)
+	if p.code != 0 {
+		return c.answerPlan(h, &p, start)
 	}
-	route := hd.table.Load().Match(unsafeString(h.host), canonical)
-	if route == nil {
-		return c.handoff()
-	}
+	route, first, canonical := p.route, p.first, p.path
 	svc := route.service
-	if limit := route.spec.MaxBodyBytes; limit > 0 && h.contentLength > limit {
-		return c.handoff()
-	}
-	if m := svc.spec.MaxRequests; m > 0 && svc.budget.requests.Load() >= int64(m) {
-		return c.handoff()
-	}
-	first := svc.balancer.pick(svc.upstreams, nil)
-	if first == nil {
-		return c.handoff()
-	}
 
 	// Committed: consume the head and the part of the body already read.
 	x := exchanges.Get().(*exchange)
@@ -222,6 +209,44 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 	exchanges.Put(x)
 
 	if !keep || c.s.done.Load() {
+		c.closeWrite(h.close)
+		return false
+	}
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	return true
+}
+
+// answerPlan answers a request that is not forwarded (400, 404, 413, 503)
+// in the fast lane, so that the connection stays here. A request with a
+// body is answered and the connection closed: its body is left unread.
+func (c *fastConn) answerPlan(h *reqHead, p *plan, start time.Time) bool {
+	c.r += h.size
+	closing := p.closing || h.contentLength > 0 || h.close || c.s.done.Load()
+	extra := ""
+	if p.retryAfter {
+		extra = "Retry-After: 1\r\n"
+	}
+	x := exchanges.Get().(*exchange)
+	b := appendErrorResponse(x.fast.out[:0], p.code, p.msg, extra, closing, h.method == "HEAD", start)
+	err := c.write(b)
+	x.fast.out = b[:0]
+	exchanges.Put(x)
+	hd := c.s.h
+	hd.recordAnswered(p, p.code, start)
+	if hd.access != nil {
+		e := entries.Get().(*AccessEntry)
+		*e = AccessEntry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.method,
+			Host: unsafeString(h.host), Path: p.path, Proto: "HTTP/1.1", Status: p.code, BytesSent: int64(len(p.msg) + 1)}
+		if p.route != nil {
+			e.Route, e.Service = p.route.spec.Name, p.route.service.name
+		}
+		hd.access.Log(e)
+		*e = AccessEntry{}
+		entries.Put(e)
+	}
+	if err != nil || closing {
 		c.closeWrite(h.close)
 		return false
 	}

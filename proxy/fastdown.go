@@ -170,7 +170,7 @@ func (f *fastDown) emit(p []byte) error {
 }
 
 func (f *fastDown) answer(x *exchange, code int, msg string, closing bool) error {
-	f.out = appendErrorResponse(f.out[:0], code, msg, closing || f.closing(x), x.method == http.MethodHead, time.Now())
+	f.out = appendErrorResponse(f.out[:0], code, msg, "", closing || f.closing(x), x.method == http.MethodHead, time.Now())
 	return f.flush()
 }
 
@@ -225,7 +225,7 @@ func appendHeaderLine(b, name, value []byte) []byte {
 
 // appendErrorResponse appends ferry's short plain-text answer; a HEAD
 // answer has the same head and no body.
-func appendErrorResponse(b []byte, code int, msg string, closing, head bool, now time.Time) []byte {
+func appendErrorResponse(b []byte, code int, msg, extra string, closing, head bool, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
@@ -234,6 +234,10 @@ func appendErrorResponse(b []byte, code int, msg string, closing, head bool, now
 	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
 	b = append(b, "\r\nDate: "...)
 	b = append(b, httpDate(now)...)
+	if extra != "" {
+		b = append(b, "\r\n"...)
+		b = append(b, extra[:len(extra)-2]...)
+	}
 	if closing {
 		b = append(b, "\r\nConnection: close"...)
 	}

@@ -158,8 +158,9 @@ func TestLaneSelection(t *testing.T) {
 		{"te", "GET /api/user/1 HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n", true},
 		{"connection nominates", "GET /api/user/1 HTTP/1.1\r\nHost: x\r\nConnection: X-Foo\r\nX-Foo: 1\r\n\r\n", true},
 		{"trace", "TRACE /api/user/1 HTTP/1.1\r\nHost: x\r\n\r\n", true},
-		{"no route", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", true},
-		{"bad path", "GET /api/user/a%2fb HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		// ferry's own answers before forwarding stay in the fast lane.
+		{"no route", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"bad path", "GET /api/user/a%2fb HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"path needing escapes", "GET /api/user/(a) HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"semicolon in query", "GET /api/user/1?a=1;b=2 HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"absolute form", "GET http://x/api/user/1 HTTP/1.1\r\nHost: x\r\n\r\n", true},

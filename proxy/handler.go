@@ -82,38 +82,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rw, ref.code, ref.msg)
 		return
 	}
-	escaped := r.URL.EscapedPath()
-	canonical, err := CanonicalPath(escaped)
-	if err != nil {
-		path = escaped
-		writeError(rw, http.StatusBadRequest, "ferry: "+err.Error())
-		return
-	}
-	path = canonical
-
 	// r.Host is the request's one authority: the absolute-form target's
 	// when there is one (RFC 9112 §3.2.2), else the Host field. Routing and
 	// the forwarded Host both use it.
-	route = h.table.Load().Match(r.Host, canonical)
-	if route == nil {
-		writeError(rw, http.StatusNotFound, "ferry: no route for "+canonical)
+	p := planRequest(h.table.Load(), r.Host, r.URL.EscapedPath(), r.ContentLength)
+	path, route = p.path, p.route
+	if p.code != 0 {
+		if p.retryAfter {
+			rw.Header().Set("Retry-After", "1")
+		}
+		if p.closing {
+			rw.Header().Set("Connection", "close")
+		}
+		writeError(rw, p.code, p.msg)
 		return
 	}
-	svc := route.service
-	if !admitBody(rw, w, r, route) { // limits.go: max_body_bytes
-		return
-	}
-	if m := svc.spec.MaxRequests; m > 0 && svc.budget.requests.Load() >= int64(m) {
-		rw.Header().Set("Retry-After", "1")
-		writeError(rw, http.StatusServiceUnavailable, "ferry: service "+quote(svc.name)+" is at its max_requests")
-		return
-	}
-	first := svc.balancer.pick(svc.upstreams, nil)
-	if first == nil {
-		rw.Header().Set("Retry-After", "1")
-		writeError(rw, http.StatusServiceUnavailable, "ferry: no healthy instance of service "+quote(svc.name))
-		return
-	}
+	limitBody(w, r, route) // a chunked body is cut off at max_body_bytes
+	svc, first, canonical := route.service, p.first, p.path
 
 	x = exchanges.Get().(*exchange)
 	x.reset(&httpDown{w: rw, r: r}, start, r.Method, route, canonical)

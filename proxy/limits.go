@@ -145,25 +145,14 @@ const (
 	msgBodyTooLarge = "ferry: request body too large"
 )
 
-// admitBody enforces the route's MaxBodyBytes: a declared Content-Length
-// above it is answered 413 at once, without forwarding; a chunked body is
-// cut off at the limit, and the proxy then answers 413 (see proxyError).
-// w is the server's writer, which MaxBytesReader tells to close the
-// connection.
-func admitBody(rw *responseWriter, w http.ResponseWriter, r *http.Request, route *Route) bool {
-	limit := route.spec.MaxBodyBytes
-	if limit <= 0 || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
-		return true
-	}
-	if r.ContentLength > limit {
-		rw.Header().Set("Connection", "close")
-		writeError(rw, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
-		return false
-	}
-	if r.ContentLength < 0 {
+// limitBody cuts a body of unknown length (chunked) off at the route's
+// MaxBodyBytes; the core then answers 413 (see exchange.clientBodyFailed).
+// A declared Content-Length above it was answered by planRequest. w is the
+// server's writer, which MaxBytesReader tells to close the connection.
+func limitBody(w http.ResponseWriter, r *http.Request, route *Route) {
+	if limit := route.spec.MaxBodyBytes; limit > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	return true
 }
 
 // hopByHop are the hop-by-hop headers of RFC 9110 §7.6.1 and the ones

@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"net/http"
+	"time"
+)
+
+// plan is the routing decision for a parsed request, made once for both
+// front-ends: where the request goes, or the answer it gets instead.
+type plan struct {
+	route *Route
+	first *Upstream // the balancer's pick
+	path  string    // canonical
+	// An answer instead of forwarding: code 0 forwards.
+	code       int
+	msg        string
+	retryAfter bool // 503s say when to come back
+	closing    bool // the client's body is left unread: the connection ends
+}
+
+// planRequest routes a request on t by its authority and escaped path and
+// applies the route's and service's limits. It allocates only for an
+// answer that echoes the path.
+func planRequest(t *Table, authority, escapedPath string, contentLength int64) plan {
+	canonical, err := CanonicalPath(escapedPath)
+	if err != nil {
+		return plan{path: escapedPath, code: http.StatusBadRequest, msg: "ferry: " + err.Error()}
+	}
+	route := t.Match(authority, canonical)
+	if route == nil {
+		return plan{path: canonical, code: http.StatusNotFound, msg: "ferry: no route for " + canonical}
+	}
+	p := plan{route: route, path: canonical}
+	svc := route.service
+	switch {
+	case route.spec.MaxBodyBytes > 0 && contentLength > route.spec.MaxBodyBytes:
+		p.code, p.msg, p.closing = http.StatusRequestEntityTooLarge, msgBodyTooLarge, true
+	case svc.spec.MaxRequests > 0 && svc.budget.requests.Load() >= int64(svc.spec.MaxRequests):
+		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.name)+" is at its max_requests", true
+	default:
+		if p.first = svc.balancer.pick(svc.upstreams, nil); p.first == nil {
+			p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: no healthy instance of service "+quote(svc.name), true
+		}
+	}
+	return p
+}
+
+// recordAnswered counts a request answered without forwarding.
+func (h *Handler) recordAnswered(p *plan, status int, start time.Time) {
+	if p.route == nil {
+		h.stats.unroute(status)
+		return
+	}
+	if rs := p.route.stats; rs != nil {
+		rs.record(status, time.Since(start))
+	}
+}
