@@ -39,7 +39,7 @@ fuzz:
 
 # Every fuzz target for 20,000 inputs (seeds in each package's testdata/fuzz/);
 # part of make test. A failing input is written to testdata/fuzz/ to keep.
-FUZZ_TARGETS := ./config/:FuzzParse ./proxy/:FuzzCanonicalPath ./proxy/:FuzzMatch ./proxy/:FuzzTracker ./proxy/:FuzzParseHead
+FUZZ_TARGETS := ./config/:FuzzParse ./proxy/:FuzzCanonicalPath ./proxy/:FuzzMatch ./proxy/:FuzzTracker ./proxy/:FuzzParseHead ./proxy/:FuzzParseResponse
 # A count, not a duration: with a duration, Go's fuzzer can report its own
 # deadline ("context deadline exceeded") as a failure when time runs out
 # mid-minimisation, which would make `make test` flaky.
