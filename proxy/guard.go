@@ -177,10 +177,10 @@ func (c *guardConn) Read(p []byte) (int, error) {
 func (c *guardConn) track(p []byte) {
 	if seq, reason := c.t.scan(p); reason != refuseNone {
 		c.badReason.Store(uint32(reason))
-		c.badSeq.Store(max(seq, 1)) // a failure inside request seq's body: refuse the heads after it
-		if seq == 0 {
-			c.badSeq.Store(1)
-		}
+		// seq is the refused head, or the request whose body could not
+		// be judged (its own verdict may already have been given; the
+		// heads after it are refused either way), or 0 before the first.
+		c.badSeq.Store(max(seq, 1))
 	}
 	if c.armed && !c.t.inBody() {
 		c.disarm()
