@@ -83,9 +83,13 @@ type Service struct {
 	ConnectTimeout  time.Duration // default 2s
 	ResponseTimeout time.Duration // default 30s
 	Retries         int           // 0 to MaxRetries; default 2
-	MaxRequests     int           // requests in flight at most (503 beyond); 0: no cap; default 1024
-	HealthCheck     *HealthCheck  // nil when not configured
-	Outlier         Outlier       // always set; defaults 5 and 30s
+	MaxRequests     int           // requests in flight at most (queued beyond); 0: no cap; default 1024
+	// MaxPendingRequests bounds the requests waiting for one of the
+	// max_requests slots (503 beyond); 0: no queue; default 1024.
+	MaxPendingRequests int
+	QueueTimeout       time.Duration // the longest wait in that queue (then 503); default 5s
+	HealthCheck        *HealthCheck  // nil when not configured
+	Outlier            Outlier       // always set; defaults 5 and 30s
 }
 
 // Balancer names accepted by Service.Balance.

@@ -104,7 +104,7 @@ local_service {
 	wantServices := map[string]*Service{
 		"user": user,
 		"order": {Name: "order", Balance: "round_robin", ConnectTimeout: 2 * time.Second,
-			ResponseTimeout: 30 * time.Second, Retries: 2, MaxRequests: 1024,
+			ResponseTimeout: 30 * time.Second, Retries: 2, MaxRequests: 1024, MaxPendingRequests: 1024, QueueTimeout: 5 * time.Second,
 			Outlier: Outlier{ConsecutiveFailures: 5, BaseEjectionTime: 30 * time.Second}},
 	}
 	if !reflect.DeepEqual(cfg.Services, wantServices) {
@@ -148,6 +148,7 @@ func TestFullExample(t *testing.T) {
 			"user": {
 				Name: "user", Tag: "v2", Balance: "least_request",
 				ConnectTimeout: 500 * time.Millisecond, ResponseTimeout: 90 * time.Second, Retries: 3, MaxRequests: 200,
+				MaxPendingRequests: 50, QueueTimeout: 2 * time.Second,
 				HealthCheck: &HealthCheck{Path: "/ready?full=1", Interval: 10 * time.Second,
 					Timeout: time.Second, HealthyThreshold: 3, UnhealthyThreshold: 4},
 				Outlier: Outlier{ConsecutiveFailures: 7, BaseEjectionTime: 45 * time.Second},

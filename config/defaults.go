@@ -76,12 +76,14 @@ func Default() *Config {
 // every default, no active health check. Each call returns a new Service.
 func DefaultService(name string) *Service {
 	return &Service{
-		Name:            name,
-		Balance:         DefaultBalance,
-		ConnectTimeout:  DefaultConnectTimeout,
-		ResponseTimeout: DefaultResponseTimeout,
-		Retries:         DefaultRetries,
-		MaxRequests:     DefaultMaxRequests,
+		Name:               name,
+		Balance:            DefaultBalance,
+		ConnectTimeout:     DefaultConnectTimeout,
+		ResponseTimeout:    DefaultResponseTimeout,
+		Retries:            DefaultRetries,
+		MaxRequests:        DefaultMaxRequests,
+		MaxPendingRequests: DefaultMaxPendingRequests,
+		QueueTimeout:       DefaultQueueTimeout,
 		Outlier: Outlier{
 			ConsecutiveFailures: DefaultConsecutiveFailures,
 			BaseEjectionTime:    DefaultBaseEjectionTime,

@@ -19,6 +19,8 @@ func (d *decoder) service(rs *rawService) *Service {
 	d.duration(rs.ResponseTimeout, &s.ResponseTimeout, positive)
 	d.integer(rs.Retries, &s.Retries, 0, MaxRetries)
 	d.integer(rs.MaxRequests, &s.MaxRequests, 0, maxInt)
+	d.integer(rs.MaxPendingRequests, &s.MaxPendingRequests, 0, maxInt)
+	d.duration(rs.QueueTimeout, &s.QueueTimeout, positive)
 
 	hc, extraHC, more := onlyOne(rs.HealthCheck, "health_check", func(b *rawHealthCheck) hcl.Range { return b.DefRange })
 	d.diags = append(d.diags, more...)

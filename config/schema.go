@@ -52,12 +52,14 @@ type rawService struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	Tag             *hcl.Attribute `hcl:"tag,optional"`
-	Balance         *hcl.Attribute `hcl:"balance,optional"`
-	ConnectTimeout  *hcl.Attribute `hcl:"connect_timeout,optional"`
-	ResponseTimeout *hcl.Attribute `hcl:"response_timeout,optional"`
-	Retries         *hcl.Attribute `hcl:"retries,optional"`
-	MaxRequests     *hcl.Attribute `hcl:"max_requests,optional"`
+	Tag                *hcl.Attribute `hcl:"tag,optional"`
+	Balance            *hcl.Attribute `hcl:"balance,optional"`
+	ConnectTimeout     *hcl.Attribute `hcl:"connect_timeout,optional"`
+	ResponseTimeout    *hcl.Attribute `hcl:"response_timeout,optional"`
+	Retries            *hcl.Attribute `hcl:"retries,optional"`
+	MaxRequests        *hcl.Attribute `hcl:"max_requests,optional"`
+	MaxPendingRequests *hcl.Attribute `hcl:"max_pending_requests,optional"`
+	QueueTimeout       *hcl.Attribute `hcl:"queue_timeout,optional"`
 
 	HealthCheck []*rawHealthCheck `hcl:"health_check,block"`
 	Outlier     []*rawOutlier     `hcl:"outlier,block"`

@@ -26,6 +26,7 @@ type Builder struct {
 type servicePool struct {
 	next   *atomic.Uint64 // round-robin counter
 	budget *retryBudget
+	gate   *gate // the max_requests slots and queue
 	logger hclog.Logger
 	conns  map[string]*connPool // the fast lane's, by instance address
 }
@@ -107,6 +108,11 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 
 	svc := &Service{name: name, spec: spec, budget: p.budget, logger: p.logger}
 	svc.stats = b.stats.service(name)
+	if g := p.gate; g == nil || cap(g.slots) != spec.MaxRequests || g.maxPending != int64(spec.MaxPendingRequests) || g.timeout != spec.QueueTimeout {
+		// Requests holding a slot of the old gate give it back there.
+		p.gate = newGate(spec.MaxRequests, spec.MaxPendingRequests, spec.QueueTimeout, svc.stats)
+	}
+	svc.gate = p.gate
 	inSet := make(map[string]bool)
 	if set != nil {
 		svc.known, svc.stale = set.Known, set.Stale
@@ -162,6 +168,9 @@ func withDefaults(name string, spec ServiceSpec, given bool) ServiceSpec {
 	}
 	if spec.ResponseTimeout <= 0 {
 		spec.ResponseTimeout = DefaultResponseTimeout
+	}
+	if spec.QueueTimeout <= 0 {
+		spec.QueueTimeout = DefaultQueueTimeout
 	}
 	if spec.Outlier.BaseEjectionTime <= 0 {
 		spec.Outlier.BaseEjectionTime = DefaultBaseEjectionTime

@@ -25,9 +25,9 @@ func TestBuilderDefaultsAndSpecs(t *testing.T) {
 	ejection30s := health.Outlier{BaseEjectionTime: 30 * time.Second}
 
 	want := map[string]ServiceSpec{
-		"plain": {Name: "plain", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 2, Outlier: ejection30s},
-		"tuned": {Name: "tuned", Balance: "least_request", ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, Retries: 0, Outlier: ejection30s},
-		"odd":   {Name: "odd", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 0, Outlier: ejection30s},
+		"plain": {Name: "plain", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 2, Outlier: ejection30s, QueueTimeout: DefaultQueueTimeout},
+		"tuned": {Name: "tuned", Balance: "least_request", ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, Retries: 0, Outlier: ejection30s, QueueTimeout: DefaultQueueTimeout},
+		"odd":   {Name: "odd", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 0, Outlier: ejection30s, QueueTimeout: DefaultQueueTimeout},
 	}
 	for name, w := range want {
 		s := tab.Service(name)

@@ -178,7 +178,7 @@ func (c *fastConn) isTrusted() bool {
 func (c *fastConn) serveRequest(h *reqHead) bool {
 	start := time.Now()
 	hd := c.s.h
-	p := planRequest(hd.table.Load(), unsafeString(h.host), unsafeString(h.path), h.contentLength)
+	p := planRequest(hd.table.Load(), unsafeString(h.host), unsafeString(h.path), h.contentLength, nil)
 	if p.code != 0 {
 		return c.answerPlan(h, &p, start)
 	}
@@ -200,6 +200,7 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 	svc.budget.beginRequest()
 	keep := x.forward(first)
 	svc.budget.endRequest(x.retries)
+	p.done()
 
 	x.record(start)
 	if hd.access != nil {

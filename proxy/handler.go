@@ -85,8 +85,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// r.Host is the request's one authority: the absolute-form target's
 	// when there is one (RFC 9112 §3.2.2), else the Host field. Routing and
 	// the forwarded Host both use it.
-	p := planRequest(h.table.Load(), r.Host, r.URL.EscapedPath(), r.ContentLength)
+	p := planRequest(h.table.Load(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done())
 	path, route = p.path, p.route
+	if p.code == statusClientClosed {
+		rw.status = statusClientClosed // logged, never sent
+		return
+	}
 	if p.code != 0 {
 		if p.retryAfter {
 			rw.Header().Set("Retry-After", "1")
@@ -119,6 +123,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	svc.budget.beginRequest()
 	x.forward(first)
 	svc.budget.endRequest(x.retries)
+	p.done()
 }
 
 // finish counts and logs a request the Handler served and returns its
@@ -126,7 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, route *Route, x *exchange) {
 	status := http.StatusOK
 	switch {
-	case rw.wroteHeader:
+	case rw.wroteHeader, rw.status != 0:
 		status = rw.status
 	case x != nil && x.status != 0:
 		status = x.status // 499: nothing was written

@@ -104,6 +104,33 @@ type ServiceStats struct {
 	attempts  atomic.Uint64
 	retries   atomic.Uint64
 	ejections atomic.Uint64
+
+	// The max_requests queue (see gate.go).
+	queued         atomic.Uint64 // requests that waited in the queue
+	queueNanos     atomic.Uint64 // their total wait
+	queueTimeouts  atomic.Uint64 // of them, answered 503 after queue_timeout
+	queueOverflows atomic.Uint64 // answered 503 at once: the queue was full
+}
+
+// Queued is how many requests waited for a max_requests slot, and
+// QueueWait their total wait.
+func (s *ServiceStats) Queued() uint64 { return s.queued.Load() }
+
+// QueueWait is the total time requests waited in the queue.
+func (s *ServiceStats) QueueWait() time.Duration { return time.Duration(s.queueNanos.Load()) }
+
+// QueueTimeouts is how many queued requests were answered 503 after
+// queue_timeout.
+func (s *ServiceStats) QueueTimeouts() uint64 { return s.queueTimeouts.Load() }
+
+// QueueOverflows is how many requests were answered 503 at once because
+// the queue was full.
+func (s *ServiceStats) QueueOverflows() uint64 { return s.queueOverflows.Load() }
+
+func (s *ServiceStats) count(c *atomic.Uint64) {
+	if s != nil {
+		c.Add(1)
+	}
 }
 
 // Attempts is how many attempts were sent to the service's instances

@@ -40,8 +40,12 @@ type ServiceSpec struct {
 	// BaseEjectionTime takes DefaultBaseEjectionTime.
 	Outlier health.Outlier
 	// MaxRequests caps the service's requests in flight; beyond it a
-	// request is answered 503 at once. 0: no cap.
-	MaxRequests int
+	// request waits in a queue of at most MaxPendingRequests for at most
+	// QueueTimeout (DefaultQueueTimeout when 0), then is answered 503.
+	// 0: no cap. MaxPendingRequests 0: no queue (503 at once).
+	MaxRequests        int
+	MaxPendingRequests int
+	QueueTimeout       time.Duration
 }
 
 // Defaults for services routed without a ServiceSpec (or with zero fields),
@@ -53,6 +57,7 @@ const (
 	DefaultConnectTimeout   = 2 * time.Second
 	DefaultResponseTimeout  = 30 * time.Second
 	DefaultRetries          = 2
+	DefaultQueueTimeout     = 5 * time.Second
 )
 
 // Table is an immutable routing snapshot: routes indexed for lookup, and per
@@ -116,6 +121,7 @@ type Service struct {
 	upstreams []*Upstream // in the InstanceSet's order; never modified
 	balancer  balancer
 	budget    *retryBudget // long-lived, shared with later tables
+	gate      *gate        // long-lived while max_requests and its queue stay the same
 	known     bool
 	stale     bool
 	logger    hclog.Logger  // With("service", name)
@@ -131,6 +137,10 @@ func (s *Service) Spec() ServiceSpec { return s.spec }
 // Upstreams returns the service's instances. The slice is shared by every
 // request using the table: callers must not modify it.
 func (s *Service) Upstreams() []*Upstream { return s.upstreams }
+
+// Queued returns how many of the service's requests wait for a
+// max_requests slot now.
+func (s *Service) Queued() int64 { return s.gate.Waiting() }
 
 // Known reports whether Consul had answered for the service when the table
 // was built.

@@ -40,16 +40,18 @@ func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpe
 		})
 		s := cfg.Services[r.Service]
 		if s == nil {
-			continue
+			s = config.DefaultService(r.Service) // the documented defaults (max_requests and its queue included)
 		}
 		services[r.Service] = proxy.ServiceSpec{
-			Name:            s.Name,
-			Tag:             s.Tag,
-			Balance:         s.Balance,
-			ConnectTimeout:  s.ConnectTimeout,
-			ResponseTimeout: s.ResponseTimeout,
-			Retries:         s.Retries,
-			MaxRequests:     s.MaxRequests,
+			Name:               s.Name,
+			Tag:                s.Tag,
+			Balance:            s.Balance,
+			ConnectTimeout:     s.ConnectTimeout,
+			ResponseTimeout:    s.ResponseTimeout,
+			Retries:            s.Retries,
+			MaxRequests:        s.MaxRequests,
+			MaxPendingRequests: s.MaxPendingRequests,
+			QueueTimeout:       s.QueueTimeout,
 			Outlier: health.Outlier{
 				ConsecutiveFailures: s.Outlier.ConsecutiveFailures,
 				BaseEjectionTime:    s.Outlier.BaseEjectionTime,

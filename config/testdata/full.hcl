@@ -36,6 +36,8 @@ service "user" {
   response_timeout = "1m30s"
   retries          = 3
   max_requests     = 200
+  max_pending_requests = 50
+  queue_timeout    = "2s"
 
   health_check {
     path                = "/ready?full=1"
