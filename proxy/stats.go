@@ -165,9 +165,14 @@ var UnroutedReasons = [numUnrouted]string{"no_route", "bad_request", "method_not
 
 // HandlerStats counts what no route accounts for. Safe for concurrent use.
 type HandlerStats struct {
-	unrouted [numUnrouted]atomic.Uint64
-	handoffs atomic.Uint64
+	unrouted     [numUnrouted]atomic.Uint64
+	handoffs     atomic.Uint64
+	acceptErrors atomic.Uint64
 }
+
+// AcceptErrors returns how many times accepting a connection failed for
+// want of file descriptors (or another temporary error) and was backed off.
+func (s *HandlerStats) AcceptErrors() uint64 { return s.acceptErrors.Load() }
 
 // Handoffs returns how many client connections the fast lane handed to the
 // Handler's net/http server (see Server).

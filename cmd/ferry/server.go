@@ -67,6 +67,7 @@ func newDataServer(h *proxy.Handler, cfg *config.Config, logger hclog.Logger) *p
 		WriteIdleTimeout: l.WriteIdleTimeout,
 	})
 	s.SetFastLane(cfg.FastLane)
+	logFileLimit(logger, l.MaxConnections)
 	return s
 }
 
