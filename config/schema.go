@@ -34,6 +34,10 @@ type rawConsul struct {
 	WaitTime   *hcl.Attribute `hcl:"wait_time,optional"`
 	AllowStale *hcl.Attribute `hcl:"allow_stale,optional"`
 	UseCache   *hcl.Attribute `hcl:"use_cache,optional"`
+	// Discovery at scale and cold start (SPEC §14).
+	MaxWatchConnections *hcl.Attribute `hcl:"max_watch_connections,optional"`
+	SnapshotFile        *hcl.Attribute `hcl:"snapshot_file,optional"`
+	SnapshotReady       *hcl.Attribute `hcl:"snapshot_ready,optional"`
 
 	DefRange hcl.Range `hcl:",def_range"`
 }
@@ -57,9 +61,19 @@ type rawService struct {
 	ResponseTimeout *hcl.Attribute `hcl:"response_timeout,optional"`
 	Retries         *hcl.Attribute `hcl:"retries,optional"`
 	MaxRequests     *hcl.Attribute `hcl:"max_requests,optional"`
+	// Consul-native routing (SPEC §14).
+	Health         *hcl.Attribute `hcl:"health,optional"`
+	PanicThreshold *hcl.Attribute `hcl:"panic_threshold,optional"`
 
 	HealthCheck []*rawHealthCheck `hcl:"health_check,block"`
 	Outlier     []*rawOutlier     `hcl:"outlier,block"`
+	Failover    []*rawFailover    `hcl:"failover,block"`
+}
+
+type rawFailover struct {
+	Datacenters *hcl.Attribute `hcl:"datacenters,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 type rawHealthCheck struct {

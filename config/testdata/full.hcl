@@ -21,6 +21,10 @@ consul {
   wait_time   = "1m"
   allow_stale = false
   use_cache   = true
+
+  max_watch_connections = 32
+  snapshot_file         = "/var/lib/ferry/instances.json"
+  snapshot_ready        = false
 }
 
 log {
@@ -36,6 +40,12 @@ service "user" {
   response_timeout = "1m30s"
   retries          = 3
   max_requests     = 200
+  health           = "warning"
+  panic_threshold  = 50
+
+  failover {
+    datacenters = ["dc3", "dc1"]
+  }
 
   health_check {
     path                = "/ready?full=1"
