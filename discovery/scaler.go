@@ -1,0 +1,254 @@
+package discovery
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// scaler drives the watchers in scaled mode, when there are more services
+// than per-service blocking queries allow (Options.MaxWatchConnections):
+//
+//   - a change detector holds two cluster-wide blocking queries — every
+//     check (/v1/health/state/any) and the service catalog
+//     (/v1/catalog/services) — and diffs each answer against the last one
+//     to name the services that changed (detector.go);
+//   - fetchers, at most fetchConcurrency at once, re-read only those
+//     services with plain reads and run the answers through the same
+//     watcher state machine as per-service mode (fail static, index rules,
+//     failover);
+//   - a catalog change the diffs cannot attribute (an instance re-registered
+//     in place without checks) queues a sweep of every service, at most one
+//     per sweepMinInterval; a periodic resync (resyncEvery) does the same as
+//     a safety net, and so does the detector's recovery from an error.
+//
+// So Consul sees 2 + fetchConcurrency connections from ferry whatever the
+// number of services, and each change costs one read per changed service.
+type scaler struct {
+	m      *Manager
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	queue   []string             // services to read, in order; guarded by mu
+	queued  map[string]bool      // in queue; guarded by mu
+	busy    map[string]bool      // being read; guarded by mu
+	redo    map[string]bool      // queued again while busy; guarded by mu
+	retryAt map[string]time.Time // services to read again at a time (errors, failover); guarded by mu
+	wake    chan struct{}        // capacity 1: the queue grew
+
+	lastSweep time.Time // guarded by mu
+	sweepAt   time.Time // a held sweep's time, zero when none; guarded by mu
+}
+
+// Scaled-mode pacing; tests shrink them through Manager.timing's siblings.
+var (
+	fetchConcurrency = 8
+	sweepMinInterval = time.Second
+	resyncEvery      = 5 * time.Minute
+	retryTick        = 100 * time.Millisecond
+)
+
+// fetchers is how many plain reads run at once under a connection budget:
+// the detector's two long-polls and one connection for registration stay
+// out of it.
+func fetchers(budget int) int { return max(1, min(fetchConcurrency, budget-3)) }
+
+// startScalerLocked starts a scaler for the current watchers, every one of
+// them queued for a first read. m.mu must be held and m.runCtx non-nil.
+func (m *Manager) startScalerLocked() {
+	ctx, cancel := context.WithCancel(m.runCtx)
+	s := &scaler{
+		m: m, ctx: ctx, cancel: cancel,
+		queued: make(map[string]bool), busy: make(map[string]bool), redo: make(map[string]bool),
+		retryAt: make(map[string]time.Time), wake: make(chan struct{}, 1),
+	}
+	m.scaler = s
+	for name := range m.watchers {
+		s.enqueue(name)
+	}
+	d := newDetector(s)
+	spawn := func(f func()) {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			f()
+		}()
+	}
+	for range fetchers(m.opts.MaxWatchConnections) {
+		spawn(s.fetchLoop)
+	}
+	spawn(s.retryLoop)
+	spawn(func() { d.runChecks(ctx) })
+	spawn(func() { d.runCatalog(ctx) })
+}
+
+// enqueue queues services for a read; one already queued keeps its place,
+// one being read is read again after.
+func (s *scaler) enqueue(names ...string) {
+	if len(names) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, n := range names {
+		switch {
+		case s.busy[n]:
+			s.redo[n] = true
+		case !s.queued[n]:
+			s.queued[n] = true
+			s.queue = append(s.queue, n)
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueueAll queues every watched service (a sweep).
+func (s *scaler) enqueueAll() {
+	s.m.mu.Lock()
+	names := make([]string, 0, len(s.m.watchers))
+	for n := range s.m.watchers {
+		names = append(names, n)
+	}
+	s.m.mu.Unlock()
+	s.enqueue(names...)
+}
+
+// take returns the next service to read, waiting for one; false when ctx is
+// done.
+func (s *scaler) take() (string, bool) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			n := s.queue[0]
+			s.queue[0] = ""
+			s.queue = s.queue[1:]
+			delete(s.queued, n)
+			s.busy[n] = true
+			more := len(s.queue) > 0
+			s.mu.Unlock()
+			if more { // pass the wake-up on to another fetcher
+				select {
+				case s.wake <- struct{}{}:
+				default:
+				}
+			}
+			return n, true
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.ctx.Done():
+			return "", false
+		case <-s.wake:
+		}
+	}
+}
+
+// done ends a read of name: a read queued meanwhile goes back in the queue,
+// and again schedules one after delay.
+func (s *scaler) done(name string, again bool, delay time.Duration) {
+	s.mu.Lock()
+	delete(s.busy, name)
+	redo := s.redo[name]
+	delete(s.redo, name)
+	if again {
+		s.retryAt[name] = time.Now().Add(delay)
+	} else {
+		delete(s.retryAt, name)
+	}
+	s.mu.Unlock()
+	if redo {
+		s.enqueue(name)
+	}
+}
+
+// fetchLoop reads queued services one at a time until ctx is done.
+func (s *scaler) fetchLoop() {
+	for {
+		name, ok := s.take()
+		if !ok {
+			return
+		}
+		s.m.mu.Lock()
+		w := s.m.watchers[name]
+		s.m.mu.Unlock()
+		if w == nil { // no longer watched
+			s.done(name, false, 0)
+			continue
+		}
+		delay, again, stopped := w.query(s.ctx, false)
+		if stopped {
+			return
+		}
+		if again && w.set != nil && w.set.FailedOver {
+			delay = failoverRefresh
+		}
+		s.done(name, again, delay)
+	}
+}
+
+// retryLoop queues the services whose retry time has come, and a periodic
+// resync of every service.
+func (s *scaler) retryLoop() {
+	tick := time.NewTicker(retryTick)
+	defer tick.Stop()
+	resync := time.NewTimer(jitter(resyncEvery, rand.Float64()))
+	defer resync.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-resync.C:
+			s.m.log.Debug("periodic resync of every service")
+			s.enqueueAll()
+			resync.Reset(jitter(resyncEvery, rand.Float64()))
+		case now := <-tick.C:
+			var due []string
+			s.mu.Lock()
+			sweep := !s.sweepAt.IsZero() && !now.Before(s.sweepAt)
+			if sweep {
+				s.sweepAt, s.lastSweep = time.Time{}, now
+			}
+			for n, at := range s.retryAt {
+				if !now.Before(at) {
+					due = append(due, n)
+					delete(s.retryAt, n)
+				}
+			}
+			s.mu.Unlock()
+			if sweep {
+				s.enqueueAll()
+			}
+			s.enqueue(due...)
+		}
+	}
+}
+
+// watched reports whether name is a watched service.
+func (s *scaler) watched(name string) bool {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return s.m.watchers[name] != nil
+}
+
+// sweep queues every service, at most once per sweepMinInterval: one asked
+// for sooner is held until then (retryLoop starts it).
+func (s *scaler) sweep() {
+	s.mu.Lock()
+	now := time.Now()
+	if now.Sub(s.lastSweep) < sweepMinInterval {
+		if s.sweepAt.IsZero() {
+			s.sweepAt = s.lastSweep.Add(sweepMinInterval)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.lastSweep = now
+	s.sweepAt = time.Time{}
+	s.mu.Unlock()
+	s.enqueueAll()
+}
