@@ -18,7 +18,7 @@ func watchesOf(cfg *config.Config) []discovery.Watch {
 		seen[r.Service] = true
 		w := discovery.Watch{Service: r.Service}
 		if s := cfg.Services[r.Service]; s != nil {
-			w.Tag = s.Tag
+			w.Tag, w.Health, w.Failover = s.Tag, s.Health, s.Failover
 		}
 		ws = append(ws, w)
 	}
