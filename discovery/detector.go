@@ -6,43 +6,63 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 )
 
 // detector is scaled mode's change detector: two cluster-wide blocking
-// queries whose answers it diffs to name the services that changed.
+// queries, each kept cheap for Consul, whose answers it diffs to name the
+// services that changed.
 //
-//   - Every check (/v1/health/state/any): a check added, removed or changing
-//     status names its service; a node check names every watched service
-//     with an instance on that node. This sees health changes and the
-//     registration and deregistration of instances that have checks.
-//   - The catalog (/v1/catalog/services): a service added or removed, or
-//     whose tags changed, is named. Its index also moves when an instance
-//     is changed in place or registered without checks, which neither diff
-//     can name: after waiting briefly for the checks query to explain the
-//     same index, such a change queues a sweep of every service.
+//   - The checks that are not passing (/v1/health/state/any with the filter
+//     Status != "passing"; it blocks on the index of every check): a check
+//     turning warning or critical, or passing again, names its service; a
+//     node check names every watched service with an instance on that node.
+//     The answer holds only the failing checks, not the whole cluster's.
+//   - The catalog (/v1/catalog/services; it blocks on the index of every
+//     service registration): on a move it names services added, removed or
+//     whose tags changed, and re-reads every check once (a plain read) to
+//     name the services whose instances with checks were registered or
+//     deregistered. What neither diff can name — an instance without checks
+//     added, removed or changed in place — queues a sweep of every service.
+//
+// A health change thus costs Consul one small answer plus one read of the
+// changed service; a registration one catalog answer, one list of checks
+// and one read per changed service.
 type detector struct {
 	s *scaler
-
-	mu         sync.Mutex
-	checksSeen uint64      // index of the checks query's last answer; guarded by mu
-	explained  [64]uint64  // ring of checks-answer indexes that named a change; guarded by mu
-	next       int         // next slot of explained; guarded by mu
-	seenCh     chan uint64 // checksSeen after each checks answer (capacity 1, latest wins)
+	// baselines counts the loops that have their first answer; the
+	// services are read once both have, so that no change falls between a
+	// service's first read and the answer its later changes are diffed
+	// against.
+	baselines atomic.Int32
 }
 
-// explainWait is how long an unexplained catalog change waits for the
-// checks query to explain it before a sweep is queued.
-var explainWait = 50 * time.Millisecond
+// baseline records a loop's first answer; after the second, every service
+// is queued for its first read.
+func (d *detector) baseline() {
+	if d.baselines.Add(1) == 2 {
+		d.s.m.mu.Lock()
+		names := make([]string, 0, len(d.s.m.watchers))
+		for n := range d.s.m.watchers {
+			names = append(names, n)
+		}
+		d.s.m.mu.Unlock()
+		d.s.enqueue(names...)
+	}
+}
 
-func newDetector(s *scaler) *detector { return &detector{s: s, seenCh: make(chan uint64, 1)} }
+// notPassing is the filter of the checks query.
+const notPassing = `Status != "passing"`
+
+func newDetector(s *scaler) *detector { return &detector{s: s} }
 
 // loop runs one blocking query after another with the per-service mode's
-// index rules, pacing and backoff, calling answer with each answer's index
-// and whether the loop just recovered from errors or an index reset.
+// index rules, pacing and backoff. query sends one and returns its index;
+// answer gets that index, the previous one and whether the loop just
+// recovered from errors or an index reset (then every service is re-read).
 func (d *detector) loop(ctx context.Context, what string, query func(q *api.QueryOptions) (uint64, error), answer func(index, last uint64, resync bool)) {
 	m := d.s.m
 	t := m.timing
@@ -84,37 +104,35 @@ func (d *detector) loop(ctx context.Context, what string, query func(q *api.Quer
 	}
 }
 
-// runChecks watches every check in the cluster.
+// runChecks watches the checks that are not passing.
 func (d *detector) runChecks(ctx context.Context) {
-	var prev *checkPrints
-	d.loop(ctx, "health/state/any", func(q *api.QueryOptions) (uint64, error) {
-		checks, meta, err := d.s.m.opts.Cluster.State(api.HealthAny, q)
+	var prev, cur *checkPrints
+	d.loop(ctx, "health/state/any (not passing)", func(q *api.QueryOptions) (uint64, error) {
+		q.Filter = notPassing
+		checks, meta, err := d.s.m.opts.Cluster.Checks(q)
 		if err != nil {
 			return 0, err
 		}
-		cur := fingerprint(checks)
-		got := metaIndex(meta)
-		if prev != nil {
-			changed := d.affected(prev, cur)
-			d.s.enqueue(changed...)
-			if len(changed) > 0 {
-				d.explain(got)
-			}
-		}
-		prev = cur
-		d.seen(got)
-		return got, nil
+		cur = fingerprint(checks)
+		return metaIndex(meta), nil
 	}, func(_, _ uint64, resync bool) {
-		if resync {
+		defer func() { prev = cur }()
+		switch {
+		case prev == nil:
+			d.baseline()
+		case resync:
 			d.s.enqueueAll()
+		default:
+			d.s.enqueue(d.affected(prev, cur)...)
 		}
 	})
 }
 
-// runCatalog watches the service catalog.
+// runCatalog watches the service catalog, and re-reads every check when it
+// moves.
 func (d *detector) runCatalog(ctx context.Context) {
-	var prev map[string][]string
-	var cur map[string][]string
+	var prev, cur map[string][]string
+	var prevChecks *checkPrints
 	d.loop(ctx, "catalog/services", func(q *api.QueryOptions) (uint64, error) {
 		svcs, meta, err := d.s.m.opts.Cluster.Services(q)
 		if err != nil {
@@ -124,14 +142,28 @@ func (d *detector) runCatalog(ctx context.Context) {
 		return metaIndex(meta), nil
 	}, func(index, last uint64, resync bool) {
 		defer func() { prev = cur }()
-		if resync {
-			d.s.enqueueAll()
+		if index == last && !resync && prevChecks != nil {
 			return
 		}
-		if prev == nil || index == last {
+		checks, _, err := d.s.m.opts.Cluster.Checks((&api.QueryOptions{AllowStale: d.s.m.opts.AllowStale,
+			Datacenter: d.s.m.opts.Datacenter}).WithContext(d.s.ctx))
+		var curChecks *checkPrints
+		if err == nil {
+			curChecks = fingerprint(checks)
+		} else if d.s.ctx.Err() == nil {
+			d.s.m.log.Warn("cannot read the cluster's checks; sweeping every service instead", "error", err)
+		}
+		defer func() { prevChecks = curChecks }()
+		if prev == nil {
+			d.baseline()
+		}
+		if resync || prev == nil || prevChecks == nil || curChecks == nil {
+			if prev != nil || resync || curChecks == nil {
+				d.s.sweep()
+			}
 			return
 		}
-		var changed []string
+		changed := d.affected(prevChecks, curChecks)
 		for name, tags := range cur {
 			if old, ok := prev[name]; (!ok || !slices.Equal(old, tags)) && d.s.watched(name) {
 				changed = append(changed, name)
@@ -146,10 +178,8 @@ func (d *detector) runCatalog(ctx context.Context) {
 			d.s.enqueue(changed...)
 			return
 		}
-		if !d.explainedBy(ctx, last, index) {
-			d.s.m.log.Debug("catalog changed in a way the diffs cannot name; sweeping every service", "index", index)
-			d.s.sweep()
-		}
+		d.s.m.log.Debug("catalog changed in a way the diffs cannot name (an instance without checks); sweeping every service", "index", index)
+		d.s.sweep()
 	})
 }
 
@@ -161,56 +191,6 @@ func metaIndex(meta *api.QueryMeta) uint64 {
 	return meta.LastIndex
 }
 
-// seen records the index of a checks answer.
-func (d *detector) seen(index uint64) {
-	d.mu.Lock()
-	d.checksSeen = index
-	d.mu.Unlock()
-	select {
-	case <-d.seenCh:
-	default:
-	}
-	d.seenCh <- index
-}
-
-// explain records that the checks answer at index named a change.
-func (d *detector) explain(index uint64) {
-	d.mu.Lock()
-	d.explained[d.next] = index
-	d.next = (d.next + 1) % len(d.explained)
-	d.mu.Unlock()
-}
-
-// explainedBy reports whether a checks answer with an index in (from, to]
-// named a change, waiting up to explainWait for the checks query to reach
-// index to.
-func (d *detector) explainedBy(ctx context.Context, from, to uint64) bool {
-	timer := time.NewTimer(explainWait)
-	defer timer.Stop()
-	for {
-		d.mu.Lock()
-		reached := d.checksSeen >= to
-		found := false
-		for _, i := range d.explained {
-			if i > from && i <= to {
-				found = true
-				break
-			}
-		}
-		d.mu.Unlock()
-		if found || reached {
-			return found
-		}
-		select {
-		case <-ctx.Done():
-			return true
-		case <-timer.C:
-			return false
-		case <-d.seenCh:
-		}
-	}
-}
-
 // checkPrints sums the checks of each service and of each node: the sum of
 // one hash per check over what routing depends on (node, check ID, service
 // ID, status), so that any change in a service's checks changes its sum.
@@ -219,13 +199,10 @@ type checkPrints struct {
 	nodes    map[string]uint64
 }
 
-func fingerprint(checks api.HealthChecks) *checkPrints {
+func fingerprint(checks []CheckState) *checkPrints {
 	p := &checkPrints{services: make(map[string]uint64), nodes: make(map[string]uint64)}
 	h := fnv.New64a()
 	for _, c := range checks {
-		if c == nil {
-			continue
-		}
 		h.Reset()
 		for _, s := range [...]string{c.Node, c.CheckID, c.ServiceID, c.Status} {
 			h.Write([]byte(s))

@@ -31,10 +31,11 @@ type scaler struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	queue   []string             // services to read, in order; guarded by mu
-	queued  map[string]bool      // in queue; guarded by mu
+	urgent  []string             // services named by the detector, in order; guarded by mu
+	backlog []string             // services of sweeps and resyncs, read when urgent is empty; guarded by mu
+	queued  map[string]queueKind // where each queued service waits; guarded by mu
 	busy    map[string]bool      // being read; guarded by mu
-	redo    map[string]bool      // queued again while busy; guarded by mu
+	redo    map[string]queueKind // queued again while busy; guarded by mu
 	retryAt map[string]time.Time // services to read again at a time (errors, failover); guarded by mu
 	wake    chan struct{}        // capacity 1: the queue grew
 
@@ -55,20 +56,16 @@ var (
 // out of it.
 func fetchers(budget int) int { return max(1, min(fetchConcurrency, budget-3)) }
 
-// startScalerLocked starts a scaler for the current watchers, every one of
-// them queued for a first read. m.mu must be held and m.runCtx non-nil.
+// startScalerLocked starts a scaler for the current watchers. m.mu must be held and m.runCtx non-nil.
 func (m *Manager) startScalerLocked() {
 	ctx, cancel := context.WithCancel(m.runCtx)
 	s := &scaler{
 		m: m, ctx: ctx, cancel: cancel,
-		queued: make(map[string]bool), busy: make(map[string]bool), redo: make(map[string]bool),
+		queued: make(map[string]queueKind), busy: make(map[string]bool), redo: make(map[string]queueKind),
 		retryAt: make(map[string]time.Time), wake: make(chan struct{}, 1),
 	}
 	m.scaler = s
-	for name := range m.watchers {
-		s.enqueue(name)
-	}
-	d := newDetector(s)
+	d := newDetector(s) // queues every service once its queries have answered
 	spawn := func(f func()) {
 		m.wg.Add(1)
 		go func() {
@@ -84,9 +81,33 @@ func (m *Manager) startScalerLocked() {
 	spawn(func() { d.runCatalog(ctx) })
 }
 
-// enqueue queues services for a read; one already queued keeps its place,
-// one being read is read again after.
-func (s *scaler) enqueue(names ...string) {
+// queueKind is which queue a service waits in.
+type queueKind int8
+
+const (
+	notQueued queueKind = iota
+	queuedUrgent
+	queuedBacklog
+)
+
+// enqueue queues services named by a change for a read, ahead of any sweep:
+// one already queued keeps its place (moving up from the backlog), one being
+// read is read again after.
+func (s *scaler) enqueue(names ...string) { s.push(queuedUrgent, names) }
+
+// enqueueAll queues every watched service in the backlog (a sweep or a
+// resync), behind the reads changes ask for.
+func (s *scaler) enqueueAll() {
+	s.m.mu.Lock()
+	names := make([]string, 0, len(s.m.watchers))
+	for n := range s.m.watchers {
+		names = append(names, n)
+	}
+	s.m.mu.Unlock()
+	s.push(queuedBacklog, names)
+}
+
+func (s *scaler) push(kind queueKind, names []string) {
 	if len(names) == 0 {
 		return
 	}
@@ -94,10 +115,17 @@ func (s *scaler) enqueue(names ...string) {
 	for _, n := range names {
 		switch {
 		case s.busy[n]:
-			s.redo[n] = true
-		case !s.queued[n]:
-			s.queued[n] = true
-			s.queue = append(s.queue, n)
+			if r := s.redo[n]; r == notQueued || kind < r {
+				s.redo[n] = kind
+			}
+		case s.queued[n] == notQueued || (kind == queuedUrgent && s.queued[n] == queuedBacklog):
+			// A backlog entry left behind is skipped when its turn comes.
+			s.queued[n] = kind
+			if kind == queuedUrgent {
+				s.urgent = append(s.urgent, n)
+			} else {
+				s.backlog = append(s.backlog, n)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -107,15 +135,26 @@ func (s *scaler) enqueue(names ...string) {
 	}
 }
 
-// enqueueAll queues every watched service (a sweep).
-func (s *scaler) enqueueAll() {
-	s.m.mu.Lock()
-	names := make([]string, 0, len(s.m.watchers))
-	for n := range s.m.watchers {
-		names = append(names, n)
+// pop takes the next service from the urgent queue, else the backlog. s.mu
+// must be held.
+func (s *scaler) pop() (string, bool) {
+	for len(s.urgent) > 0 {
+		n := s.urgent[0]
+		s.urgent[0] = ""
+		s.urgent = s.urgent[1:]
+		if s.queued[n] == queuedUrgent {
+			return n, true
+		}
 	}
-	s.m.mu.Unlock()
-	s.enqueue(names...)
+	for len(s.backlog) > 0 {
+		n := s.backlog[0]
+		s.backlog[0] = ""
+		s.backlog = s.backlog[1:]
+		if s.queued[n] == queuedBacklog {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 // take returns the next service to read, waiting for one; false when ctx is
@@ -123,13 +162,10 @@ func (s *scaler) enqueueAll() {
 func (s *scaler) take() (string, bool) {
 	for {
 		s.mu.Lock()
-		if len(s.queue) > 0 {
-			n := s.queue[0]
-			s.queue[0] = ""
-			s.queue = s.queue[1:]
+		if n, ok := s.pop(); ok {
 			delete(s.queued, n)
 			s.busy[n] = true
-			more := len(s.queue) > 0
+			more := len(s.urgent)+len(s.backlog) > 0
 			s.mu.Unlock()
 			if more { // pass the wake-up on to another fetcher
 				select {
@@ -161,8 +197,8 @@ func (s *scaler) done(name string, again bool, delay time.Duration) {
 		delete(s.retryAt, name)
 	}
 	s.mu.Unlock()
-	if redo {
-		s.enqueue(name)
+	if redo != notQueued {
+		s.push(redo, []string{name})
 	}
 }
 
