@@ -101,6 +101,9 @@ type serviceJSON struct {
 	FromSnapshot bool `json:"from_snapshot"`
 	// HealthPolicy is the service's health setting: passing | warning.
 	HealthPolicy string `json:"health_policy"`
+	// Panic is true while the service is in panic mode: too few instances
+	// pass ferry's own checks, so every routable one gets traffic.
+	Panic     bool           `json:"panic"`
 	InFlight  int64          `json:"in_flight"`
 	Checked   bool           `json:"active_checks"`
 	Healthy   int            `json:"healthy"`
@@ -176,6 +179,7 @@ func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now ti
 		}
 		sj.Datacenter, sj.FailedOver, sj.FromSnapshot = set.Datacenter, set.FailedOver, set.FromSnapshot
 	}
+	sj.Panic = a.registry.Panic(svc.Name()).Active()
 	sj.HealthPolicy = discovery.HealthPassing
 	if c := a.liveConfig().Services[svc.Name()]; c != nil && c.Health != "" {
 		sj.HealthPolicy = c.Health

@@ -153,6 +153,7 @@ func (a *app) rebuild() {
 	a.handler.Store(table)
 	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
 	a.prober.Set(probeTargets(cfg, table, a.registry))
+	a.applyPanic(cfg, table) // health.go
 	forgetGoneInstances(a.registry, sets)
 }
 
@@ -194,6 +195,7 @@ func (a *app) run(ctx context.Context) error {
 	spawn(func() { a.tableLoop(bgCtx) })
 	spawn(func() { a.metrics.run(bgCtx) })
 	spawn(func() { a.snapshot.Run(bgCtx) })
+	spawn(func() { a.panicLoop(bgCtx) })
 	a.startReloaders(bgCtx, &wg)
 	leave := a.startLocalService()
 	defer func() {
