@@ -90,6 +90,7 @@ type app struct {
 	consul    *api.Client
 	metrics   *appMetrics     // metrics.go
 	snapshot  *snapshotWriter // snapshot.go
+	accessLog proxy.AccessLogger
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog proxy.AccessLogger) (*app, error) {
@@ -117,6 +118,7 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		handler:    proxy.NewHandler(proxy.Options{Logger: logger.Named("proxy"), AccessLog: accessLog}),
 		prober:     health.NewProber(logger.Named("health")),
 		consul:     consul,
+		accessLog:  accessLog,
 	}
 	a.current.Store(cfg)
 	a.snapshot = newSnapshotWriter(a)
@@ -154,6 +156,7 @@ func (a *app) rebuild() {
 	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
 	a.prober.Set(probeTargets(cfg, table, a.registry))
 	a.applyPanic(cfg, table) // health.go
+	proxy.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
 	forgetGoneInstances(a.registry, sets)
 }
 
