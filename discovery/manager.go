@@ -86,9 +86,10 @@ type Options struct {
 	// Cluster answers the change detector's queries; without it the
 	// Manager stays in per-service mode whatever the number of services.
 	Cluster ClusterClient
-	// Seed holds sets to serve, marked stale, for services Consul has not
-	// answered for yet, such as the last known sets read from a snapshot
-	// file at start. They count as known for Ready.
+	// Seed holds sets to serve, marked stale, for the services of the first
+	// Watch call that Consul has not answered for yet: the last known sets
+	// read from a snapshot file at start. They count as known for Ready.
+	// Later Watch calls do not use it (it only grows older).
 	Seed map[string]*InstanceSet
 	// Logger receives the watchers' logs; nil discards them.
 	Logger hclog.Logger
@@ -298,6 +299,7 @@ func (m *Manager) Watch(ws []Watch) {
 	if m.scaled && m.scaler != nil && !switching {
 		m.scaler.enqueue(added...)
 	}
+	m.opts.Seed = nil // only the first Watch is seeded
 	if changed {
 		m.snap.Store(&next)
 		m.notify()

@@ -84,7 +84,7 @@ func (d *liveDiscovery) newGeneration(c config.Consul) (*generation, error) {
 		Health:              client.Health(),
 		Cluster:             discovery.ConsulCluster{Client: client},
 		MaxWatchConnections: c.MaxWatchConnections,
-		Seed:                d.seed,
+		Seed:                d.takeSeed(),
 		WaitTime:            c.WaitTime,
 		AllowStale:          c.AllowStale,
 		UseCache:            c.UseCache,
@@ -121,6 +121,14 @@ func newConsulAPI(c config.Consul, conns int) (*api.Client, *http.Transport, err
 		return nil, nil, fmt.Errorf("consul client: %w", err)
 	}
 	return client, cc.Transport, nil
+}
+
+// takeSeed returns the snapshot's sets for the first Manager only: a Manager
+// built on a reload starts from the running one's sets instead.
+func (d *liveDiscovery) takeSeed() map[string]*discovery.InstanceSet {
+	s := d.seed
+	d.seed = nil
+	return s
 }
 
 // update calls onUpdate, which may be set after the first Manager was built.
