@@ -80,7 +80,7 @@ var (
 	mRetries = def("proxy", "retries_total", "counter", "service",
 		"Attempts that were retries on another instance.")
 	mInstances = def("upstream", "instances", "gauge", "service",
-		"Instances ferry routes the service to: Consul's passing set.")
+		"Instances ferry routes the service to: those Consul's view and the service's health policy make routable.")
 	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
 		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any) and not ejected.")
 	mEjected = def("upstream", "ejected_instances", "gauge", "service",
