@@ -138,19 +138,20 @@ func (s *scaler) push(kind queueKind, names []string) {
 // pop takes the next service from the urgent queue, else the backlog. s.mu
 // must be held.
 func (s *scaler) pop() (string, bool) {
-	for len(s.urgent) > 0 {
-		n := s.urgent[0]
-		s.urgent[0] = ""
-		s.urgent = s.urgent[1:]
-		if s.queued[n] == queuedUrgent {
-			return n, true
-		}
+	if n, ok := s.popFrom(&s.urgent, queuedUrgent); ok {
+		return n, true
 	}
-	for len(s.backlog) > 0 {
-		n := s.backlog[0]
-		s.backlog[0] = ""
-		s.backlog = s.backlog[1:]
-		if s.queued[n] == queuedBacklog {
+	return s.popFrom(&s.backlog, queuedBacklog)
+}
+
+// popFrom takes the first entry of q still queued as kind, dropping the
+// entries left behind by a move to the urgent queue. s.mu must be held.
+func (s *scaler) popFrom(q *[]string, kind queueKind) (string, bool) {
+	for len(*q) > 0 {
+		n := (*q)[0]
+		(*q)[0] = ""
+		*q = (*q)[1:]
+		if s.queued[n] == kind {
 			return n, true
 		}
 	}

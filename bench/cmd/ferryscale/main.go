@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -56,7 +55,7 @@ func main() {
 	flag.IntVar(&o.instances, "instances", 3, "instances per service")
 	flag.IntVar(&o.rate, "rate", 20, "Consul changes per second during churn")
 	flag.DurationVar(&o.churn, "churn", 20*time.Second, "how long to churn")
-	flag.DurationVar(&o.idle, "idle", 20*time.Second, "how long to measure idle CPU")
+	flag.DurationVar(&o.idle, "idle", 40*time.Second, "how long to measure idle CPU and agent requests (longer than consul.wait_time)")
 	flag.IntVar(&o.workers, "workers", 32, "parallel catalog registrations")
 	flag.IntVar(&o.maxConns, "consul-max-conns", 0, "the agent's limits.http_max_conns_per_client "+
 		"(0: Consul's default, 200; -1: 2×services+200, room for one blocking query per service)")
@@ -131,31 +130,32 @@ func deregister(c *api.Client, id string) error {
 	return err
 }
 
-// agentRequests is the number of HTTP GETs the agent served in its last
-// complete 10 s metrics interval (consul.api.http samples), per second.
-func agentRequests(addr string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/v1/agent/metrics")
+// agentGETs is the number of HTTP GETs the agent has served so far (its
+// consul_api_http_count in Prometheus format, the metrics scrapes left out).
+func agentGETs(addr string) (uint64, error) {
+	resp, err := http.Get("http://" + addr + "/v1/agent/metrics?format=prometheus")
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var m struct {
-		Samples []struct {
-			Name   string
-			Count  int
-			Labels map[string]string
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, s := range m.Samples {
-		if s.Name == "consul.api.http" && s.Labels["method"] == "GET" {
-			n += s.Count
+	var n uint64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "consul_api_http_count{") || !strings.Contains(line, `method="GET"`) ||
+			strings.Contains(line, "v1_agent_metrics") {
+			continue
 		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("agent metrics: %q: %w", line, err)
+		}
+		n += uint64(v)
 	}
-	return float64(n) / 10, nil
+	return n, nil
 }
 
 func run(ctx context.Context, o options) error {
@@ -179,9 +179,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	var extra []string
+	// Prometheus retention makes the agent keep cumulative request counts.
+	extra := []string{"-hcl", `telemetry { prometheus_retention_time = "10m" disable_hostname = true }`}
 	if o.maxConns > 0 {
-		extra = []string{"-hcl", fmt.Sprintf("limits { http_max_conns_per_client = %d }", o.maxConns)}
+		extra = append(extra, "-hcl", fmt.Sprintf("limits { http_max_conns_per_client = %d }", o.maxConns))
 	}
 	consul, err := benchkit.StartConsul(ctx, dir, consulBin, extra...)
 	if err != nil {
@@ -273,9 +274,13 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	// Idle: no traffic, no changes. The idle period covers one complete
-	// 10 s metrics interval of the agent at least.
+	// Idle: no traffic, no changes. The period must be longer than
+	// consul.wait_time (30 s), when every idle blocking query comes back.
 	time.Sleep(2 * time.Second)
+	get0, err := agentGETs(consul.HTTPAddr)
+	if err != nil {
+		return err
+	}
 	cpu0, w0 := benchkit.CPU(ferry.PID()), time.Now()
 	select {
 	case <-ctx.Done():
@@ -284,10 +289,11 @@ func run(ctx context.Context, o options) error {
 	}
 	idleCPU := float64(benchkit.CPU(ferry.PID())-cpu0) / float64(time.Since(w0))
 	idleRSS := benchkit.RSS(ferry.PID())
-	idleReqs, err := agentRequests(consul.HTTPAddr)
+	get1, err := agentGETs(consul.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("agent metrics: %w", err)
+		return err
 	}
+	idleReqs := float64(get1-get0) / time.Since(w0).Seconds()
 	if o.heap != "" {
 		if err := saveHeap(hc, "http://"+admin+"/debug/pprof/heap", o.heap); err != nil {
 			return err
@@ -301,6 +307,10 @@ func run(ctx context.Context, o options) error {
 	n := min(int(o.churn.Seconds()*float64(o.rate)), o.services)
 	lat := make([]time.Duration, n)
 	var pollers sync.WaitGroup
+	get2, err := agentGETs(consul.HTTPAddr)
+	if err != nil {
+		return err
+	}
 	cpu1, w1 := benchkit.CPU(ferry.PID()), time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(o.rate))
 	for k := range n {
@@ -346,12 +356,11 @@ func run(ctx context.Context, o options) error {
 	pollers.Wait()
 	churnCPU := float64(benchkit.CPU(ferry.PID())-cpu1) / float64(time.Since(w1))
 	peak := benchkit.PeakRSS(ferry.PID())
-	// The churn lasted o.churn ≥ 10 s, so the agent's last complete metrics
-	// interval is (mostly) within it.
-	churnReqs, err := agentRequests(consul.HTTPAddr)
+	get3, err := agentGETs(consul.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("agent metrics: %w", err)
+		return err
 	}
+	churnReqs := float64(get3-get2) / time.Since(w1).Seconds()
 	ferryLog, _ := os.ReadFile(filepath.Join(dir, "ferry.log"))
 	tooMany := strings.Count(string(ferryLog), "429")
 
@@ -386,13 +395,13 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("| ferry start to /readyz 200 | %.2f s |\n", ready.Seconds())
 	fmt.Printf("| idle CPU over %s (%% of one core) | %.2f %% |\n", o.idle, idleCPU*100)
 	fmt.Printf("| idle RSS | %.1f MiB |\n", float64(idleRSS)/1024)
-	fmt.Printf("| agent GET requests/s, idle | %.1f |\n", idleReqs)
+	fmt.Printf("| agent GET requests/s, idle (over %s) | %.1f |\n", o.idle, idleReqs)
 	fmt.Printf("| changes applied (%s, %d/s for %s) | %d, %d seen in routing |\n", o.change, o.rate, o.churn, n, len(ok))
 	fmt.Printf("| change → routing p50 | %.1f ms |\n", q(0.50))
 	fmt.Printf("| change → routing p99 | %.1f ms |\n", q(0.99))
 	fmt.Printf("| change → routing max | %.1f ms |\n", q(1))
 	fmt.Printf("| CPU during churn and probing (%% of one core) | %.1f %% |\n", churnCPU*100)
-	fmt.Printf("| agent GET requests/s, churn | %.1f |\n", churnReqs)
+	fmt.Printf("| agent GET requests/s, churn (the bench's own writes are PUTs, not counted) | %.1f |\n", churnReqs)
 	fmt.Printf("| lines with 429 in ferry's log | %d |\n", tooMany)
 	fmt.Printf("| peak RSS (VmHWM) | %.1f MiB |\n", float64(peak)/1024)
 	keep = false
