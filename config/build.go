@@ -109,6 +109,9 @@ func (d *decoder) consul(rc *rawConsul, c *Consul) {
 	d.duration(rc.WaitTime, &c.WaitTime, durationRule{max: MaxWaitTime})
 	d.boolean(rc.AllowStale, &c.AllowStale)
 	d.boolean(rc.UseCache, &c.UseCache)
+	d.integer(rc.MaxWatchConnections, &c.MaxWatchConnections, MinMaxWatchConnections, 100000)
+	d.str(rc.SnapshotFile, &c.SnapshotFile, "Invalid snapshot_file", snapshotPath)
+	d.boolean(rc.SnapshotReady, &c.SnapshotReady)
 }
 
 func (d *decoder) log(rl *rawLog, l *Log) {

@@ -65,6 +65,16 @@ type Consul struct {
 	WaitTime   time.Duration // default 30s
 	AllowStale bool          // default true
 	UseCache   bool          // default false: use the agent cache ("cached" queries)
+	// MaxWatchConnections bounds the connections ferry holds to the agent
+	// (long-polls and everything else); above it discovery switches to one
+	// change detector and targeted fetches. Default 64, at least 4.
+	MaxWatchConnections int
+	// SnapshotFile keeps the last known instance sets, for a start while
+	// Consul does not answer; "" (default) keeps none.
+	SnapshotFile string
+	// SnapshotReady: /readyz answers 200 while every routed service is
+	// served from the snapshot (stale); default true.
+	SnapshotReady bool
 }
 
 // Log is the log block.
@@ -90,7 +100,23 @@ type Service struct {
 	QueueTimeout       time.Duration // the longest wait in that queue (then 503); default 5s
 	HealthCheck        *HealthCheck  // nil when not configured
 	Outlier            Outlier       // always set; defaults 5 and 30s
+	// Health is the Consul health policy: "passing" (default) routes
+	// instances whose checks all pass, "warning" also those with warnings.
+	Health string
+	// PanicThreshold (percent, 0–100; 0 = off, the default): when fewer
+	// than this share of the Consul-routable instances pass ferry's own
+	// checks, route to all of them (Envoy's panic mode).
+	PanicThreshold int
+	// Failover lists other datacenters, in order, whose instances serve
+	// when the local datacenter has none routable; nil: no failover.
+	Failover []string
 }
+
+// Health policies accepted by Service.Health.
+const (
+	HealthPassing = "passing"
+	HealthWarning = "warning"
+)
 
 // Balancer names accepted by Service.Balance.
 const (

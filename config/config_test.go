@@ -58,9 +58,10 @@ func TestDefaults(t *testing.T) {
 				Admin:           "127.0.0.1:9901",
 				ShutdownTimeout: 15 * time.Second,
 				FastLane:        true,
-				Consul:          Consul{WaitTime: 30 * time.Second, AllowStale: true},
-				Log:             Log{Level: "info", Format: "text", AccessLog: "stdout"},
-				Services:        map[string]*Service{},
+				Consul: Consul{WaitTime: 30 * time.Second, AllowStale: true,
+					MaxWatchConnections: 64, SnapshotReady: true},
+				Log:      Log{Level: "info", Format: "text", AccessLog: "stdout"},
+				Services: map[string]*Service{},
 				Limits: Limits{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 					IdleTimeout: 75 * time.Second, WriteIdleTimeout: time.Minute,
 					MaxHeaderBytes: 65536, MaxHeaderCount: 100, MaxConnections: 10000},
@@ -104,7 +105,7 @@ local_service {
 	wantServices := map[string]*Service{
 		"user": user,
 		"order": {Name: "order", Balance: "round_robin", ConnectTimeout: 2 * time.Second,
-			ResponseTimeout: 30 * time.Second, Retries: 2, MaxRequests: 1024, MaxPendingRequests: 1024, QueueTimeout: 5 * time.Second,
+			ResponseTimeout: 30 * time.Second, Retries: 2, MaxRequests: 1024, MaxPendingRequests: 1024, QueueTimeout: 5 * time.Second, Health: "passing",
 			Outlier: Outlier{ConsecutiveFailures: 5, BaseEjectionTime: 30 * time.Second}},
 	}
 	if !reflect.DeepEqual(cfg.Services, wantServices) {
@@ -142,6 +143,7 @@ func TestFullExample(t *testing.T) {
 			Address: "consul.internal:8500", Datacenter: "dc2",
 			Token:    "00000000-0000-0000-0000-000000000001",
 			WaitTime: time.Minute, AllowStale: false, UseCache: true,
+			MaxWatchConnections: 32, SnapshotFile: "/var/lib/ferry/instances.json", SnapshotReady: false,
 		},
 		Log: Log{Level: "debug", Format: "json", AccessLog: "/var/log/ferry/access.log"},
 		Services: map[string]*Service{
@@ -152,6 +154,7 @@ func TestFullExample(t *testing.T) {
 				HealthCheck: &HealthCheck{Path: "/ready?full=1", Interval: 10 * time.Second,
 					Timeout: time.Second, HealthyThreshold: 3, UnhealthyThreshold: 4},
 				Outlier: Outlier{ConsecutiveFailures: 7, BaseEjectionTime: 45 * time.Second},
+				Health:  "warning", PanicThreshold: 50, Failover: []string{"dc3", "dc1"},
 			},
 			"order": DefaultService("order"),
 		},

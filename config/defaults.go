@@ -13,6 +13,13 @@ const (
 	DefaultWaitTime   = 30 * time.Second
 	DefaultAllowStale = true
 	DefaultUseCache   = false
+	// DefaultMaxWatchConnections stays well under a Consul agent's default
+	// limits.http_max_conns_per_client (200).
+	DefaultMaxWatchConnections = 64
+	// MinMaxWatchConnections leaves room for the change detector (2
+	// long-polls), a fetch and the local-service registration.
+	MinMaxWatchConnections = 4
+	DefaultSnapshotReady   = true
 	// MaxWaitTime is the longest blocking query wait Consul honours.
 	MaxWaitTime = 10 * time.Minute
 
@@ -44,9 +51,10 @@ const (
 
 // The values accepted by log.level, log.format and service.balance.
 var (
-	logLevels  = []string{"trace", "debug", "info", "warn", "error"}
-	logFormats = []string{"text", "json"}
-	balancers  = []string{BalanceRoundRobin, BalanceRandom, BalanceWeighted, BalanceLeastRequest}
+	logLevels      = []string{"trace", "debug", "info", "warn", "error"}
+	logFormats     = []string{"text", "json"}
+	balancers      = []string{BalanceRoundRobin, BalanceRandom, BalanceWeighted, BalanceLeastRequest}
+	healthPolicies = []string{HealthPassing, HealthWarning}
 )
 
 // Default returns the configuration of an empty file: every default, no
@@ -61,6 +69,9 @@ func Default() *Config {
 			WaitTime:   DefaultWaitTime,
 			AllowStale: DefaultAllowStale,
 			UseCache:   DefaultUseCache,
+
+			MaxWatchConnections: DefaultMaxWatchConnections,
+			SnapshotReady:       DefaultSnapshotReady,
 		},
 		Log: Log{
 			Level:     DefaultLogLevel,
@@ -84,6 +95,7 @@ func DefaultService(name string) *Service {
 		MaxRequests:        DefaultMaxRequests,
 		MaxPendingRequests: DefaultMaxPendingRequests,
 		QueueTimeout:       DefaultQueueTimeout,
+		Health:             HealthPassing,
 		Outlier: Outlier{
 			ConsecutiveFailures: DefaultConsecutiveFailures,
 			BaseEjectionTime:    DefaultBaseEjectionTime,

@@ -21,6 +21,16 @@ func (d *decoder) service(rs *rawService) *Service {
 	d.integer(rs.MaxRequests, &s.MaxRequests, 0, maxInt)
 	d.integer(rs.MaxPendingRequests, &s.MaxPendingRequests, 0, maxInt)
 	d.duration(rs.QueueTimeout, &s.QueueTimeout, positive)
+	d.str(rs.Health, &s.Health, "Unknown health policy", oneOf("health", healthPolicies...))
+	d.integer(rs.PanicThreshold, &s.PanicThreshold, 0, 100)
+	fo, extraFO, more := onlyOne(rs.Failover, "failover", func(b *rawFailover) hcl.Range { return b.DefRange })
+	d.diags = append(d.diags, more...)
+	if fo != nil {
+		s.Failover = d.failover(fo)
+	}
+	for _, b := range extraFO {
+		d.failover(b)
+	}
 
 	hc, extraHC, more := onlyOne(rs.HealthCheck, "health_check", func(b *rawHealthCheck) hcl.Range { return b.DefRange })
 	d.diags = append(d.diags, more...)
@@ -39,6 +49,27 @@ func (d *decoder) service(rs *rawService) *Service {
 		d.outlier(b, &Outlier{})
 	}
 	return s
+}
+
+// failover builds a failover block: its datacenters, each once.
+func (d *decoder) failover(rf *rawFailover) []string {
+	if rf.Datacenters == nil {
+		d.required(nil, "datacenters", rf.DefRange, `A failover block lists the datacenters to use, in order, such as datacenters = ["dc2"].`)
+		return nil
+	}
+	var dcs []string
+	seen := make(map[string]bool)
+	d.strList(rf.Datacenters, &dcs, "Invalid datacenter", func(s string) error {
+		if s == "" || hasSpaceOrControl(s) {
+			return reject("A datacenter name must be non-empty without white space, not %q", s)
+		}
+		if seen[s] {
+			return reject("The datacenter %q is listed twice", s)
+		}
+		seen[s] = true
+		return nil
+	})
+	return dcs
 }
 
 func (d *decoder) outlier(ro *rawOutlier, o *Outlier) {

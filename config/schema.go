@@ -35,6 +35,10 @@ type rawConsul struct {
 	WaitTime   *hcl.Attribute `hcl:"wait_time,optional"`
 	AllowStale *hcl.Attribute `hcl:"allow_stale,optional"`
 	UseCache   *hcl.Attribute `hcl:"use_cache,optional"`
+	// Discovery at scale and cold start (SPEC §14).
+	MaxWatchConnections *hcl.Attribute `hcl:"max_watch_connections,optional"`
+	SnapshotFile        *hcl.Attribute `hcl:"snapshot_file,optional"`
+	SnapshotReady       *hcl.Attribute `hcl:"snapshot_ready,optional"`
 
 	DefRange hcl.Range `hcl:",def_range"`
 }
@@ -60,9 +64,19 @@ type rawService struct {
 	MaxRequests        *hcl.Attribute `hcl:"max_requests,optional"`
 	MaxPendingRequests *hcl.Attribute `hcl:"max_pending_requests,optional"`
 	QueueTimeout       *hcl.Attribute `hcl:"queue_timeout,optional"`
+	// Consul-native routing (SPEC §14).
+	Health         *hcl.Attribute `hcl:"health,optional"`
+	PanicThreshold *hcl.Attribute `hcl:"panic_threshold,optional"`
 
 	HealthCheck []*rawHealthCheck `hcl:"health_check,block"`
 	Outlier     []*rawOutlier     `hcl:"outlier,block"`
+	Failover    []*rawFailover    `hcl:"failover,block"`
+}
+
+type rawFailover struct {
+	Datacenters *hcl.Attribute `hcl:"datacenters,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 type rawHealthCheck struct {

@@ -195,6 +195,14 @@ func accessLog(s string) (string, error) {
 	return s, nil
 }
 
+// snapshotPath checks consul.snapshot_file: "" (no snapshot) or a file path.
+func snapshotPath(s string) (string, error) {
+	if strings.ContainsFunc(s, unicode.IsControl) || !utf8.ValidString(s) || strings.HasSuffix(s, "/") {
+		return "", reject(`The snapshot_file must be a file path (or "" for none), not %q`, s)
+	}
+	return s, nil
+}
+
 // serviceID checks local_service.id: "" (the default) or an ID usable in
 // Consul's agent API paths.
 func serviceID(s string) (string, error) {

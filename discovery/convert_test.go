@@ -29,37 +29,37 @@ func withCheck(c *api.HealthCheck) func(*api.ServiceEntry) {
 	return func(e *api.ServiceEntry) { e.Checks = append(e.Checks, c) }
 }
 
-func TestPassing(t *testing.T) {
+func TestInstanceStatus(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	tests := []struct {
 		name string
 		e    *api.ServiceEntry
-		want bool
+		want string
 	}{
-		{"all passing", entry("n1", "10.0.0.1", "a", "", 80), true},
-		{"no checks", entry("n1", "10.0.0.1", "a", "", 80, func(e *api.ServiceEntry) { e.Checks = nil }), true},
+		{"all passing", entry("n1", "10.0.0.1", "a", "", 80), StatusPassing},
+		{"no checks", entry("n1", "10.0.0.1", "a", "", 80, func(e *api.ServiceEntry) { e.Checks = nil }), StatusPassing},
 		{"service check critical", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: "http", ServiceID: "a", Status: api.HealthCritical})), false},
+			withCheck(&api.HealthCheck{CheckID: "http", ServiceID: "a", Status: api.HealthCritical})), StatusCritical},
 		{"service check warning", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: "http", ServiceID: "a", Status: api.HealthWarning})), false},
+			withCheck(&api.HealthCheck{CheckID: "http", ServiceID: "a", Status: api.HealthWarning})), StatusWarning},
 		{"node check critical", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: "disk", Status: api.HealthCritical})), false},
+			withCheck(&api.HealthCheck{CheckID: "disk", Status: api.HealthCritical})), StatusCritical},
 		{"unknown status", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: "x", Status: "bogus"})), false},
+			withCheck(&api.HealthCheck{CheckID: "x", Status: "bogus"})), StatusCritical},
 		{"node maintenance", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: api.NodeMaint, Status: api.HealthCritical})), false},
+			withCheck(&api.HealthCheck{CheckID: api.NodeMaint, Status: api.HealthCritical})), StatusMaintenance},
 		{"service maintenance", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: api.ServiceMaintPrefix + "a", ServiceID: "a", Status: api.HealthCritical})), false},
+			withCheck(&api.HealthCheck{CheckID: api.ServiceMaintPrefix + "a", ServiceID: "a", Status: api.HealthCritical})), StatusMaintenance},
 		{"maintenance id even if reported passing", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: api.NodeMaint, Status: api.HealthPassing})), false},
+			withCheck(&api.HealthCheck{CheckID: api.NodeMaint, Status: api.HealthPassing})), StatusMaintenance},
 		{"another service's critical check is ignored", entry("n1", "10.0.0.1", "a", "", 80,
-			withCheck(&api.HealthCheck{CheckID: "service:b", ServiceID: "b", Status: api.HealthCritical})), true},
-		{"nil check is ignored", entry("n1", "10.0.0.1", "a", "", 80, withCheck(nil)), true},
+			withCheck(&api.HealthCheck{CheckID: "service:b", ServiceID: "b", Status: api.HealthCritical})), StatusPassing},
+		{"nil check is ignored", entry("n1", "10.0.0.1", "a", "", 80, withCheck(nil)), StatusPassing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := passing(tt.e); got != tt.want {
-				t.Errorf("passing = %v, want %v", got, tt.want)
+			if got := instanceStatus(tt.e); got != tt.want {
+				t.Errorf("instanceStatus = %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -76,31 +76,31 @@ func TestToInstances(t *testing.T) {
 		{"nil", nil, nil},
 		{"empty", []*api.ServiceEntry{}, nil},
 		{"service address wins", []*api.ServiceEntry{entry("n1", "10.0.0.1", "a", "192.168.1.5", 8080)},
-			[]Instance{{ID: "a", Node: "n1", Address: "192.168.1.5", Port: 8080, Weight: 1}}},
+			[]Instance{{ID: "a", Node: "n1", Address: "192.168.1.5", Port: 8080, Weight: 1, Status: "passing"}}},
 		{"node address fallback", []*api.ServiceEntry{entry("n1", "10.0.0.1", "a", "", 8080)},
-			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 8080, Weight: 1}}},
+			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 8080, Weight: 1, Status: "passing"}}},
 		{"weight from passing weight", []*api.ServiceEntry{entry("n1", "10.0.0.1", "a", "", 80,
 			func(e *api.ServiceEntry) { e.Service.Weights.Passing = 7; e.Service.Weights.Warning = 2 })},
-			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 7}}},
+			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 7, Status: "passing"}}},
 		{"weight at least 1", []*api.ServiceEntry{entry("n1", "10.0.0.1", "a", "", 80,
 			func(e *api.ServiceEntry) { e.Service.Weights = api.AgentWeights{} })},
-			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1}}},
+			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1, Status: "passing"}}},
 		{"tags copied", []*api.ServiceEntry{entry("n1", "10.0.0.1", "a", "", 80,
 			func(e *api.ServiceEntry) { e.Service.Tags = []string{"v1", "blue"} })},
-			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1, Tags: []string{"v1", "blue"}}}},
+			[]Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1, Tags: []string{"v1", "blue"}, Status: "passing"}}},
 		{"sorted by node then id", []*api.ServiceEntry{
 			entry("n2", "10.0.0.2", "a", "", 80),
 			entry("n1", "10.0.0.1", "b", "", 81),
 			entry("n1", "10.0.0.1", "a", "", 82),
 		}, []Instance{
-			{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 82, Weight: 1},
-			{ID: "b", Node: "n1", Address: "10.0.0.1", Port: 81, Weight: 1},
-			{ID: "a", Node: "n2", Address: "10.0.0.2", Port: 80, Weight: 1},
+			{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 82, Weight: 1, Status: "passing"},
+			{ID: "b", Node: "n1", Address: "10.0.0.1", Port: 81, Weight: 1, Status: "passing"},
+			{ID: "a", Node: "n2", Address: "10.0.0.2", Port: 80, Weight: 1, Status: "passing"},
 		}},
 		{"duplicates dropped, first kept", []*api.ServiceEntry{
 			entry("n1", "10.0.0.1", "a", "", 80),
 			entry("n1", "10.0.0.1", "a", "", 99),
-		}, []Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1}}},
+		}, []Instance{{ID: "a", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1, Status: "passing"}}},
 		{"failing and broken entries dropped", []*api.ServiceEntry{
 			nil,
 			{Node: &api.Node{Node: "n9"}},
@@ -110,12 +110,12 @@ func TestToInstances(t *testing.T) {
 			entry("n1", "10.0.0.1", "noport", "", 0),
 			entry("n1", "10.0.0.1", "badport", "", 70000),
 			entry("n1", "10.0.0.1", "ok", "", 80),
-		}, []Instance{{ID: "ok", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1}}},
+		}, []Instance{{ID: "ok", Node: "n1", Address: "10.0.0.1", Port: 80, Weight: 1, Status: "passing"}}},
 		{"all failing gives nil", []*api.ServiceEntry{entry("n1", "10.0.0.1", "x", "", 80, critical)}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := toInstances(tt.entries)
+			got, _ := toInstances(tt.entries, HealthPassing, "")
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("toInstances =\n  %+v\nwant\n  %+v", got, tt.want)
 			}
@@ -126,7 +126,7 @@ func TestToInstances(t *testing.T) {
 func TestToInstancesSharesNoMemory(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	e := entry("n1", "10.0.0.1", "a", "", 80, func(e *api.ServiceEntry) { e.Service.Tags = []string{"v1"} })
-	got := toInstances([]*api.ServiceEntry{e})
+	got, _ := toInstances([]*api.ServiceEntry{e}, HealthPassing, "")
 	e.Service.Tags[0] = "changed"
 	if got[0].Tags[0] != "v1" {
 		t.Errorf("tags alias the answer: got %q, want %q", got[0].Tags[0], "v1")

@@ -72,7 +72,7 @@ func TestPlanWatches(t *testing.T) {
 		t.Fatalf("desired = %v, want %v", desired, want)
 	}
 	for k, v := range want {
-		if desired[k] != v {
+		if !desired[k].same(v) {
 			t.Errorf("desired[%q] = %+v, want %+v", k, desired[k], v)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +22,46 @@ type HealthClient interface {
 	Service(service, tag string, passingOnly bool, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error)
 }
 
+// ClusterClient is what the change detector of scaled mode asks Consul: the
+// checks of the cluster (/v1/health/state/any, honouring q.Filter) and the
+// service catalog (/v1/catalog/services), as blocking queries or plain
+// reads. ConsulCluster adapts an *api.Client. Implementations must be safe
+// for concurrent use and honour the context carried by the QueryOptions.
+type ClusterClient interface {
+	Checks(q *api.QueryOptions) ([]CheckState, *api.QueryMeta, error)
+	Services(q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error)
+}
+
+// CheckState is what the detector reads of a check: no output, no
+// definition, so that decoding thousands of them stays cheap.
+type CheckState struct {
+	Node, CheckID, ServiceID, ServiceName, Status string
+}
+
+// ConsulCluster is the ClusterClient of a real Consul client.
+type ConsulCluster struct{ Client *api.Client }
+
+// Checks lists the cluster's checks (filtered by q.Filter).
+func (c ConsulCluster) Checks(q *api.QueryOptions) ([]CheckState, *api.QueryMeta, error) {
+	var out []CheckState
+	meta, err := c.Client.Raw().Query("/v1/health/state/any", &out, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, meta, nil
+}
+
+// Services lists the catalog's services and their tags.
+func (c ConsulCluster) Services(q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
+	return c.Client.Catalog().Services(q)
+}
+
 // DefaultWaitTime is the blocking-query wait used when Options.WaitTime is zero.
 const DefaultWaitTime = 30 * time.Second
+
+// DefaultMaxWatchConnections is Options.MaxWatchConnections when zero: well
+// under a Consul agent's default limits.http_max_conns_per_client (200).
+const DefaultMaxWatchConnections = 64
 
 // Options configures a Manager. The zero value of every field but Health is
 // usable. Options is a plain value; the Manager keeps its own copy.
@@ -38,6 +77,20 @@ type Options struct {
 	UseCache bool
 	// Datacenter to query; "" means the agent's own.
 	Datacenter string
+	// MaxWatchConnections bounds the connections discovery holds open to
+	// the agent at once; default DefaultMaxWatchConnections. While the
+	// watched services fit (see PerServiceLimit), each has its own blocking
+	// query; above, the Manager runs in scaled mode: one change detector
+	// (two cluster-wide blocking queries, Cluster) and a few fetchers.
+	MaxWatchConnections int
+	// Cluster answers the change detector's queries; without it the
+	// Manager stays in per-service mode whatever the number of services.
+	Cluster ClusterClient
+	// Seed holds sets to serve, marked stale, for the services of the first
+	// Watch call that Consul has not answered for yet: the last known sets
+	// read from a snapshot file at start. They count as known for Ready.
+	// Later Watch calls do not use it (it only grows older).
+	Seed map[string]*InstanceSet
 	// Logger receives the watchers' logs; nil discards them.
 	Logger hclog.Logger
 	// OnError, when set, is called from a watcher goroutine with every failed
@@ -52,13 +105,31 @@ type Options struct {
 	OnUpdate func(service string)
 }
 
-// Watch names one service to watch: the Consul service name and an optional
-// tag that instances must carry.
-type Watch struct{ Service, Tag string }
+// Watch names one service to watch: the Consul service name, an optional tag
+// that instances must carry, the health policy (HealthPassing when "") and
+// the failover datacenters, in order.
+type Watch struct {
+	Service, Tag string
+	Health       string
+	Failover     []string
+}
 
-// Manager runs one blocking-query watcher per watched service and publishes
-// their instance sets as one immutable snapshot. All its methods are safe for
-// concurrent use.
+func (w Watch) health() string {
+	if w.Health == "" {
+		return HealthPassing
+	}
+	return w.Health
+}
+
+// same reports whether two watches query the same thing.
+func (w Watch) same(o Watch) bool {
+	return w.Service == o.Service && w.Tag == o.Tag && w.health() == o.health() && slices.Equal(w.Failover, o.Failover)
+}
+
+// Manager keeps the instance sets of the watched services current and
+// publishes them as one immutable snapshot. While the services fit in
+// MaxWatchConnections it runs one blocking-query watcher per service; above
+// it, a scaler (scaler.go). All its methods are safe for concurrent use.
 type Manager struct {
 	opts    Options
 	log     hclog.Logger
@@ -73,7 +144,9 @@ type Manager struct {
 	watchers map[string]*watcher // desired services; guarded by mu
 	runCtx   context.Context     // non-nil while Run accepts new watchers; guarded by mu
 	running  bool                // true from Run's start until its goroutines exited; guarded by mu
-	wg       sync.WaitGroup      // watcher goroutines of the current Run
+	wg       sync.WaitGroup      // watcher and scaler goroutines of the current Run
+	scaler   *scaler             // non-nil while in scaled mode under Run; guarded by mu
+	scaled   bool                // the mode the watched services ask for; guarded by mu
 }
 
 // New returns a Manager that watches nothing until Watch is called and
@@ -81,6 +154,9 @@ type Manager struct {
 func New(opts Options) *Manager {
 	if opts.WaitTime <= 0 {
 		opts.WaitTime = DefaultWaitTime
+	}
+	if opts.MaxWatchConnections <= 0 {
+		opts.MaxWatchConnections = DefaultMaxWatchConnections
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -95,6 +171,19 @@ func New(opts Options) *Manager {
 	empty := make(map[string]*InstanceSet)
 	m.snap.Store(&empty)
 	return m
+}
+
+// PerServiceLimit is the largest number of services watched with one
+// blocking query each under a connection budget of max: two connections stay
+// free for the local-service registration and one-off reads (failover).
+func PerServiceLimit(max int) int { return max - 2 }
+
+// Scaled reports whether the Manager is in scaled mode (change detector and
+// fetchers) rather than one blocking query per service.
+func (m *Manager) Scaled() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.scaled
 }
 
 // Run runs the watchers until ctx is done and returns only after every
@@ -113,9 +202,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.running = true
 	m.runCtx = ctx
-	for _, w := range m.watchers {
-		m.startLocked(w)
-	}
+	m.startModeLocked()
 	m.mu.Unlock()
 
 	<-ctx.Done()
@@ -125,8 +212,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, w := range m.watchers {
 		w.stop()
 	}
+	if m.scaler != nil {
+		m.scaler.cancel()
+		m.scaler = nil
+	}
 	m.mu.Unlock()
-	// No watcher can be started once runCtx is nil, so Add never races Wait;
+	// No goroutine can be started once runCtx is nil, so Add never races Wait;
 	// running stays set until Wait returns, so no other Run can start meanwhile.
 	m.wg.Wait()
 	m.mu.Lock()
@@ -135,17 +226,31 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
+// startModeLocked starts what the current mode runs: every watcher's
+// goroutine, or the scaler. m.mu must be held and m.runCtx non-nil.
+func (m *Manager) startModeLocked() {
+	if m.scaled {
+		m.startScalerLocked()
+		return
+	}
+	for _, w := range m.watchers {
+		m.startLocked(w)
+	}
+}
+
 // Watch sets the desired services: it starts watchers for new ones, stops
 // (cancelling the in-flight blocking query of) removed ones and restarts one
-// whose Tag changed, keeping the state of unchanged ones. A restarted watcher
-// keeps serving the old tag's set until the new tag's first answer, so that a
-// reload never empties a route. A service named twice is watched once, with
-// its first Tag. Watch is safe to call at any time from any goroutine; it does
-// not wait for stopped watchers to exit (Run does).
+// whose Tag, Health or Failover changed, keeping the state of unchanged ones.
+// A restarted watcher keeps serving the old set until its first answer, so
+// that a reload never empties a route. A service named twice is watched
+// once, as first given. When the number of services crosses the per-service
+// limit, the Manager switches mode (scaled or per-service), each service
+// keeping its published set. Watch is safe to call at any time from any
+// goroutine; it does not wait for stopped watchers to exit (Run does).
 func (m *Manager) Watch(ws []Watch) {
 	desired, dups := planWatches(ws)
 	for _, d := range dups {
-		m.log.Warn("service listed twice; watching it with its first tag", "service", d)
+		m.log.Warn("service listed twice; watching it as first given", "service", d)
 	}
 
 	m.mu.Lock()
@@ -161,32 +266,89 @@ func (m *Manager) Watch(ws []Watch) {
 			m.log.Info("stopped watching service", "service", name)
 		}
 	}
+	scaled := m.opts.Cluster != nil && len(desired) > PerServiceLimit(m.opts.MaxWatchConnections)
+	switching := scaled != m.scaled
+	if switching {
+		m.switchModeLocked(scaled, old)
+	}
+	var added []string
 	for name, want := range desired {
 		cur, ok := m.watchers[name]
 		set := old[name]
 		if set == nil {
-			set = &InstanceSet{Service: name}
+			set = m.seed(name)
 			changed = true
 		}
 		next[name] = set
-		if ok && cur.watch == want {
+		if ok && cur.watch.same(want) {
 			continue
 		}
 		if ok {
 			cur.stop()
-			m.log.Info("service tag changed; restarting its watch", "service", name, "tag", want.Tag)
+			m.log.Info("service watch changed (tag, health or failover); restarting it", "service", name, "tag", want.Tag)
 		} else {
-			m.log.Info("watching service", "service", name, "tag", want.Tag)
+			m.log.Debug("watching service", "service", name, "tag", want.Tag)
 		}
 		w := m.newWatcher(want, set)
 		m.watchers[name] = w
-		if m.runCtx != nil {
+		added = append(added, name)
+		if m.runCtx != nil && !m.scaled {
 			m.startLocked(w)
 		}
 	}
+	if m.scaled && m.scaler != nil && !switching {
+		m.scaler.enqueue(added...)
+	}
+	m.opts.Seed = nil // only the first Watch is seeded
 	if changed {
 		m.snap.Store(&next)
 		m.notify()
+	}
+}
+
+// seed is the set a newly watched service starts with: the seeded one
+// (from a snapshot) if any, else an unknown empty one.
+func (m *Manager) seed(name string) *InstanceSet {
+	if s := m.opts.Seed[name]; s != nil && s.Known {
+		c := *s
+		c.Service, c.Stale, c.FromSnapshot = name, true, true
+		if c.Err == nil {
+			c.Err = ErrFromSnapshot
+		}
+		return &c
+	}
+	return &InstanceSet{Service: name}
+}
+
+// ErrFromSnapshot is the Err of a set served from the snapshot file until
+// Consul answers for its service.
+var ErrFromSnapshot = errors.New("served from the snapshot file: Consul has not answered yet")
+
+// switchModeLocked moves every watcher to the other mode: the running ones
+// stop, and fresh watchers (so that no stopped goroutine shares their state)
+// take over the published sets. m.mu must be held.
+func (m *Manager) switchModeLocked(scaled bool, published map[string]*InstanceSet) {
+	if scaled {
+		m.log.Info("more services than per-service watches allow; switching to the change detector",
+			"max_watch_connections", m.opts.MaxWatchConnections, "per_service_limit", PerServiceLimit(m.opts.MaxWatchConnections))
+	} else {
+		m.log.Info("services fit in per-service watches again; one blocking query per service")
+	}
+	for name, w := range m.watchers {
+		w.stop()
+		set := published[name]
+		if set == nil {
+			set = m.seed(name)
+		}
+		m.watchers[name] = m.newWatcher(w.watch, set)
+	}
+	if m.scaler != nil {
+		m.scaler.cancel()
+		m.scaler = nil
+	}
+	m.scaled = scaled
+	if m.runCtx != nil {
+		m.startModeLocked()
 	}
 }
 
@@ -206,8 +368,9 @@ func (m *Manager) Sets() map[string]*InstanceSet {
 // concurrent use; one consumer is expected.
 func (m *Manager) Changed() <-chan struct{} { return m.changed }
 
-// Ready reports whether every watched service has had a first answer from
-// Consul (true when nothing is watched). Safe for concurrent use.
+// Ready reports whether every watched service has a known set — a first
+// answer from Consul, or a seeded one (true when nothing is watched). Safe
+// for concurrent use.
 func (m *Manager) Ready() bool {
 	for _, s := range m.Sets() {
 		if !s.Known {

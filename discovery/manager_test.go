@@ -32,7 +32,7 @@ func TestManagerFirstAnswerAndChanges(t *testing.T) {
 	waitChanged(t, m) // from Watch
 
 	c := f.next(t, "web")
-	if c.tag != "v1" || !c.passing || c.opts.WaitIndex != 0 || c.opts.WaitTime != 7*time.Second ||
+	if c.tag != "v1" || c.passing || c.opts.WaitIndex != 0 || c.opts.WaitTime != 7*time.Second ||
 		!c.opts.AllowStale || !c.opts.UseCache || c.opts.Datacenter != "dc9" {
 		t.Fatalf("first query: tag %q passing %v opts %+v", c.tag, c.passing, c.opts)
 	}

@@ -10,18 +10,21 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// watcher runs the blocking-query loop of one service. Its fields are set
-// under Manager.mu before the goroutine starts; afterwards set and the loop
-// state belong to the goroutine.
+// watcher is the per-service state machine: it turns Consul's answers for one
+// service into published sets (fail static, index rules, failover). In
+// per-service mode its own goroutine drives it with blocking queries; in
+// scaled mode the Manager's fetchers drive it with plain reads, one at a time
+// (see scaler). Its fields are set under Manager.mu before it is driven;
+// afterwards set and st belong to whoever drives it.
 type watcher struct {
 	m      *Manager
 	watch  Watch
 	log    hclog.Logger
 	cancel context.CancelFunc // nil until started; guarded by Manager.mu
 
-	// set is the last set this watcher published (or inherited); owned by
-	// the running goroutine.
+	// set is the last set this watcher published (or inherited).
 	set *InstanceSet
+	st  loopState
 }
 
 // loopState is what the loop remembers between queries.
@@ -31,6 +34,11 @@ type loopState struct {
 	failures   int    // consecutive failed (or suspect) queries
 	confirming bool   // the next answer re-checks a tentative empty one
 }
+
+// failoverRefresh bounds how long a failed-over service's remote instances
+// go without a re-read: while failed over, the local query waits at most
+// this long, and each wake re-reads the failover datacenters.
+const failoverRefresh = 5 * time.Second
 
 func (m *Manager) newWatcher(w Watch, inherit *InstanceSet) *watcher {
 	log := m.log.With("service", w.Service)
@@ -48,37 +56,66 @@ func (w *watcher) stop() {
 	}
 }
 
+// run is the per-service mode's loop: one blocking query after another.
 func (w *watcher) run(ctx context.Context) {
-	var st loopState
+	w.st = loopState{} // a new Run starts with a plain read
 	var delay time.Duration
 	for {
 		if !sleep(ctx, delay) {
 			return
 		}
-		q := &api.QueryOptions{
-			WaitIndex:  st.waitIndex,
-			WaitTime:   w.m.opts.WaitTime,
-			AllowStale: w.m.opts.AllowStale,
-			UseCache:   w.m.opts.UseCache,
-			Datacenter: w.m.opts.Datacenter,
+		var done bool
+		delay, _, done = w.query(ctx, true)
+		if done {
+			return
 		}
-		start := time.Now()
-		entries, meta, err := w.m.opts.Health.Service(w.watch.Service, w.watch.Tag, true, q.WithContext(ctx))
-		elapsed := time.Since(start)
-		if ctx.Err() != nil {
-			return // stopped: not an error
-		}
-		if err != nil {
-			delay = w.fail(&st, fmt.Errorf("discovery: service %q: blocking query: %w", w.watch.Service, err))
-			continue
-		}
-		delay = w.answer(&st, entries, meta, elapsed)
 	}
+}
+
+// query reads the service once — a blocking query on the last index when
+// blocking, else a plain read — and, when the local datacenter has nothing
+// routable, the failover datacenters; it publishes the outcome. It returns
+// the pause before the next query, whether the service needs another read
+// soon whatever the change detector says (after an error, a tentative empty
+// answer, or while failed over), and done when ctx was cancelled.
+func (w *watcher) query(ctx context.Context, blocking bool) (delay time.Duration, again, done bool) {
+	st := &w.st
+	q := &api.QueryOptions{
+		WaitTime:   w.m.opts.WaitTime,
+		AllowStale: w.m.opts.AllowStale,
+		UseCache:   w.m.opts.UseCache,
+		Datacenter: w.m.opts.Datacenter,
+	}
+	if blocking {
+		q.WaitIndex = st.waitIndex
+		if w.set != nil && w.set.FailedOver {
+			q.WaitTime = min(q.WaitTime, failoverRefresh)
+		}
+	}
+	start := time.Now()
+	entries, meta, err := w.m.opts.Health.Service(w.watch.Service, w.watch.Tag, false, q.WithContext(ctx))
+	elapsed := time.Since(start)
+	if ctx.Err() != nil {
+		return 0, false, true // stopped: not an error
+	}
+	if err != nil {
+		what := "read"
+		if blocking {
+			what = "blocking query"
+		}
+		return w.fail(fmt.Errorf("discovery: service %q: %s: %w", w.watch.Service, what, err)), true, false
+	}
+	if !blocking {
+		st.waitIndex = 0 // pause() must not see a plain read as a stuck blocking query
+	}
+	delay, again = w.answer(ctx, entries, meta, elapsed)
+	return delay, again, ctx.Err() != nil
 }
 
 // fail handles a failed or suspect query: keep the last set, mark it stale,
 // back off. It returns the delay before the next query.
-func (w *watcher) fail(st *loopState, err error) time.Duration {
+func (w *watcher) fail(err error) time.Duration {
+	st := &w.st
 	st.failures++
 	st.confirming = false
 	// The retry is a plain read: an agent that restarted with lower indexes
@@ -94,6 +131,12 @@ func (w *watcher) fail(st *loopState, err error) time.Duration {
 	if f := w.m.opts.OnError; f != nil {
 		f(w.watch.Service, err)
 	}
+	w.markStale(err)
+	return delay
+}
+
+// markStale publishes the last set marked stale with err.
+func (w *watcher) markStale(err error) {
 	old := w.set
 	next := *old
 	next.Stale = true
@@ -101,16 +144,17 @@ func (w *watcher) fail(st *loopState, err error) time.Duration {
 	if w.m.publish(w, &next, !old.Stale) {
 		w.set = &next
 	}
-	return delay
 }
 
-// answer handles a successful query and returns the delay before the next.
-func (w *watcher) answer(st *loopState, entries []*api.ServiceEntry, meta *api.QueryMeta, elapsed time.Duration) time.Duration {
+// answer handles a successful local answer and returns the delay before the
+// next query and whether another read is due soon regardless of changes.
+func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta *api.QueryMeta, elapsed time.Duration) (time.Duration, bool) {
+	st := &w.st
 	if meta == nil {
 		meta = &api.QueryMeta{}
 	}
 	got := meta.LastIndex
-	instances := toInstances(entries)
+	instances, all := toInstances(entries, w.watch.health(), w.m.opts.Datacenter)
 	step := nextIndex(st.lastIndex, got)
 	old := w.set
 	v := decide(facts{
@@ -119,13 +163,13 @@ func (w *watcher) answer(st *loopState, entries []*api.ServiceEntry, meta *api.Q
 		Reset:       step.reset,
 		Recovering:  st.failures > 0,
 		Confirming:  st.confirming,
-		LastKnown:   old.Known,
+		LastKnown:   old.Known && !old.FromSnapshot,
 		LastEmpty:   len(old.Instances) == 0,
 	})
 	t := w.m.timing
 	switch v {
 	case holdSuspect:
-		return w.fail(st, fmt.Errorf("discovery: service %q: %w", w.watch.Service, ErrNoLeader))
+		return w.fail(fmt.Errorf("discovery: service %q: %w", w.watch.Service, ErrNoLeader)), true
 	case holdTentative:
 		st.confirming = true
 		st.waitIndex = 0
@@ -133,7 +177,7 @@ func (w *watcher) answer(st *loopState, entries []*api.ServiceEntry, meta *api.Q
 		delay := t.confirm(rand.Float64())
 		w.log.Info("empty answer after an index reset or an outage; confirming before dropping instances",
 			"index", got, "retry_in", delay.Round(time.Millisecond))
-		return delay
+		return delay, true
 	}
 
 	if step.reset {
@@ -148,34 +192,76 @@ func (w *watcher) answer(st *loopState, entries []*api.ServiceEntry, meta *api.Q
 	st.waitIndex = step.next
 	st.lastIndex = got
 
-	same := old.Known && sameInstances(old.Instances, instances)
+	dc := w.m.opts.Datacenter
+	if len(all) > 0 {
+		dc = all[0].Datacenter
+	}
+	failedOver := false
+	if len(instances) == 0 && len(w.watch.Failover) > 0 {
+		if rdc, rin, rall := w.failover(ctx); rdc != "" {
+			dc, instances, failedOver = rdc, rin, true
+			all = append(all, rall...)
+		}
+	}
+	if failedOver != old.FailedOver {
+		if failedOver {
+			w.log.Warn("no routable instance in the local datacenter; failing over", "datacenter", dc, "instances", len(instances))
+		} else if old.Known {
+			w.log.Info("local datacenter has routable instances again; back from failover", "instances", len(instances))
+		}
+	}
+	same := old.Known && old.Datacenter == dc && old.FailedOver == failedOver && sameInstances(old.Instances, instances) && sameInstances(old.All, all)
 	if same {
-		instances = old.Instances // share the published slice; it is immutable
+		instances, all = old.Instances, old.All // share the published slices; they are immutable
 	}
 	changed := !same || old.Stale
 	next := &InstanceSet{
 		Service:     w.watch.Service,
 		Instances:   instances,
+		All:         all,
+		Datacenter:  dc,
+		FailedOver:  failedOver,
 		Known:       true,
 		Index:       got,
 		LastContact: time.Now(),
 	}
 	if w.m.publish(w, next, changed) {
 		w.set = next
-		if !same {
+		if !sameInstances(old.Instances, instances) || !old.Known {
 			w.logChange(old, next)
 			if f := w.m.opts.OnUpdate; f != nil {
 				f(w.watch.Service)
 			}
 		}
 	}
-	return delay
+	return delay, failedOver
+}
+
+// failover reads the failover datacenters in order (plain reads) and returns
+// the first with a routable instance: its name, routable and all instances.
+// It returns "" when none has one or none answers.
+func (w *watcher) failover(ctx context.Context) (dc string, routable, all []Instance) {
+	for _, fdc := range w.watch.Failover {
+		q := &api.QueryOptions{AllowStale: w.m.opts.AllowStale, Datacenter: fdc}
+		entries, _, err := w.m.opts.Health.Service(w.watch.Service, w.watch.Tag, false, q.WithContext(ctx))
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("failover datacenter did not answer", "datacenter", fdc, "error", err)
+			}
+			continue
+		}
+		r, a := toInstances(entries, w.watch.health(), fdc)
+		if len(r) > 0 {
+			return fdc, r, a
+		}
+	}
+	return "", nil, nil
 }
 
 func (w *watcher) logChange(old, next *InstanceSet) {
 	switch {
 	case len(next.Instances) == 0 && len(old.Instances) > 0:
-		w.log.Warn("service has no passing instances", "index", next.Index)
+		w.log.Warn("service has no routable instances", "index", next.Index, "registered", len(next.All))
 	case !old.Known:
 		w.log.Debug("first answer", "index", next.Index, "instances", len(next.Instances))
 	default:

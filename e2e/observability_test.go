@@ -365,8 +365,15 @@ func TestAdminUpstreamsAndRoutes(t *testing.T) {
 	if err := c.Agent().UpdateTTL("service:user-2", "", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "no user instance in /v1/upstreams", func() bool {
-		return len(instanceStates(upstreams(t, f), "user")) == 0
+	// A critical instance stays listed with its Consul status, out of routing.
+	waitFor(t, 10*time.Second, "user-2 critical, not healthy, in /v1/upstreams", func() bool {
+		a := upstreams(t, f)
+		for _, s := range a.Services {
+			if s.Name == "user" && len(s.Instances) == 1 && s.Instances[0].ConsulStatus != "critical" {
+				return false
+			}
+		}
+		return strings.Join(instanceStates(a, "user"), " ") == "user-2:unhealthy"
 	})
 
 	// Active checks: passing, then failing once the backend is sick.

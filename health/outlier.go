@@ -80,5 +80,6 @@ func (s *State) eject(p Outlier, now time.Time) time.Duration {
 	}
 	s.ejections.Store(n)
 	s.failures.Store(0)
+	s.changed()
 	return d
 }

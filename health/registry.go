@@ -9,13 +9,14 @@ import "sync"
 type Registry struct {
 	mu     sync.Mutex
 	states map[registryKey]*State
+	panics map[string]*Panic // by service
 }
 
 type registryKey struct{ service, instance string }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{states: make(map[registryKey]*State)}
+	return &Registry{states: make(map[registryKey]*State), panics: make(map[string]*Panic)}
 }
 
 // State returns the state of an instance, creating it on first use.
@@ -25,10 +26,27 @@ func (r *Registry) State(service, instance string) *State {
 	k := registryKey{service, instance}
 	s, ok := r.states[k]
 	if !ok {
-		s = &State{}
+		s = &State{panic: r.panicLocked(service)}
 		r.states[k] = s
 	}
 	return s
+}
+
+// Panic returns the service's panic mode, creating it on first use; it
+// lives as long as the registry.
+func (r *Registry) Panic(service string) *Panic {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.panicLocked(service)
+}
+
+func (r *Registry) panicLocked(service string) *Panic {
+	p := r.panics[service]
+	if p == nil {
+		p = &Panic{}
+		r.panics[service] = p
+	}
+	return p
 }
 
 // Retain drops the state of every instance for which keep returns false.

@@ -20,6 +20,8 @@ type State struct {
 	ejections    atomic.Int32 // ejections so far, for the growing ejection time
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0 when not ejected
 	lastEjection atomic.Int64 // unix nanoseconds the last ejection ended
+
+	panic *Panic // the service's panic mode; set once by Registry.State
 }
 
 // Acquire counts a request in flight to the instance.
@@ -32,8 +34,14 @@ func (s *State) Release() { s.inflight.Add(-1) }
 func (s *State) InFlight() int64 { return s.inflight.Load() }
 
 // Available reports whether the proxy may send new requests to the instance:
-// its active checks (if any run) pass and it is not ejected.
+// its active checks (if any run) pass and it is not ejected — or its service
+// is in panic mode (see Panic), when every routable instance is.
 func (s *State) Available() bool {
+	return s.ownHealthy() || s.panic.Active()
+}
+
+// ownHealthy is ferry's own verdict: active checks pass and not ejected.
+func (s *State) ownHealthy() bool {
 	if s.activeDown.Load() {
 		return false
 	}
@@ -41,12 +49,27 @@ func (s *State) Available() bool {
 	return until == 0 || time.Now().UnixNano() >= until
 }
 
+// OwnHealthy reports ferry's own verdict on the instance, panic mode aside:
+// its active checks (if any run) pass and it is not ejected.
+func (s *State) OwnHealthy() bool { return s.ownHealthy() }
+
+// changed re-evaluates the service's panic mode after a change of verdict.
+func (s *State) changed() {
+	if s.panic != nil {
+		s.panic.Evaluate()
+	}
+}
+
 // ActiveHealthy reports the active checks' verdict (true when none run).
 func (s *State) ActiveHealthy() bool { return !s.activeDown.Load() }
 
 // setActive records an active-check verdict and reports whether it changed.
 func (s *State) setActive(healthy bool) bool {
-	return s.activeDown.CompareAndSwap(healthy, !healthy)
+	if !s.activeDown.CompareAndSwap(healthy, !healthy) {
+		return false
+	}
+	s.changed()
+	return true
 }
 
 // EjectedUntil returns when the current ejection ends, or the zero time when

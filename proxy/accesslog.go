@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -51,6 +52,20 @@ func NewAccessLog(w io.Writer, format string) AccessLogger {
 type accessLog struct {
 	w    io.Writer
 	json bool
+	// dcs names, per service and upstream address, the datacenter of
+	// instances served from a failover datacenter; nil or empty while no
+	// service is failed over (the common case costs one load).
+	dcs atomic.Pointer[map[string]map[string]string]
+}
+
+// SetFailoverDatacenters tells an AccessLogger made by NewAccessLog which
+// upstreams (service → instance address → datacenter) belong to a failover
+// datacenter; their lines get "dc=NAME" (text) or "datacenter" (JSON).
+// Other loggers ignore it. Safe for concurrent use with Log.
+func SetFailoverDatacenters(l AccessLogger, dcs map[string]map[string]string) {
+	if al, ok := l.(*accessLog); ok {
+		al.dcs.Store(&dcs)
+	}
 }
 
 var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -63,6 +78,11 @@ func (l *accessLog) Log(e *AccessEntry) {
 	} else {
 		b = appendTextLine((*bp)[:0], e)
 	}
+	if m := l.dcs.Load(); m != nil && len(*m) > 0 && e.Upstream != "" {
+		if dc := (*m)[e.Service][e.Upstream]; dc != "" {
+			b = appendDatacenter(b, dc, l.json)
+		}
+	}
 	l.w.Write(b) // an access log that cannot be written must not fail requests
 	if cap(b) <= 64<<10 {
 		*bp = b
@@ -71,6 +91,18 @@ func (l *accessLog) Log(e *AccessEntry) {
 }
 
 const accessTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// appendDatacenter adds the datacenter to a finished line, before its end.
+func appendDatacenter(b []byte, dc string, json bool) []byte {
+	if json {
+		b = append(b[:len(b)-2], `,"datacenter":`...) // before "}\n"
+		b = appendJSONString(b, dc)
+		return append(b, '}', '\n')
+	}
+	b = append(b[:len(b)-1], " dc="...) // before "\n"
+	b = appendField(b, dc)
+	return append(b, '\n')
+}
 
 func appendTextLine(b []byte, e *AccessEntry) []byte {
 	b = e.Start.UTC().AppendFormat(b, accessTimeFormat)

@@ -133,3 +133,21 @@ func TestResponseWriterKeepsFlushAndUnwrap(t *testing.T) {
 		t.Fatalf("status=%d bytes=%d, want 200 and 3", rw.status, rw.bytes)
 	}
 }
+
+func TestAccessLogFailoverDatacenter(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		l := NewAccessLog(&buf, format)
+		SetFailoverDatacenters(l, map[string]map[string]string{"user": {"10.0.0.9:80": "dc2"}})
+		l.Log(&AccessEntry{Start: time.Unix(0, 0), Service: "user", Upstream: "10.0.0.9:80", Status: 200})
+		l.Log(&AccessEntry{Start: time.Unix(0, 0), Service: "user", Upstream: "10.0.0.1:80", Status: 200})
+		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		want := " dc=dc2"
+		if format == "json" {
+			want = `,"datacenter":"dc2"}`
+		}
+		if len(lines) != 2 || !strings.HasSuffix(lines[0], want) || strings.Contains(lines[1], "dc2") {
+			t.Errorf("%s: got %q, want the first line to end in %q and the second to name no datacenter", format, lines, want)
+		}
+	}
+}

@@ -27,6 +27,20 @@ func newAdminServer(a *app, logger hclog.Logger) *http.Server {
 			w.Write([]byte("\n"))
 			return
 		}
+		// Sets from the snapshot file: ready or not as consul.snapshot_ready says.
+		if fromSnap := a.snapshotServices(); len(fromSnap) > 0 {
+			if !a.liveConfig().Consul.SnapshotReady {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte("not ready: serving from the snapshot file (stale) until Consul answers for"))
+			} else {
+				w.Write([]byte("ready (stale): serving from the snapshot file until Consul answers for"))
+			}
+			for _, s := range fromSnap {
+				w.Write([]byte(" " + s))
+			}
+			w.Write([]byte("\n"))
+			return
+		}
 		w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("POST /v1/reload", a.handleReload) // reload.go
@@ -37,6 +51,19 @@ func newAdminServer(a *app, logger hclog.Logger) *http.Server {
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          logger.Named("admin").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
+}
+
+// snapshotServices lists the watched services served from the snapshot
+// file, Consul not having answered for them yet.
+func (a *app) snapshotServices() []string {
+	var out []string
+	for name, set := range a.discovery.Sets() {
+		if set.FromSnapshot {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // waitingServices lists the watched services Consul has not answered for yet.

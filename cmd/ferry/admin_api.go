@@ -92,7 +92,18 @@ type serviceJSON struct {
 	// LastContactAge is the seconds since then (null: never).
 	LastContactAge *float64 `json:"last_contact_age_seconds"`
 	// Error is the last query error while Stale.
-	Error     string         `json:"error"`
+	Error string `json:"error"`
+	// Datacenter the routable instances came from; FailedOver is true
+	// while that is a failover datacenter (the local one has none).
+	Datacenter string `json:"datacenter"`
+	FailedOver bool   `json:"failed_over"`
+	// FromSnapshot is true while the set comes from the snapshot file.
+	FromSnapshot bool `json:"from_snapshot"`
+	// HealthPolicy is the service's health setting: passing | warning.
+	HealthPolicy string `json:"health_policy"`
+	// Panic is true while the service is in panic mode: too few instances
+	// pass ferry's own checks, so every routable one gets traffic.
+	Panic     bool           `json:"panic"`
 	InFlight  int64          `json:"in_flight"`
 	Checked   bool           `json:"active_checks"`
 	Healthy   int            `json:"healthy"`
@@ -107,8 +118,14 @@ type instanceJSON struct {
 	Port    int      `json:"port"`
 	Weight  int      `json:"weight"`
 	Tags    []string `json:"tags"`
-	// ConsulStatus is always "passing": discovery keeps passing instances only.
+	// ConsulStatus is Consul's view of the instance: passing, warning,
+	// critical or maintenance.
 	ConsulStatus string `json:"consul_status"`
+	// Routable: the health policy lets traffic reach it (Consul's side;
+	// Healthy adds ferry's own checks).
+	Routable bool `json:"routable"`
+	// Datacenter the instance is registered in.
+	Datacenter string `json:"datacenter"`
 	// ActiveCheck is "passing", "failing" or "none" (ferry does not probe it).
 	ActiveCheck  string     `json:"active_check"`
 	Ejected      bool       `json:"ejected"`
@@ -160,36 +177,79 @@ func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now ti
 		if set.Err != nil {
 			sj.Error = set.Err.Error()
 		}
+		sj.Datacenter, sj.FailedOver, sj.FromSnapshot = set.Datacenter, set.FailedOver, set.FromSnapshot
 	}
+	sj.Panic = a.registry.Panic(svc.Name()).Active()
+	sj.HealthPolicy = discovery.HealthPassing
+	if c := a.liveConfig().Services[svc.Name()]; c != nil && c.Health != "" {
+		sj.HealthPolicy = c.Health
+	}
+	ups := make(map[string]*proxy.Upstream, len(svc.Upstreams()))
 	for _, up := range svc.Upstreams() {
-		inst := up.Instance()
-		ij := instanceJSON{
-			ID: inst.ID, Node: inst.Node, Address: inst.Address, Port: inst.Port, Weight: inst.Weight,
-			Tags: append([]string{}, inst.Tags...), ConsulStatus: "passing", ActiveCheck: "none", Healthy: true,
-		}
-		if st := up.State(); st != nil {
-			if checked {
-				ij.ActiveCheck = "passing"
-				if !st.ActiveHealthy() {
-					ij.ActiveCheck = "failing"
-				}
-			} else if !st.ActiveHealthy() {
-				ij.ActiveCheck = "failing" // a verdict from before checks stopped
-			}
-			if until := st.EjectedUntil(); !until.IsZero() {
-				u := until.UTC()
-				ij.Ejected, ij.EjectedUntil = true, &u
-			}
-			ij.Ejections = st.Ejections()
-			ij.Healthy = st.Available()
-			ij.InFlight = st.InFlight()
-		}
+		ups[up.Instance().Key()] = up
+	}
+	listed := make(map[string]bool)
+	add := func(inst discovery.Instance, up *proxy.Upstream) {
+		ij := a.instanceView(inst, up, checked)
 		if ij.Healthy {
 			sj.Healthy++
 		}
 		sj.Instances = append(sj.Instances, ij)
 	}
+	if set != nil {
+		for _, inst := range set.All {
+			up := ups[inst.Key()]
+			if up != nil && up.Instance().Datacenter != inst.Datacenter {
+				up = nil // the same key in another datacenter
+			}
+			if up != nil {
+				listed[inst.Key()] = true
+			}
+			add(inst, up)
+		}
+	}
+	// Routable instances discovery has no full list for (an old snapshot).
+	for _, up := range svc.Upstreams() {
+		if !listed[up.Instance().Key()] && (set == nil || len(set.All) == 0) {
+			add(up.Instance(), up)
+		}
+	}
 	return sj
+}
+
+// instanceView is one instance in GET /v1/upstreams; up is its place in the
+// routing table, nil when it is not routable.
+func (a *app) instanceView(inst discovery.Instance, up *proxy.Upstream, checked bool) instanceJSON {
+	ij := instanceJSON{
+		ID: inst.ID, Node: inst.Node, Address: inst.Address, Port: inst.Port, Weight: inst.Weight,
+		Tags: append([]string{}, inst.Tags...), ConsulStatus: inst.Status, Datacenter: inst.Datacenter,
+		ActiveCheck: "none",
+	}
+	if ij.ConsulStatus == "" {
+		ij.ConsulStatus = discovery.StatusPassing // a set from an older snapshot: routable ones only
+	}
+	if up == nil {
+		return ij
+	}
+	ij.Routable, ij.Healthy = true, true
+	if st := up.State(); st != nil {
+		if checked {
+			ij.ActiveCheck = "passing"
+			if !st.ActiveHealthy() {
+				ij.ActiveCheck = "failing"
+			}
+		} else if !st.ActiveHealthy() {
+			ij.ActiveCheck = "failing" // a verdict from before checks stopped
+		}
+		if until := st.EjectedUntil(); !until.IsZero() {
+			u := until.UTC()
+			ij.Ejected, ij.EjectedUntil = true, &u
+		}
+		ij.Ejections = st.Ejections()
+		ij.Healthy = st.Available()
+		ij.InFlight = st.InFlight()
+	}
+	return ij
 }
 
 // probed reports whether ferry runs active checks on the service's

@@ -27,7 +27,11 @@ import (
 // returning the replaced Manager's last set for it, marked stale, so that a
 // reload never empties a route.
 type liveDiscovery struct {
-	logger  hclog.Logger
+	logger hclog.Logger
+	// seed holds the last known sets read from the snapshot file at start
+	// (nil without one); every Manager serves them, stale, until Consul
+	// answers for their service.
+	seed    map[string]*discovery.InstanceSet
 	onError func(service string, err error) // passed to every Manager; may be nil
 	// onUpdate is passed to every Manager as OnUpdate; may be nil. Set it
 	// before Run (metrics.go).
@@ -58,8 +62,8 @@ type generation struct {
 var errSwitchWaitTimedOut = errors.New("consul: no first answer for every service in time; serving the last known instances meanwhile")
 
 // newLiveDiscovery returns a liveDiscovery whose first Manager uses c.
-func newLiveDiscovery(c config.Consul, logger hclog.Logger, onError func(service string, err error)) (*liveDiscovery, error) {
-	d := &liveDiscovery{logger: logger, onError: onError, changed: make(chan struct{}, 1)}
+func newLiveDiscovery(c config.Consul, logger hclog.Logger, onError func(service string, err error), seed map[string]*discovery.InstanceSet) (*liveDiscovery, error) {
+	d := &liveDiscovery{logger: logger, onError: onError, changed: make(chan struct{}, 1), seed: seed}
 	g, err := d.newGeneration(c)
 	if err != nil {
 		return nil, err
@@ -70,28 +74,39 @@ func newLiveDiscovery(c config.Consul, logger hclog.Logger, onError func(service
 
 // newGeneration builds a Manager (not running, watching nothing) for c.
 func (d *liveDiscovery) newGeneration(c config.Consul) (*generation, error) {
-	client, transport, err := newConsulAPI(c)
+	// Discovery's share of the connection budget: all of it but the one
+	// the local-service registration uses (newConsulClient).
+	client, transport, err := newConsulAPI(c, max(c.MaxWatchConnections-1, 1))
 	if err != nil {
 		return nil, err
 	}
 	m := discovery.New(discovery.Options{
-		Health:     client.Health(),
-		WaitTime:   c.WaitTime,
-		AllowStale: c.AllowStale,
-		UseCache:   c.UseCache,
-		Datacenter: c.Datacenter,
-		Logger:     d.logger,
-		OnError:    d.onError,
-		OnUpdate:   func(s string) { d.update(s) },
+		Health:              client.Health(),
+		Cluster:             discovery.ConsulCluster{Client: client},
+		MaxWatchConnections: c.MaxWatchConnections,
+		Seed:                d.takeSeed(),
+		WaitTime:            c.WaitTime,
+		AllowStale:          c.AllowStale,
+		UseCache:            c.UseCache,
+		Datacenter:          c.Datacenter,
+		Logger:              d.logger,
+		OnError:             d.onError,
+		OnUpdate:            func(s string) { d.update(s) },
 	})
 	return &generation{m: m, transport: transport}, nil
 }
 
 // newConsulAPI starts from Consul's environment (CONSUL_HTTP_ADDR, …) and
-// lets the consul block override it. It also returns the client's transport,
-// whose idle connections the caller closes when it stops using the client.
-func newConsulAPI(c config.Consul) (*api.Client, *http.Transport, error) {
+// lets the consul block override it. The client never has more than conns
+// connections open to the agent (a hard cap under the agent's
+// limits.http_max_conns_per_client: a query beyond it waits for a
+// connection rather than open one), and keeps that many idle for reuse. It
+// also returns the client's transport, whose idle connections the caller
+// closes when it stops using the client.
+func newConsulAPI(c config.Consul, conns int) (*api.Client, *http.Transport, error) {
 	cc := api.DefaultConfig()
+	cc.Transport.MaxConnsPerHost = conns
+	cc.Transport.MaxIdleConnsPerHost = conns
 	if c.Address != "" {
 		cc.Address = c.Address
 	}
@@ -106,6 +121,14 @@ func newConsulAPI(c config.Consul) (*api.Client, *http.Transport, error) {
 		return nil, nil, fmt.Errorf("consul client: %w", err)
 	}
 	return client, cc.Transport, nil
+}
+
+// takeSeed returns the snapshot's sets for the first Manager only: a Manager
+// built on a reload starts from the running one's sets instead.
+func (d *liveDiscovery) takeSeed() map[string]*discovery.InstanceSet {
+	s := d.seed
+	d.seed = nil
+	return s
 }
 
 // update calls onUpdate, which may be set after the first Manager was built.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"time"
+
 	"github.com/ferry-proxy/ferry/config"
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
@@ -56,4 +59,55 @@ func forgetGoneInstances(reg *health.Registry, sets map[string]*discovery.Instan
 		}
 	}
 	reg.Retain(func(service, instance string) bool { return known[[2]string{service, instance}] })
+}
+
+// applyPanic gives each routed service's panic mode its threshold and the
+// states of the table's (routable) instances. Transitions are logged and
+// counted.
+func (a *app) applyPanic(cfg *config.Config, table *proxy.Table) {
+	for _, svc := range table.Services() {
+		name := svc.Name()
+		threshold := 0
+		if c := cfg.Services[name]; c != nil {
+			threshold = c.PanicThreshold
+		}
+		members := make([]*health.State, 0, len(svc.Upstreams()))
+		for _, up := range svc.Upstreams() {
+			if st := up.State(); st != nil {
+				members = append(members, st)
+			}
+		}
+		log := a.logger.Named("health").With("service", name)
+		a.registry.Panic(name).Set(threshold, members, func(on bool, healthy, total int) {
+			if on {
+				log.Warn("panic mode: too few instances pass ferry's own checks; routing to every Consul-routable instance",
+					"healthy", healthy, "instances", total, "panic_threshold", threshold)
+			} else {
+				log.Info("panic mode over: enough instances pass ferry's own checks again", "healthy", healthy, "instances", total)
+			}
+			if a.metrics != nil {
+				a.metrics.panicChange(name, on)
+			}
+		})
+	}
+}
+
+// panicEvery is how often panic modes are re-evaluated for ejections that
+// expired (every other change re-evaluates at once).
+const panicEvery = time.Second
+
+// panicLoop re-evaluates every routed service's panic mode until ctx is done.
+func (a *app) panicLoop(ctx context.Context) {
+	t := time.NewTicker(panicEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, svc := range a.handler.Table().Services() {
+				a.registry.Panic(svc.Name()).Evaluate()
+			}
+		}
+	}
 }

@@ -80,7 +80,7 @@ var (
 	mRetries = def("proxy", "retries_total", "counter", "service",
 		"Attempts that were retries on another instance.")
 	mInstances = def("upstream", "instances", "gauge", "service",
-		"Instances ferry routes the service to: Consul's passing set.")
+		"Instances ferry routes the service to: those Consul's view and the service's health policy make routable.")
 	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
 		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any) and not ejected.")
 	mEjected = def("upstream", "ejected_instances", "gauge", "service",
@@ -99,6 +99,12 @@ var (
 		"Seconds since Consul last answered for the service. A blocking query answers at least every consul.wait_time, so values up to it are normal.")
 	mStale = def("discovery", "stale", "gauge", "service",
 		"1 while the service's queries fail and ferry serves its last known instances (or has none yet), else 0.")
+	mPanic = def("upstream", "panic", "gauge", "service",
+		"1 while the service is in panic mode (fewer than panic_threshold percent of its instances pass ferry's own checks, so all of them get traffic), else 0.")
+	mPanics = def("upstream", "panics_total", "counter", "service",
+		"Times the service entered panic mode.")
+	mFailover = def("discovery", "failover", "gauge", "service, datacenter",
+		"1 while the service's instances come from a failover datacenter (datacenter names it), because the local one has none routable.")
 	mReloads = def("config", "reloads_total", "counter", "",
 		"Configuration reloads that were applied (SIGHUP or a changed file).")
 	mReloadFailures = def("config", "reload_failures_total", "counter", "",
@@ -112,15 +118,18 @@ var allMetrics = []metricDef{
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
 	mReloads, mReloadFailures,
+	mPanic, mPanics, mFailover,
 }
 
 // metricSources is what publish reads. Fields are set once before run.
 type metricSources struct {
-	table   func() *proxy.Table                      // the routing table in use
-	handler *proxy.Handler                           // unrouted counters
-	sets    func() map[string]*discovery.InstanceSet // discovery's snapshot
-	reloads func() (ok, failed uint64)               // nil when reloads are not counted
-	now     func() time.Time
+	table    func() *proxy.Table                      // the routing table in use
+	handler  *proxy.Handler                           // unrouted counters
+	sets     func() map[string]*discovery.InstanceSet // discovery's snapshot
+	reloads  func() (ok, failed uint64)               // nil when reloads are not counted
+	panicked func(service string) bool                // nil: no panic modes
+	failover func(service string) []string            // the service's failover datacenters; may be nil
+	now      func() time.Time
 }
 
 // appMetrics owns ferry's metrics: the go-metrics instance, its Prometheus
@@ -136,6 +145,7 @@ type appMetrics struct {
 	dErrors   map[string]uint64
 	dUpdates  map[string]uint64
 	ckFailure map[string]uint64
+	panics    map[string]uint64
 
 	// Publisher state; pubMu makes publishes one at a time.
 	pubMu   sync.Mutex
@@ -186,6 +196,7 @@ func newAppMetrics() (*appMetrics, error) {
 		dErrors:   make(map[string]uint64),
 		dUpdates:  make(map[string]uint64),
 		ckFailure: make(map[string]uint64),
+		panics:    make(map[string]uint64),
 		last:      make(map[string]*published),
 		cursors:   make(map[*proxy.SampleRing]*ringCursor),
 	}, nil
@@ -199,6 +210,13 @@ func (am *appMetrics) discoveryUpdate(service string) { am.event(am.dUpdates, se
 
 // checkFailed is health.Prober.OnFailure: it counts a failed probe.
 func (am *appMetrics) checkFailed(service string) { am.event(am.ckFailure, service) }
+
+// panicChange counts a service entering panic mode.
+func (am *appMetrics) panicChange(service string, on bool) {
+	if on {
+		am.event(am.panics, service)
+	}
+}
 
 func (am *appMetrics) event(m map[string]uint64, service string) {
 	am.evMu.Lock()
@@ -313,6 +331,12 @@ func (am *appMetrics) publish() {
 		am.gauge(mHealthy, float32(healthy), l)
 		am.gauge(mEjected, float32(ejected), l)
 		am.gauge(mCheckFailing, float32(failing), l)
+		am.counter(mPanics, am.eventTotal(am.panics, name), l)
+		p := float32(0)
+		if src.panicked != nil && src.panicked(name) {
+			p = 1
+		}
+		am.gauge(mPanic, p, l)
 	}
 
 	if src.sets != nil {
@@ -329,6 +353,15 @@ func (am *appMetrics) publish() {
 				stale = 1
 			}
 			am.gauge(mStale, stale, l)
+			if src.failover != nil {
+				for _, dc := range src.failover(name) {
+					v := float32(0)
+					if set.FailedOver && set.Datacenter == dc {
+						v = 1
+					}
+					am.gauge(mFailover, v, l, metrics.Label{Name: "datacenter", Value: dc})
+				}
+			}
 		}
 	}
 
@@ -410,10 +443,17 @@ func (a *app) wireMetrics(m *appMetrics) {
 	a.discovery.onUpdate = m.discoveryUpdate
 	a.prober.OnFailure = m.checkFailed
 	m.src = metricSources{
-		table:   a.handler.Table,
-		handler: a.handler,
-		sets:    a.discovery.Sets,
-		reloads: a.reloadCounts,
-		now:     time.Now,
+		table:    a.handler.Table,
+		handler:  a.handler,
+		sets:     a.discovery.Sets,
+		reloads:  a.reloadCounts,
+		now:      time.Now,
+		panicked: func(service string) bool { return a.registry.Panic(service).Active() },
+		failover: func(service string) []string {
+			if c := a.liveConfig().Services[service]; c != nil {
+				return c.Failover
+			}
+			return nil
+		},
 	}
 }

@@ -88,7 +88,9 @@ type app struct {
 	handler   *proxy.Handler
 	prober    *health.Prober
 	consul    *api.Client
-	metrics   *appMetrics // metrics.go
+	metrics   *appMetrics     // metrics.go
+	snapshot  *snapshotWriter // snapshot.go
+	accessLog proxy.AccessLogger
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog proxy.AccessLogger) (*app, error) {
@@ -100,7 +102,8 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 	if err != nil {
 		return nil, err
 	}
-	disco, err := newLiveDiscovery(cfg.Consul, logger.Named("discovery"), m.discoveryError)
+	disco, err := newLiveDiscovery(cfg.Consul, logger.Named("discovery"), m.discoveryError,
+		loadSnapshot(cfg.Consul, logger.Named("snapshot"))) // snapshot.go
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +118,10 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		handler:    proxy.NewHandler(proxy.Options{Logger: logger.Named("proxy"), AccessLog: accessLog}),
 		prober:     health.NewProber(logger.Named("health")),
 		consul:     consul,
+		accessLog:  accessLog,
 	}
 	a.current.Store(cfg)
+	a.snapshot = newSnapshotWriter(a)
 	a.wireMetrics(m)
 	a.discovery.Watch(watchesOf(cfg))
 	a.rebuild()
@@ -127,9 +132,10 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 func (a *app) liveConfig() *config.Config { return a.current.Load() }
 
 // newConsulClient starts from Consul's environment (CONSUL_HTTP_ADDR, …) and
-// lets the consul block override it.
+// lets the consul block override it. It is the local-service registration's
+// client: one connection of consul.max_watch_connections.
 func newConsulClient(c config.Consul) (*api.Client, error) {
-	client, _, err := newConsulAPI(c)
+	client, _, err := newConsulAPI(c, 1)
 	return client, err
 }
 
@@ -149,6 +155,8 @@ func (a *app) rebuild() {
 	a.handler.Store(table)
 	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
 	a.prober.Set(probeTargets(cfg, table, a.registry))
+	a.applyPanic(cfg, table) // health.go
+	proxy.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
 	forgetGoneInstances(a.registry, sets)
 }
 
@@ -189,6 +197,8 @@ func (a *app) run(ctx context.Context) error {
 	})
 	spawn(func() { a.tableLoop(bgCtx) })
 	spawn(func() { a.metrics.run(bgCtx) })
+	spawn(func() { a.snapshot.Run(bgCtx) })
+	spawn(func() { a.panicLoop(bgCtx) })
 	a.startReloaders(bgCtx, &wg)
 	leave := a.startLocalService()
 	defer func() {
@@ -239,6 +249,7 @@ func (a *app) tableLoop(ctx context.Context) {
 			return
 		case <-a.discovery.Changed():
 			a.rebuild()
+			a.snapshot.changed()
 		}
 	}
 }

@@ -18,7 +18,7 @@ func watchesOf(cfg *config.Config) []discovery.Watch {
 		seen[r.Service] = true
 		w := discovery.Watch{Service: r.Service}
 		if s := cfg.Services[r.Service]; s != nil {
-			w.Tag = s.Tag
+			w.Tag, w.Health, w.Failover = s.Tag, s.Health, s.Failover
 		}
 		ws = append(ws, w)
 	}
@@ -59,4 +59,25 @@ func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpe
 		}
 	}
 	return routes, services
+}
+
+// failoverDatacenters maps, for every service served from a failover
+// datacenter, each routable instance's address to that datacenter (for the
+// access log); nil when no service is failed over.
+func failoverDatacenters(sets map[string]*discovery.InstanceSet) map[string]map[string]string {
+	var out map[string]map[string]string
+	for name, set := range sets {
+		if !set.FailedOver {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]map[string]string)
+		}
+		m := make(map[string]string, len(set.Instances))
+		for _, in := range set.Instances {
+			m[in.HostPort()] = in.Datacenter
+		}
+		out[name] = m
+	}
+	return out
 }

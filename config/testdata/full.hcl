@@ -21,6 +21,10 @@ consul {
   wait_time   = "1m"
   allow_stale = false
   use_cache   = true
+
+  max_watch_connections = 32
+  snapshot_file         = "/var/lib/ferry/instances.json"
+  snapshot_ready        = false
 }
 
 log {
@@ -38,6 +42,12 @@ service "user" {
   max_requests     = 200
   max_pending_requests = 50
   queue_timeout    = "2s"
+  health           = "warning"
+  panic_threshold  = 50
+
+  failover {
+    datacenters = ["dc3", "dc1"]
+  }
 
   health_check {
     path                = "/ready?full=1"

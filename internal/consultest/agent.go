@@ -45,6 +45,7 @@ type Agent struct {
 	bin   string
 	ports ports
 	tb    testing.TB
+	opts  Options
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -54,9 +55,23 @@ type Agent struct {
 
 type ports struct{ http, serfLAN, serfWAN, server int }
 
+// Options are the settings of a dev agent that differ between agents of one
+// test: its datacenter (default "dc1") and node name (default the host's).
+// Two agents in two datacenters need distinct node names.
+type Options struct {
+	Datacenter string
+	Node       string
+}
+
 // Start starts a dev agent and waits until it has a leader and has synced its
 // node. The agent is stopped when the test ends.
 func Start(tb testing.TB) *Agent {
+	tb.Helper()
+	return StartWith(tb, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, opts Options) *Agent {
 	tb.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -67,6 +82,7 @@ func Start(tb testing.TB) *Agent {
 		bin:   bin,
 		ports: ports{http: free[0], serfLAN: free[1], serfWAN: free[2], server: free[3]},
 		tb:    tb,
+		opts:  opts,
 	}
 	a.HTTPAddr = "127.0.0.1:" + strconv.Itoa(a.ports.http)
 	a.Restart()
@@ -91,6 +107,12 @@ func (a *Agent) Restart() {
 		"-server-port", strconv.Itoa(a.ports.server),
 		"-dns-port", "-1", "-grpc-port", "-1",
 		"-log-level", "warn",
+	}
+	if a.opts.Datacenter != "" {
+		args = append(args, "-datacenter", a.opts.Datacenter)
+	}
+	if a.opts.Node != "" {
+		args = append(args, "-node", a.opts.Node)
 	}
 	cmd := exec.Command(a.bin, args...)
 	a.logs = &bytes.Buffer{}
@@ -124,6 +146,9 @@ func (a *Agent) Stop() {
 	_ = cmd.Process.Kill()
 	<-done
 }
+
+// SerfWANAddr is the address other servers join over the WAN.
+func (a *Agent) SerfWANAddr() string { return "127.0.0.1:" + strconv.Itoa(a.ports.serfWAN) }
 
 // Logs returns what the agent has printed so far.
 func (a *Agent) Logs() string {

@@ -1,7 +1,9 @@
 // Command ferryscale is ferry's discovery-at-scale benchmark (make
 // bench-scale): it registers many services with several instances each in a
-// real Consul dev agent, starts ferry with a route to each, and reports the
-// time to ready, ferry's idle CPU and memory, and how long a change in Consul
+// real Consul dev agent (with its default limits unless told otherwise),
+// starts ferry with a route to each, and reports the time to ready, ferry's
+// idle CPU and memory, the requests per second the agent serves idle and
+// under churn, any 429 answer ferry got, and how long a change in Consul
 // takes to reach routing under steady churn, detected by requests through
 // ferry.
 //
@@ -40,6 +42,8 @@ type options struct {
 	idle      time.Duration
 	workers   int
 	maxConns  int
+	maxWatch  int
+	change    string
 	heap      string
 }
 
@@ -50,12 +54,16 @@ func main() {
 	flag.IntVar(&o.services, "services", 1000, "services to register and route")
 	flag.IntVar(&o.instances, "instances", 3, "instances per service")
 	flag.IntVar(&o.rate, "rate", 20, "Consul changes per second during churn")
-	flag.DurationVar(&o.churn, "churn", 10*time.Second, "how long to churn")
-	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long to measure idle CPU")
+	flag.DurationVar(&o.churn, "churn", 20*time.Second, "how long to churn")
+	flag.DurationVar(&o.idle, "idle", 40*time.Second, "how long to measure idle CPU and agent requests (longer than consul.wait_time)")
 	flag.IntVar(&o.workers, "workers", 32, "parallel catalog registrations")
-	flag.IntVar(&o.maxConns, "consul-max-conns", -1, "the agent's limits.http_max_conns_per_client "+
-		"(-1: 2×services+200, since ferry holds one blocking query per service and opens more at start; "+
-		"0: Consul's default, 200)")
+	flag.IntVar(&o.maxConns, "consul-max-conns", 0, "the agent's limits.http_max_conns_per_client "+
+		"(0: Consul's default, 200; -1: 2×services+200, room for one blocking query per service)")
+	flag.IntVar(&o.maxWatch, "max-watch", 0, "ferry's consul.max_watch_connections (0: ferry's default, 64; "+
+		"above the number of services, one blocking query per service: the per-service baseline)")
+	flag.StringVar(&o.change, "change", "replace", "what a churn change is: replace (a new instance with its check "+
+		"registered, the old one deregistered: a deploy) or inplace (the instance re-registered on another port, "+
+		"checks unchanged)")
 	flag.StringVar(&o.heap, "heap", "", "write ferry's heap profile after the idle period here (enables pprof)")
 	flag.Parse()
 	if o.maxConns < 0 {
@@ -102,12 +110,52 @@ func startBackends(n int) ([]int, func(), error) {
 
 func svcName(i int) string { return "svc-" + strconv.Itoa(i) }
 
+// nodeOf spreads instances over 8 nodes.
+func nodeOf(id string) string { return "scale-node-" + strconv.Itoa(len(id)%8) }
+
+// register registers an instance with a passing check, as an agent does for
+// a service with a check.
 func register(c *api.Client, svc, id string, port int) error {
+	node := nodeOf(id)
 	_, err := c.Catalog().Register(&api.CatalogRegistration{
-		Node: "scale-node-" + strconv.Itoa(len(id)%8), Address: "127.0.0.1", SkipNodeUpdate: true,
+		Node: node, Address: "127.0.0.1", SkipNodeUpdate: true,
 		Service: &api.AgentService{ID: id, Service: svc, Address: "127.0.0.1", Port: port},
+		Check:   &api.AgentCheck{Node: node, CheckID: "service:" + id, Name: "alive", Status: api.HealthPassing, ServiceID: id},
 	}, nil)
 	return err
+}
+
+func deregister(c *api.Client, id string) error {
+	_, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: nodeOf(id), ServiceID: id}, nil)
+	return err
+}
+
+// agentGETs is the number of HTTP GETs the agent has served so far (its
+// consul_api_http_count in Prometheus format, the metrics scrapes left out).
+func agentGETs(addr string) (uint64, error) {
+	resp, err := http.Get("http://" + addr + "/v1/agent/metrics?format=prometheus")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "consul_api_http_count{") || !strings.Contains(line, `method="GET"`) ||
+			strings.Contains(line, "v1_agent_metrics") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("agent metrics: %q: %w", line, err)
+		}
+		n += uint64(v)
+	}
+	return n, nil
 }
 
 func run(ctx context.Context, o options) error {
@@ -131,9 +179,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	var extra []string
+	// Prometheus retention makes the agent keep cumulative request counts.
+	extra := []string{"-hcl", `telemetry { prometheus_retention_time = "10m" disable_hostname = true }`}
 	if o.maxConns > 0 {
-		extra = []string{"-hcl", fmt.Sprintf("limits { http_max_conns_per_client = %d }", o.maxConns)}
+		extra = append(extra, "-hcl", fmt.Sprintf("limits { http_max_conns_per_client = %d }", o.maxConns))
 	}
 	consul, err := benchkit.StartConsul(ctx, dir, consulBin, extra...)
 	if err != nil {
@@ -192,8 +241,12 @@ func run(ctx context.Context, o options) error {
 	}
 	listen, admin := "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])
 	var conf strings.Builder
-	fmt.Fprintf(&conf, "listen = %q\nadmin = %q\nconsul {\n  address = %q\n}\nlog {\n  level = \"warn\"\n  access_log = \"off\"\n}\n",
-		listen, admin, consul.HTTPAddr)
+	watchLine := ""
+	if o.maxWatch > 0 {
+		watchLine = fmt.Sprintf("  max_watch_connections = %d\n", o.maxWatch)
+	}
+	fmt.Fprintf(&conf, "listen = %q\nadmin = %q\nconsul {\n  address = %q\n%s}\nlog {\n  level = \"warn\"\n  access_log = \"off\"\n}\n",
+		listen, admin, consul.HTTPAddr, watchLine)
 	if o.heap != "" {
 		conf.WriteString("pprof = true\n")
 	}
@@ -221,8 +274,13 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	// Idle: no traffic, no changes.
+	// Idle: no traffic, no changes. The period must be longer than
+	// consul.wait_time (30 s), when every idle blocking query comes back.
 	time.Sleep(2 * time.Second)
+	get0, err := agentGETs(consul.HTTPAddr)
+	if err != nil {
+		return err
+	}
 	cpu0, w0 := benchkit.CPU(ferry.PID()), time.Now()
 	select {
 	case <-ctx.Done():
@@ -231,6 +289,11 @@ func run(ctx context.Context, o options) error {
 	}
 	idleCPU := float64(benchkit.CPU(ferry.PID())-cpu0) / float64(time.Since(w0))
 	idleRSS := benchkit.RSS(ferry.PID())
+	get1, err := agentGETs(consul.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	idleReqs := float64(get1-get0) / time.Since(w0).Seconds()
 	if o.heap != "" {
 		if err := saveHeap(hc, "http://"+admin+"/debug/pprof/heap", o.heap); err != nil {
 			return err
@@ -244,6 +307,10 @@ func run(ctx context.Context, o options) error {
 	n := min(int(o.churn.Seconds()*float64(o.rate)), o.services)
 	lat := make([]time.Duration, n)
 	var pollers sync.WaitGroup
+	get2, err := agentGETs(consul.HTTPAddr)
+	if err != nil {
+		return err
+	}
 	cpu1, w1 := benchkit.CPU(ferry.PID()), time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(o.rate))
 	for k := range n {
@@ -254,11 +321,23 @@ func run(ctx context.Context, o options) error {
 		case <-tick.C:
 		}
 		svc := svcName(k)
-		if err := register(client, svc, svc+"-0", bports[o.instances]); err != nil {
+		var err error
+		if o.change == "inplace" {
+			err = register(client, svc, svc+"-0", bports[o.instances])
+		} else {
+			err = register(client, svc, svc+"-new", bports[o.instances])
+		}
+		if err != nil {
 			tick.Stop()
 			return fmt.Errorf("churn: %w", err)
 		}
 		changed := time.Now() // Consul has committed the change
+		if o.change != "inplace" {
+			if err := deregister(client, svc+"-0"); err != nil {
+				tick.Stop()
+				return fmt.Errorf("churn: %w", err)
+			}
+		}
 		pollers.Go(func() {
 			lat[k] = -1
 			url := "http://" + listen + "/" + svc + "/x"
@@ -277,6 +356,13 @@ func run(ctx context.Context, o options) error {
 	pollers.Wait()
 	churnCPU := float64(benchkit.CPU(ferry.PID())-cpu1) / float64(time.Since(w1))
 	peak := benchkit.PeakRSS(ferry.PID())
+	get3, err := agentGETs(consul.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	churnReqs := float64(get3-get2) / time.Since(w1).Seconds()
+	ferryLog, _ := os.ReadFile(filepath.Join(dir, "ferry.log"))
+	tooMany := strings.Count(string(ferryLog), "429")
 
 	var ok []time.Duration
 	for _, l := range lat {
@@ -295,16 +381,28 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("command: %s\n\n", strings.Join(os.Args, " "))
 	fmt.Printf("| figure | value |\n|---|---:|\n")
 	fmt.Printf("| services × instances registered | %d × %d |\n", o.services, o.instances)
-	fmt.Printf("| Consul limits.http_max_conns_per_client | %d |\n", o.maxConns)
+	limit := "200 (Consul's default)"
+	if o.maxConns > 0 {
+		limit = strconv.Itoa(o.maxConns)
+	}
+	watch := "64 (ferry's default)"
+	if o.maxWatch > 0 {
+		watch = strconv.Itoa(o.maxWatch)
+	}
+	fmt.Printf("| Consul limits.http_max_conns_per_client | %s |\n", limit)
+	fmt.Printf("| ferry consul.max_watch_connections | %s |\n", watch)
 	fmt.Printf("| catalog registration (%d parallel PUTs) | %.2f s |\n", o.workers, regTime.Seconds())
 	fmt.Printf("| ferry start to /readyz 200 | %.2f s |\n", ready.Seconds())
 	fmt.Printf("| idle CPU over %s (%% of one core) | %.2f %% |\n", o.idle, idleCPU*100)
 	fmt.Printf("| idle RSS | %.1f MiB |\n", float64(idleRSS)/1024)
-	fmt.Printf("| changes applied (%d/s for %s) | %d, %d seen in routing |\n", o.rate, o.churn, n, len(ok))
+	fmt.Printf("| agent GET requests/s, idle (over %s) | %.1f |\n", o.idle, idleReqs)
+	fmt.Printf("| changes applied (%s, %d/s for %s) | %d, %d seen in routing |\n", o.change, o.rate, o.churn, n, len(ok))
 	fmt.Printf("| change → routing p50 | %.1f ms |\n", q(0.50))
 	fmt.Printf("| change → routing p99 | %.1f ms |\n", q(0.99))
 	fmt.Printf("| change → routing max | %.1f ms |\n", q(1))
 	fmt.Printf("| CPU during churn and probing (%% of one core) | %.1f %% |\n", churnCPU*100)
+	fmt.Printf("| agent GET requests/s, churn (the bench's own writes are PUTs, not counted) | %.1f |\n", churnReqs)
+	fmt.Printf("| lines with 429 in ferry's log | %d |\n", tooMany)
 	fmt.Printf("| peak RSS (VmHWM) | %.1f MiB |\n", float64(peak)/1024)
 	keep = false
 	return nil

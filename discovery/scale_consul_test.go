@@ -1,0 +1,180 @@
+package discovery
+
+// Scaled mode against a real Consul dev agent with its default limits
+// (limits.http_max_conns_per_client = 200): the case where one blocking
+// query per service got 429s and never became ready.
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// countingClient returns a client for addr whose transport counts the
+// connections open at once (the agent's limit counts exactly these) and
+// is capped at conns, as cmd/ferry caps it.
+func countingClient(t *testing.T, addr string, conns int) (*api.Client, *atomic.Int64) {
+	t.Helper()
+	var open, peak atomic.Int64
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	cfg.Transport.MaxConnsPerHost = conns
+	cfg.Transport.MaxIdleConnsPerHost = conns
+	var d net.Dialer
+	cfg.Transport.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, a)
+		if err != nil {
+			return nil, err
+		}
+		n := open.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		return &countedConn{Conn: c, open: &open}, nil
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cfg.Transport.CloseIdleConnections)
+	return c, &peak
+}
+
+type countedConn struct {
+	net.Conn
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// catalogRegister registers an instance through the catalog (as an external
+// service would be), with a check when status is not "".
+func catalogRegister(t *testing.T, c *api.Client, node, svc, id string, port int, status string) {
+	t.Helper()
+	reg := &api.CatalogRegistration{Node: node, Address: "127.0.0.1", SkipNodeUpdate: true,
+		Service: &api.AgentService{ID: id, Service: svc, Address: "127.0.0.1", Port: port}}
+	if status != "" {
+		reg.Check = &api.AgentCheck{Node: node, CheckID: "check:" + id, Name: "check", Status: status, ServiceID: id}
+	}
+	if _, err := c.Catalog().Register(reg, nil); err != nil {
+		t.Fatalf("register %s: %v", id, err)
+	}
+}
+
+func TestConsulScaledDefaultLimits(t *testing.T) {
+	a, admin := startConsul(t)
+	const services, budget = 300, 64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range services {
+		for j := range 2 {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				svc := "svc-" + strconv.Itoa(i)
+				status := api.HealthPassing
+				if i%2 == 1 {
+					status = "" // half of the services have no checks at all
+				}
+				catalogRegister(t, admin, "node-"+strconv.Itoa(j), svc, svc+"-"+strconv.Itoa(j), 10000+j, status)
+			}()
+		}
+	}
+	wg.Wait()
+
+	c, peak := countingClient(t, a.HTTPAddr, budget-1)
+	var errs atomic.Int64
+	m := New(Options{Health: c.Health(), Cluster: ConsulCluster{Client: c}, MaxWatchConnections: budget,
+		AllowStale: true, Logger: testLogger(t), OnError: func(string, error) { errs.Add(1) }})
+	var ws []Watch
+	for i := range services {
+		ws = append(ws, Watch{Service: "svc-" + strconv.Itoa(i)})
+	}
+	m.Watch(ws)
+	if !m.Scaled() {
+		t.Fatal("300 services under a budget of 64: want scaled mode")
+	}
+	start := time.Now()
+	stop := run(t, m)
+	defer stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for !m.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within 20s")
+		}
+		select {
+		case <-m.Changed():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Logf("%d services ready in %v with at most %d connections to the agent", services, time.Since(start).Round(time.Millisecond), peak.Load())
+	for name, s := range m.Sets() {
+		if len(s.Instances) != 2 || s.Stale {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
+	if errs.Load() != 0 {
+		t.Errorf("%d query errors, want none", errs.Load())
+	}
+
+	measure := func(what, svc string, change func(), cond func(*InstanceSet) bool) {
+		t.Helper()
+		time.Sleep(100 * time.Millisecond) // let the detector park in its blocking queries
+		start := time.Now()
+		change()
+		seen := waitFor(t, m, svc, 10*time.Second, what, cond)
+		t.Logf("%s: published %v after the change started", what, seen.Sub(start).Round(time.Microsecond))
+	}
+	ports := func(s *InstanceSet) []int {
+		var out []int
+		for _, in := range s.Instances {
+			out = append(out, in.Port)
+		}
+		return out
+	}
+	measure("check of svc-10-0 turns critical", "svc-10", func() {
+		catalogRegister(t, admin, "node-0", "svc-10", "svc-10-0", 10000, api.HealthCritical)
+	}, func(s *InstanceSet) bool {
+		return len(s.Instances) == 1 && len(s.All) == 2 && s.All[0].Status == StatusCritical
+	})
+	measure("instance with a check deregistered", "svc-20", func() {
+		if _, err := admin.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-1", ServiceID: "svc-20-1"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}, func(s *InstanceSet) bool { return len(s.Instances) == 1 && len(s.All) == 1 })
+	measure("instance without checks moved in place (sweep)", "svc-31", func() {
+		catalogRegister(t, admin, "node-0", "svc-31", "svc-31-0", 12345, "")
+	}, func(s *InstanceSet) bool { p := ports(s); return len(p) == 2 && p[0] == 12345 })
+	measure("instance without checks added (sweep)", "svc-33", func() {
+		catalogRegister(t, admin, "node-2", "svc-33", "svc-33-2", 10002, "")
+	}, func(s *InstanceSet) bool { return len(s.Instances) == 3 })
+	if p := peak.Load(); p > budget-1 {
+		t.Errorf("peak connections %d, want at most %d", p, budget-1)
+	}
+
+	// Fewer services: back to one blocking query each, sets kept.
+	m.Watch(ws[5:15])
+	if m.Scaled() {
+		t.Fatal("10 services: want per-service mode")
+	}
+	if s := m.Sets()["svc-10"]; s == nil || len(s.Instances) != 1 || !s.Known {
+		t.Fatalf("svc-10 after the switch: %+v", s)
+	}
+	measure("per-service mode again: svc-10-0 passes", "svc-10", func() {
+		catalogRegister(t, admin, "node-0", "svc-10", "svc-10-0", 10000, api.HealthPassing)
+	}, func(s *InstanceSet) bool { return len(s.Instances) == 2 })
+	if errs.Load() != 0 {
+		t.Errorf("%d query errors, want none", errs.Load())
+	}
+}
