@@ -12,8 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/ferry-proxy/ferry/health"
 )
 
 // exchange is one fast-lane request on its way to an upstream and back. It is
@@ -221,18 +219,14 @@ func (x *exchange) attempt(up *Upstream) error {
 		if uc == nil {
 			var err error
 			if uc, err = up.pool.dial(context.Background(), spec.ConnectTimeout); err != nil {
-				x.svc.report(up, outcomeOf(err))
+				x.svc.attemptDone(up, 0, err, now)
 				return err
 			}
 		}
 		stale, err := x.exchangeHead(uc, reused, now)
 		if err == nil {
 			x.uc = uc
-			if x.resp.status >= 500 {
-				x.svc.report(up, health.Failure)
-			} else {
-				x.svc.report(up, health.Success)
-			}
+			x.svc.attemptDone(up, x.resp.status, nil, now)
 			return nil
 		}
 		uc.Conn.Close()
@@ -244,7 +238,7 @@ func (x *exchange) attempt(up *Upstream) error {
 			continue
 		}
 		if _, ok := errors.AsType[*ClientBodyError](err); !ok && err != errClientGone {
-			x.svc.report(up, outcomeOf(err))
+			x.svc.attemptDone(up, 0, err, now)
 		}
 		return err
 	}

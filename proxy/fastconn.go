@@ -209,15 +209,7 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 	keep := x.forward(first)
 	svc.budget.endRequest(x.retries)
 
-	if rs := route.stats; rs != nil {
-		rs.record(x.status, time.Since(start))
-	}
-	if ss := svc.stats; ss != nil && x.attempts > 0 {
-		ss.attempts.Add(uint64(x.attempts))
-		if x.attempts > 1 {
-			ss.retries.Add(uint64(x.attempts - 1))
-		}
-	}
+	recordRequest(route, x.upstream, x.status, x.bytesSent, time.Since(start), x.attempts) // stats.go
 	if hd.access != nil {
 		c.logAccess(start, x, canonical)
 	}

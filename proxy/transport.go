@@ -168,6 +168,7 @@ func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (re
 	}
 
 	up.state.Acquire()
+	began := time.Now()
 	resp, err = s.transport.RoundTrip(out)
 	if err != nil {
 		up.state.Release()
@@ -179,15 +180,11 @@ func (s *Service) attempt(req *http.Request, up *Upstream, st *requestState) (re
 			}
 		}
 		if req.Context().Err() == nil { // a client that went away counts against nobody
-			s.report(up, outcomeOf(err))
+			s.attemptDone(up, 0, err, began)
 		}
 		return nil, body != nil && body.read.Load(), err
 	}
-	if resp.StatusCode >= 500 {
-		s.report(up, health.Failure)
-	} else {
-		s.report(up, health.Success)
-	}
+	s.attemptDone(up, resp.StatusCode, nil, began)
 	// The lease lives inside the body wrapper: one allocation, not two.
 	var lb *leasedBody
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
