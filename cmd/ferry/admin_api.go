@@ -23,6 +23,9 @@ var statusPage []byte
 func (a *app) registerObservability(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/routes", a.handleRoutes)
 	mux.HandleFunc("GET /v1/upstreams", a.handleUpstreams)
+	mux.HandleFunc("GET /v1/stats", a.handleStats)   // status.go
+	mux.HandleFunc("GET /v1/events", a.handleEvents) // status.go
+	a.registerDrain(mux)                             // drain.go
 	if a.metrics != nil {
 		mux.Handle("GET /metrics", a.metrics)
 	}
@@ -117,6 +120,7 @@ type instanceJSON struct {
 	// Healthy: the proxy may send it new requests.
 	Healthy  bool  `json:"healthy"`
 	InFlight int64 `json:"in_flight"`
+	instanceHistoryJSON
 }
 
 // handleUpstreams answers GET /v1/upstreams: per routed service, its
@@ -183,6 +187,7 @@ func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now ti
 			ij.Ejections = st.Ejections()
 			ij.Healthy = st.Available()
 			ij.InFlight = st.InFlight()
+			ij.instanceHistoryJSON = instanceHistory(st, ij.Ejected, svc.Spec().Outlier.ConsecutiveFailures) // status.go
 		}
 		if ij.Healthy {
 			sj.Healthy++

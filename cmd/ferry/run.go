@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
@@ -34,7 +36,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ferry run: -config is required")
 		return 2
 	}
-	cfg, err := loadConfig(*path)
+	cfg, warnings, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -48,6 +50,11 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 
 	logger := newLogger(cfg.Log, stderr)
+	for _, line := range strings.Split(warnings, "\n") {
+		if line != "" {
+			logger.Warn("configuration warning", "diagnostic", line)
+		}
+	}
 	accessLog, closeAccessLog, err := openAccessLog(cfg.Log, stdout, stderr)
 	if err != nil {
 		logger.Error("cannot open access log", "path", cfg.Log.AccessLog, "error", err)
@@ -89,6 +96,8 @@ type app struct {
 	prober    *health.Prober
 	consul    *api.Client
 	metrics   *appMetrics // metrics.go
+	history   *history    // history.go: traffic for the status page
+	events    *eventLog   // events.go: recent state changes
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog proxy.AccessLogger) (*app, error) {
@@ -115,7 +124,9 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		handler:    proxy.NewHandler(proxy.Options{Logger: logger.Named("proxy"), AccessLog: accessLog}),
 		prober:     health.NewProber(logger.Named("health")),
 		consul:     consul,
+		events:     newEventLog(),
 	}
+	a.history = newHistory(a.handler.Table)
 	a.current.Store(cfg)
 	a.wireMetrics(m)
 	a.discovery.Watch(watchesOf(cfg))
@@ -150,6 +161,7 @@ func (a *app) rebuild() {
 	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
 	a.prober.Set(probeTargets(cfg, table, a.registry))
 	forgetGoneInstances(a.registry, sets)
+	a.events.membership(a.logger.Named("discovery"), sets, time.Now()) // events.go
 }
 
 func (a *app) run(ctx context.Context) error {
@@ -189,6 +201,7 @@ func (a *app) run(ctx context.Context) error {
 	})
 	spawn(func() { a.tableLoop(bgCtx) })
 	spawn(func() { a.metrics.run(bgCtx) })
+	spawn(func() { a.watchStatus(bgCtx) }) // status.go
 	a.startReloaders(bgCtx, &wg)
 	leave := a.startLocalService()
 	defer func() {
