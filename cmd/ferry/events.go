@@ -27,10 +27,11 @@ type event struct {
 }
 
 // instanceSeen is what the last observation of an instance's state found.
+// The zero value is a new instance's state: never ejected, checks passing.
 type instanceSeen struct {
-	ejections    int
-	activeHealth bool
-	pass         uint64
+	ejectedAt   time.Time
+	activeSince time.Time
+	pass        uint64
 }
 
 // eventLog keeps the recent events and what it last saw of each instance.
@@ -86,20 +87,22 @@ func (l *eventLog) observe(t *proxy.Table) {
 			}
 			inst := up.Instance()
 			k := [2]string{svc.Name(), inst.Key()}
-			cur := instanceSeen{ejections: st.Ejections(), activeHealth: st.ActiveHealthy(), pass: l.pass}
+			at, refused := st.LastEjection()
+			cur := instanceSeen{ejectedAt: at, activeSince: st.ActiveSince(), pass: l.pass}
 			prev := l.seen[k]
 			l.seen[k] = &cur
 			if prev == nil {
-				continue // first sight: nothing changed yet
+				// First sight: compare with a new instance's state, since
+				// the state was created when the instance appeared.
+				prev = &instanceSeen{}
 			}
-			if cur.ejections != prev.ejections && cur.ejections > 0 {
-				at, refused := st.LastEjection()
+			if !cur.ejectedAt.Equal(prev.ejectedAt) {
 				l.addLocked(event{Time: at, Service: svc.Name(), Instance: inst.ID, Event: "ejected",
 					Reason: ejectReason(refused, svc.Spec().Outlier.ConsecutiveFailures)})
 			}
-			if cur.activeHealth != prev.activeHealth {
-				e := event{Time: st.ActiveSince(), Service: svc.Name(), Instance: inst.ID, Event: "check_passing"}
-				if !cur.activeHealth {
+			if !cur.activeSince.Equal(prev.activeSince) {
+				e := event{Time: cur.activeSince, Service: svc.Name(), Instance: inst.ID, Event: "check_passing"}
+				if !st.ActiveHealthy() {
 					e.Event, e.Reason = "check_failing", st.CheckError()
 				}
 				l.addLocked(e)
