@@ -257,6 +257,15 @@ func (t *Table) EachRoute(fn func(r *Route)) {
 // Builder.
 func (s *Service) Stats() *ServiceStats { return s.stats }
 
+// RetriesDenied is how many retries the service's retry budget refused:
+// the request failed with the error of its last attempt instead.
+func (s *Service) RetriesDenied() uint64 {
+	if s.budget == nil {
+		return 0
+	}
+	return s.budget.denied.Load()
+}
+
 // InFlight is the number of the service's requests in flight (from routing
 // to the end of the response), counted by its retry budget.
 func (s *Service) InFlight() int64 {

@@ -87,6 +87,8 @@ var (
 		"Attempts sent to the service's instances, first tries and retries.")
 	mRetries = def("proxy", "retries_total", "counter", "service",
 		"Attempts that were retries on another instance.")
+	mRetriesDenied = def("proxy", "retries_denied_total", "counter", "service",
+		"Retries the service's retry budget refused (retries in flight are capped at 20% of requests in flight, at least 3): the client got the failed attempt's error.")
 	mInstances = def("upstream", "instances", "gauge", "service",
 		"Instances ferry routes the service to: Consul's passing set.")
 	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
@@ -117,7 +119,7 @@ var (
 
 // allMetrics lists the definitions, for help texts and the README test.
 var allMetrics = []metricDef{
-	mRequests, mUnrouted, mHandoffs, mDuration, mAttemptDuration, mBytes, mInFlight, mAttempts, mRetries,
+	mRequests, mUnrouted, mHandoffs, mDuration, mAttemptDuration, mBytes, mInFlight, mAttempts, mRetries, mRetriesDenied,
 	mInstances, mHealthy, mEjected, mDrained, mCheckFailing,
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
@@ -284,6 +286,7 @@ func (am *appMetrics) publish() {
 			am.counter(mRetries, ss.Retries(), l)
 			am.counter(mEjections, ss.Ejections(), l)
 		}
+		am.counter(mRetriesDenied, svc.RetriesDenied(), l)
 		am.counter(mCheckFailures, am.eventTotal(am.ckFailure, name), l)
 		am.gauge(mInFlight, float32(svc.InFlight()), l)
 		var healthy, ejected, drained, failing int

@@ -107,6 +107,7 @@ func TestMetricsPublishDeltas(t *testing.T) {
 	wantLine(t, body, `ferry_proxy_unrouted_requests_total{reason="no_route"} 1`)
 	wantLine(t, body, `ferry_proxy_upstream_attempts_total{service="user"} 4`)
 	wantLine(t, body, `ferry_proxy_retries_total{service="user"} 0`)
+	wantLine(t, body, `ferry_proxy_retries_denied_total{service="user"} 0`)
 	wantLine(t, body, `ferry_proxy_request_duration_seconds_count{route="users",service="user"} 4`)
 	wantLine(t, body, `ferry_proxy_request_duration_seconds_bucket{route="users",service="user",le="+Inf"} 4`)
 	wantLine(t, body, `ferry_proxy_upstream_attempt_duration_seconds_count{service="user"} 4`)
