@@ -450,7 +450,7 @@ func TestPprofWhenEnabled(t *testing.T) {
 }
 
 var (
-	textLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (127\.0\.0\.1:\d+) "GET /api/user/logme HTTP/1\.1" 200 (\d+) (\d+\.\d{3})ms route=users service=user upstream=(127\.0\.0\.1:\d+) attempts=1$`)
+	textLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (127\.0\.0\.1:\d+) "GET /api/user/logme HTTP/1\.1" 200 (\d+) (\d+\.\d{3})ms host=127\.0\.0\.1:\d+ route=users service=user upstream=(127\.0\.0\.1:\d+) attempts=1$`)
 )
 
 // TestAccessLogFields checks that an access log line carries every field, in
