@@ -242,10 +242,13 @@ route "payments" {
 	}
 	o2.kill() // refused: ejected at its first failure, retried on order-1
 
-	// Traffic for two history steps (5 s each): a few hundred requests,
-	// some of them 404s on a user path (4xx) through the backend.
+	// Traffic for two history steps (5 s each): a few hundred requests.
+	// The rate steps up and down every 20 s, so that a longer run
+	// (FERRY_SCREENSHOT_TRAFFIC=3m, for the README's screenshot) draws
+	// charts with a shape.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	began := time.Now()
 	for _, path := range []string{"/api/user/a", "/api/order/b", "/api/pay/c"} {
 		wg.Add(1)
 		go func() {
@@ -257,12 +260,16 @@ route "payments" {
 				case <-stop:
 					return
 				case <-tick.C:
+					tick.Reset(time.Duration(1+int(time.Since(began)/(20*time.Second))%3) * 20 * time.Millisecond)
 					statusOf(f.URL + path)
 				}
 			}
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
+	if d, err := time.ParseDuration(os.Getenv("FERRY_SCREENSHOT_TRAFFIC")); err == nil && d > 0 && d <= 15*time.Minute {
+		time.Sleep(d) // a longer history for the screenshot; nothing else runs meanwhile
+	}
 	waitFor(t, 30*time.Second, "two traffic steps in /v1/stats", func() bool {
 		for _, r := range stats(t, f).Routes {
 			if r.Name == "users" && len(r.History.T) >= 2 && r.Rate > 0 {
@@ -307,7 +314,7 @@ route "payments" {
 	for name, hash := range shots {
 		size := "--window-size=600,900"
 		if hash == "" {
-			size = "--window-size=1100,1250"
+			size = "--window-size=1100,1000"
 		}
 		png := screenshot(t, bin, f.AdminURL+"/"+hash, size)
 		if dir := os.Getenv("FERRY_SCREENSHOT_DIR"); dir != "" {
@@ -363,4 +370,61 @@ func screenshot(t *testing.T, bin, url, size string) []byte {
 		t.Fatalf("screenshot: %d bytes, not a PNG image", len(png))
 	}
 	return png
+}
+
+// TestOperatorLogLines: what a new user reads in ferry's log — a service
+// block no route uses is a warning with its position at start, instances
+// joining and leaving are one line each, and a reload says what it changed.
+func TestOperatorLogLines(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	u1 := startBackend(t, "user-1", nil)
+	register(t, c, "user", u1)
+	f := startFerry(t, agent.HTTPAddr, basicConfig+`
+service "usr" {
+  retries = 1
+}
+`)
+	f.WaitReady()
+	wantLog := func(what string, parts ...string) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() bool {
+			for _, line := range strings.Split(f.Logs(), "\n") {
+				all := true
+				for _, p := range parts {
+					all = all && strings.Contains(line, p)
+				}
+				if all {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	wantLog("the unused service block warning", "[WARN]", "configuration warning",
+		f.Config+":13,9: warning: Service block not used by any route", `Did you mean \"user\"?`)
+
+	u2 := startBackend(t, "user-2", nil)
+	register(t, c, "user", u2)
+	wantLog("the join", "[INFO]", "instance joined", "service=user", "instance_id=user-2", "address="+u2.Addr)
+	if err := c.Agent().ServiceDeregister("user-1"); err != nil {
+		t.Fatal(err)
+	}
+	wantLog("the leave", "[INFO]", "instance left", "service=user", "instance_id=user-1")
+
+	cfg, err := os.ReadFile(f.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := strings.Replace(string(cfg), `service "usr"`, `service "user"`, 1) + `
+route "orders" {
+  path_prefix = "/api/order"
+  service     = "order"
+}
+`
+	writeFile(t, f.Config, next)
+	if s, body := post(t, f.AdminURL+"/v1/reload"); s != 200 {
+		t.Fatalf("reload: %d %s", s, body)
+	}
+	wantLog("the reload's changes", "configuration reloaded", `routes_added=["orders"]`, `services_added=["order"]`, `services_removed=["usr"]`, `services_changed=["user"]`)
 }
