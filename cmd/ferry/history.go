@@ -15,9 +15,11 @@ import (
 // since the previous step into one point: requests per second, 4xx and 5xx
 // per second, p50 and p99 from the histogram's growth, bytes per second.
 // Each series keeps the last historyPoints points (15 minutes) in a fixed
-// ring: memory is bounded by the number of routes and instances routed now
-// (about 6 KiB each); the series of a route or instance that leaves the
-// table is dropped at the next step. Nothing here touches the request path.
+// ring, allocated at its first step with traffic: memory is bounded by the
+// number of routes and instances routed now (about 4.5 KiB for each that
+// has had traffic, 0.3 KiB for an idle one); the series of a route or
+// instance that leaves the table is dropped at the next step. Nothing here
+// touches the request path.
 
 const (
 	historyStep   = 5 * time.Second
@@ -27,7 +29,6 @@ const (
 // trafficPoint is one step of one series. Rates are per second; latencies
 // in milliseconds.
 type trafficPoint struct {
-	end     time.Time
 	rate    float32
 	rate4xx float32
 	rate5xx float32
@@ -63,7 +64,7 @@ func instanceCounts(is *proxy.InstanceStats, now time.Time) counts {
 
 // pointBetween is the step from prev to cur.
 func pointBetween(prev, cur counts) trafficPoint {
-	p := trafficPoint{end: cur.at}
+	var p trafficPoint
 	secs := cur.at.Sub(prev.at).Seconds()
 	if secs <= 0 {
 		return p
@@ -93,26 +94,42 @@ func sub(cur, prev uint64) uint64 {
 	return cur - prev
 }
 
-// series is one route's or instance's history: a ring of points.
+// series is one route's or instance's history: a ring of points, one per
+// step, the newest ending at lastEnd. Points are not timestamped one by one:
+// the sampler's steps are historyStep apart (a late tick makes its point
+// span a little more time; its rates stay exact).
 type series struct {
-	last   counts
-	points [historyPoints]trafficPoint
-	n      int // points written so far (the ring holds min(n, historyPoints))
-	seen   uint64
+	last    counts
+	lastEnd time.Time
+	ring    *[historyPoints]trafficPoint // nil until the first point with traffic
+	n       int                          // points so far (the ring holds min(n, historyPoints))
+	seen    uint64
 }
 
-func (s *series) add(p trafficPoint) {
-	s.points[s.n%historyPoints] = p
+func (s *series) add(p trafficPoint, end time.Time) {
+	s.lastEnd = end
+	if s.ring == nil {
+		if p == (trafficPoint{}) {
+			s.n++
+			return
+		}
+		s.ring = new([historyPoints]trafficPoint)
+	}
+	s.ring[s.n%historyPoints] = p
 	s.n++
 }
 
-// ordered returns the points oldest first.
+// ordered returns the points oldest first; none for a series that never had
+// traffic.
 func (s *series) ordered() []trafficPoint {
+	if s.ring == nil {
+		return nil
+	}
 	if s.n <= historyPoints {
-		return append([]trafficPoint(nil), s.points[:s.n]...)
+		return append([]trafficPoint(nil), s.ring[:s.n]...)
 	}
 	i := s.n % historyPoints
-	return append(append([]trafficPoint(nil), s.points[i:]...), s.points[:i]...)
+	return append(append([]trafficPoint(nil), s.ring[i:]...), s.ring[:i]...)
 }
 
 // trafficKey names a series: a route, or an instance of a service.
@@ -170,7 +187,7 @@ func (h *history) step(k trafficKey, c counts) {
 		h.series[k] = &series{last: c, seen: h.pass}
 		return
 	}
-	s.add(pointBetween(s.last, c))
+	s.add(pointBetween(s.last, c), c.at)
 	s.last, s.seen = c, h.pass
 }
 
@@ -201,12 +218,16 @@ type historyJSON struct {
 	Bytes   []float32 `json:"bytes_per_second"`
 }
 
-// snapshot returns every series: routes, and instances by service.
-func (h *history) snapshot() (routes []trafficJSON, instances []trafficJSON) {
+// snapshot returns the series of routes and instances, of one service when
+// service is not "".
+func (h *history) snapshot(service string) (routes []trafficJSON, instances []trafficJSON) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	routes, instances = []trafficJSON{}, []trafficJSON{}
 	for k, s := range h.series {
+		if service != "" && k.service != service {
+			continue
+		}
 		j := trafficJSON{Service: k.service, Name: k.name, Bytes: s.last.bytes}
 		for _, c := range s.last.classes {
 			j.Requests += c
@@ -218,7 +239,8 @@ func (h *history) snapshot() (routes []trafficJSON, instances []trafficJSON) {
 			Bytes: make([]float32, len(pts)),
 		}
 		for i, p := range pts {
-			hj.T[i], hj.Rate[i], hj.Rate4xx[i], hj.Rate5xx[i] = p.end.Unix(), p.rate, p.rate4xx, p.rate5xx
+			end := s.lastEnd.Add(-time.Duration(len(pts)-1-i) * historyStep)
+			hj.T[i], hj.Rate[i], hj.Rate4xx[i], hj.Rate5xx[i] = end.Unix(), p.rate, p.rate4xx, p.rate5xx
 			hj.P50ms[i], hj.P99ms[i], hj.Bytes[i] = p.p50ms, p.p99ms, p.bytesPS
 		}
 		j.History = hj

@@ -21,7 +21,7 @@ func TestHistoryPoints(t *testing.T) {
 	h := newHistory(f.handler.Table)
 	t0 := time.Unix(1_800_000_000, 0)
 	h.sample(t0) // the first sample only sets the baseline
-	if routes, inst := h.snapshot(); len(routes) != 1 || len(inst) != 1 || len(routes[0].History.T) != 0 {
+	if routes, inst := h.snapshot(""); len(routes) != 1 || len(inst) != 1 || len(routes[0].History.T) != 0 {
 		t.Fatalf("after one sample: got %d routes, %d instances, %d points; want 1, 1, 0", len(routes), len(inst), len(routes[0].History.T))
 	}
 	for range 8 {
@@ -31,7 +31,7 @@ func TestHistoryPoints(t *testing.T) {
 	f.request(t, "/api/user/fail")
 	h.sample(t0.Add(historyStep))
 
-	routes, inst := h.snapshot()
+	routes, inst := h.snapshot("")
 	r := routes[0]
 	if r.Name != "users" || r.Service != "user" {
 		t.Fatalf("route series %q/%q, want users/user", r.Name, r.Service)
@@ -58,7 +58,7 @@ func TestHistoryPoints(t *testing.T) {
 	for k := 2; k <= historyPoints+10; k++ {
 		h.sample(t0.Add(time.Duration(k) * historyStep))
 	}
-	routes, _ = h.snapshot()
+	routes, _ = h.snapshot("")
 	r = routes[0]
 	if n := len(r.History.T); n != historyPoints {
 		t.Fatalf("got %d points, want %d", n, historyPoints)
@@ -71,7 +71,7 @@ func TestHistoryPoints(t *testing.T) {
 	// A route that leaves the table loses its series at the next step.
 	f.handler.Store(proxy.NewBuilder(health.NewRegistry(), nil).Build(nil, nil, nil))
 	h.sample(t0.Add(1000 * historyStep))
-	if routes, inst := h.snapshot(); len(routes)+len(inst) != 0 {
+	if routes, inst := h.snapshot(""); len(routes)+len(inst) != 0 {
 		t.Errorf("after the route went away: %d route and %d instance series kept", len(routes), len(inst))
 	}
 }
@@ -134,5 +134,31 @@ func TestEventsFromStateChanges(t *testing.T) {
 	}
 	if got := l.recent(); len(got) != maxEvents || !got[0].Time.Equal(now.Add((maxEvents+4)*time.Second)) {
 		t.Errorf("bounded log: got %d events, newest %v", len(got), got[0].Time)
+	}
+}
+
+// TestHistoryIdleSeriesKeepsNoRing: a route or instance without traffic
+// costs no ring, and its first traffic is placed at the right step.
+func TestHistoryIdleSeriesKeepsNoRing(t *testing.T) {
+	f := newMetricsFixture(t)
+	h := newHistory(f.handler.Table)
+	t0 := time.Unix(1_800_000_000, 0)
+	for k := range 3 {
+		h.sample(t0.Add(time.Duration(k) * historyStep))
+	}
+	for k, s := range h.series {
+		if s.ring != nil || s.n != 2 {
+			t.Errorf("idle series %v: ring allocated %v, %d points; want none, 2", k, s.ring != nil, s.n)
+		}
+	}
+	f.request(t, "/api/user/1")
+	h.sample(t0.Add(3 * historyStep))
+	routes, _ := h.snapshot("user")
+	r := routes[0]
+	if len(r.History.Rate) != 3 || r.History.Rate[0] != 0 || r.History.Rate[2] == 0 || r.History.T[2] != t0.Add(3*historyStep).Unix() || r.History.T[0] != t0.Add(historyStep).Unix() {
+		t.Errorf("after the first traffic: rates %v at %v", r.History.Rate, r.History.T)
+	}
+	if routes, inst := h.snapshot("other"); len(routes)+len(inst) != 0 {
+		t.Errorf("snapshot of another service: got %d series", len(routes)+len(inst))
 	}
 }

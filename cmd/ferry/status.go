@@ -50,9 +50,10 @@ func instanceHistory(st *health.State, ejected bool, consecutive int) instanceHi
 }
 
 // handleStats answers GET /v1/stats: per route and per instance, the latest
-// step's rates and latencies and the last 15 minutes of them.
+// step's rates and latencies and the last 15 minutes of them; of one
+// service with ?service=NAME.
 func (a *app) handleStats(w http.ResponseWriter, r *http.Request) {
-	routes, instances := a.history.snapshot()
+	routes, instances := a.history.snapshot(r.URL.Query().Get("service"))
 	writeJSON(w, struct {
 		StepSeconds float64       `json:"step_seconds"`
 		Points      int           `json:"points"`
