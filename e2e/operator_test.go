@@ -292,7 +292,14 @@ route "payments" {
 		}
 	}
 
-	dom, logs := runChromium(t, bin, f.AdminURL+"/", "--virtual-time-budget=5000", "--window-size=1200,900", "--dump-dom")
+	// One Chromium run per view: its DOM is checked and its screenshot kept.
+	keep := func(name string, png []byte) {
+		if dir := os.Getenv("FERRY_SCREENSHOT_DIR"); dir != "" {
+			os.WriteFile(filepath.Join(dir, name), png, 0o644)
+		}
+	}
+	png, dom, logs := screenshot(t, bin, f.AdminURL+"/", "--window-size=1100,1000")
+	keep("status-page.png", png)
 	for _, want := range []string{
 		`data-route="users"`, `data-route="orders"`, `data-route="payments"`,
 		"2/2 healthy", "1/3 healthy", "0/0 healthy",
@@ -310,31 +317,24 @@ route "payments" {
 	}
 	checkPageClean(t, dom, logs)
 
-	shots := map[string]string{"status-page.png": "", "status-healthy.png": "#service=user", "status-degraded.png": "#service=order", "status-empty.png": "#service=payment"}
-	for name, hash := range shots {
-		size := "--window-size=600,900"
-		if hash == "" {
-			size = "--window-size=1100,1000"
-		}
-		png := screenshot(t, bin, f.AdminURL+"/"+hash, size)
-		if dir := os.Getenv("FERRY_SCREENSHOT_DIR"); dir != "" {
-			os.WriteFile(filepath.Join(dir, name), png, 0o644)
-		}
-	}
-	// Each service alone (what the screenshots show), at 600 px.
-	for hash, want := range map[string][]string{
-		"#service=user":    {"2/2 healthy", `data-route="users"`},
-		"#service=order":   {"1/3 healthy", `data-route="orders"`},
-		"#service=payment": {"0/0 healthy", "no passing instance in Consul", `data-route="payments"`},
+	// Each service alone, at 600 px: healthy, degraded, empty.
+	for _, v := range []struct {
+		name, hash string
+		want       []string
+	}{
+		{"status-healthy.png", "#service=user", []string{"2/2 healthy", `data-route="users"`}},
+		{"status-degraded.png", "#service=order", []string{"1/3 healthy", `data-route="orders"`, `class="instance ejected"`, `class="instance drained"`}},
+		{"status-empty.png", "#service=payment", []string{"0/0 healthy", "no passing instance in Consul", `data-route="payments"`}},
 	} {
-		dom, logs := runChromium(t, bin, f.AdminURL+"/"+hash, "--virtual-time-budget=5000", "--window-size=600,900", "--dump-dom")
-		for _, w := range want {
+		png, dom, logs := screenshot(t, bin, f.AdminURL+"/"+v.hash, "--window-size=600,900")
+		keep(v.name, png)
+		for _, w := range v.want {
 			if !strings.Contains(dom, w) {
-				t.Errorf("%s: rendered DOM lacks %q", hash, w)
+				t.Errorf("%s: rendered DOM lacks %q", v.hash, w)
 			}
 		}
 		if n := strings.Count(dom, `class="service`); n != 1 {
-			t.Errorf("%s: %d service boxes, want 1", hash, n)
+			t.Errorf("%s: %d service boxes, want 1", v.hash, n)
 		}
 		checkPageClean(t, dom, logs)
 	}
@@ -358,10 +358,12 @@ func checkPageClean(t *testing.T, dom, logs string) {
 	}
 }
 
-func screenshot(t *testing.T, bin, url, size string) []byte {
+// screenshot loads url in headless Chromium with the window size given and
+// returns a screenshot, the rendered DOM and the browser's log.
+func screenshot(t *testing.T, bin, url, size string) (png []byte, dom, logs string) {
 	t.Helper()
 	shot := filepath.Join(t.TempDir(), "shot.png")
-	runChromium(t, bin, url, "--virtual-time-budget=5000", size, "--screenshot="+shot, "--hide-scrollbars")
+	dom, logs = runChromium(t, bin, url, "--virtual-time-budget=5000", size, "--screenshot="+shot, "--hide-scrollbars", "--dump-dom")
 	png, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -369,62 +371,5 @@ func screenshot(t *testing.T, bin, url, size string) []byte {
 	if len(png) < 1000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
 		t.Fatalf("screenshot: %d bytes, not a PNG image", len(png))
 	}
-	return png
-}
-
-// TestOperatorLogLines: what a new user reads in ferry's log — a service
-// block no route uses is a warning with its position at start, instances
-// joining and leaving are one line each, and a reload says what it changed.
-func TestOperatorLogLines(t *testing.T) {
-	agent := consultest.Start(t)
-	c := agent.Client()
-	u1 := startBackend(t, "user-1", nil)
-	register(t, c, "user", u1)
-	f := startFerry(t, agent.HTTPAddr, basicConfig+`
-service "usr" {
-  retries = 1
-}
-`)
-	f.WaitReady()
-	wantLog := func(what string, parts ...string) {
-		t.Helper()
-		waitFor(t, 10*time.Second, what, func() bool {
-			for _, line := range strings.Split(f.Logs(), "\n") {
-				all := true
-				for _, p := range parts {
-					all = all && strings.Contains(line, p)
-				}
-				if all {
-					return true
-				}
-			}
-			return false
-		})
-	}
-	wantLog("the unused service block warning", "[WARN]", "configuration warning",
-		f.Config+":13,9: warning: Service block not used by any route", `Did you mean \"user\"?`)
-
-	u2 := startBackend(t, "user-2", nil)
-	register(t, c, "user", u2)
-	wantLog("the join", "[INFO]", "instance joined", "service=user", "instance_id=user-2", "address="+u2.Addr)
-	if err := c.Agent().ServiceDeregister("user-1"); err != nil {
-		t.Fatal(err)
-	}
-	wantLog("the leave", "[INFO]", "instance left", "service=user", "instance_id=user-1")
-
-	cfg, err := os.ReadFile(f.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := strings.Replace(string(cfg), `service "usr"`, `service "user"`, 1) + `
-route "orders" {
-  path_prefix = "/api/order"
-  service     = "order"
-}
-`
-	writeFile(t, f.Config, next)
-	if s, body := post(t, f.AdminURL+"/v1/reload"); s != 200 {
-		t.Fatalf("reload: %d %s", s, body)
-	}
-	wantLog("the reload's changes", "configuration reloaded", `routes_added=["orders"]`, `services_added=["order"]`, `services_removed=["usr"]`, `services_changed=["user"]`)
+	return png, dom, logs
 }
