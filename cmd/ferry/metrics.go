@@ -92,7 +92,7 @@ var (
 	mInstances = def("upstream", "instances", "gauge", "service",
 		"Instances ferry routes the service to: Consul's passing set.")
 	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
-		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any) and not ejected.")
+		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any), not ejected and not drained.")
 	mEjected = def("upstream", "ejected_instances", "gauge", "service",
 		"Instances ejected by passive (outlier) checks right now.")
 	mDrained = def("upstream", "drained_instances", "gauge", "service",
