@@ -4,7 +4,7 @@
 // defaults applied (durations as time.Duration), which cmd turns into each
 // package's options.
 //
-// The language is HCL v2 native syntax (SPEC §3 and §10; REFERENCE.md lists
+// The language is HCL v2 native syntax (SPEC §3 and §10; docs/configuration.md lists
 // every attribute with its type, default and meaning). Load reads a file or
 // a directory of *.hcl files; Parse reads one file from memory. Either
 // returns a complete Config, or nil and a *Diagnostics holding every problem

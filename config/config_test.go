@@ -234,6 +234,10 @@ func TestTypeConversions(t *testing.T) {
 service "s" {
   retries = "3"
 }
+route "r" {
+  path_prefix = "/"
+  service     = "s"
+}
 consul {
   allow_stale = "false"
 }

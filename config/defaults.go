@@ -2,7 +2,7 @@ package config
 
 import "time"
 
-// Defaults of the configuration language; REFERENCE.md lists them with
+// Defaults of the configuration language; docs/configuration.md lists them with
 // their attributes.
 const (
 	DefaultListen          = "127.0.0.1:8080"

@@ -90,6 +90,7 @@ func parseAll(names []string, srcs [][]byte, diags hcl.Diagnostics) (*Config, *D
 	if diags.HasErrors() {
 		return nil, newDiagnostics(diags, p.Files(), names)
 	}
+	diags = append(diags, unusedServices(merged.Services, cfg)...) // unused.go; once the errors are fixed
 	return cfg, newDiagnostics(diags, p.Files(), names)
 }
 

@@ -174,11 +174,14 @@ func TestMetricsFollowTrafficAndRegistrations(t *testing.T) {
 	if v, ok := value(after, "ferry_proxy_requests_total", "route=users", "code_class=5xx"); !ok || v != 0 {
 		t.Errorf("users 5xx: got %v (present %v), want a 0 series", v, ok)
 	}
-	if v, ok := value(after, "ferry_proxy_request_duration_seconds_count", "route=users"); !ok || v < 1 {
-		t.Errorf("duration summary count: got %v (present %v), want samples", v, ok)
+	d0, _ := value(before, "ferry_proxy_request_duration_seconds_count", "route=users")
+	d1, _ := value(after, "ferry_proxy_request_duration_seconds_count", "route=users")
+	check("duration histogram count delta (every request)", d1-d0, n)
+	if v, ok := value(after, "ferry_proxy_request_duration_seconds_bucket", "route=users", "le=+Inf"); !ok || v != d1 {
+		t.Errorf("duration histogram +Inf bucket: got %v (present %v), want the count %v", v, ok, d1)
 	}
-	if _, ok := value(after, "ferry_proxy_request_duration_seconds", "route=users", "quantile=0.99"); !ok {
-		t.Errorf("no 0.99 quantile of the users duration summary")
+	if v, ok := value(after, "ferry_proxy_upstream_attempt_duration_seconds_count", "service=user"); !ok || v < n {
+		t.Errorf("attempt duration histogram count: got %v (present %v), want at least %v", v, ok, n)
 	}
 	check("instances", must1(value(after, "ferry_upstream_instances", "service=user")), 2)
 	check("healthy instances", must1(value(after, "ferry_upstream_healthy_instances", "service=user")), 2)
@@ -202,7 +205,7 @@ func TestMetricsFollowTrafficAndRegistrations(t *testing.T) {
 		}
 		for k := range s.labels {
 			switch k {
-			case "route", "service", "code_class", "reason", "quantile":
+			case "route", "service", "code_class", "reason", "le":
 			default:
 				t.Errorf("series %s has label %q outside the bounded set", s.name, k)
 			}
@@ -454,7 +457,7 @@ func TestPprofWhenEnabled(t *testing.T) {
 }
 
 var (
-	textLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (127\.0\.0\.1:\d+) "GET /api/user/logme HTTP/1\.1" 200 (\d+) (\d+\.\d{3})ms route=users service=user upstream=(127\.0\.0\.1:\d+) attempts=1$`)
+	textLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (127\.0\.0\.1:\d+) "GET /api/user/logme HTTP/1\.1" 200 (\d+) (\d+\.\d{3})ms host=127\.0\.0\.1:\d+ route=users service=user upstream=(127\.0\.0\.1:\d+) attempts=1$`)
 )
 
 // TestAccessLogFields checks that an access log line carries every field, in

@@ -47,17 +47,17 @@ func (s *State) Report(o Outcome, p Outlier) time.Duration {
 		}
 		return 0
 	case Refused:
-		return s.eject(p, time.Now())
+		return s.eject(p, time.Now(), true)
 	}
 	if p.ConsecutiveFailures <= 0 || int(s.failures.Add(1)) < p.ConsecutiveFailures {
 		return 0
 	}
-	return s.eject(p, time.Now())
+	return s.eject(p, time.Now(), false)
 }
 
 // eject ejects the instance unless it already is, and returns the ejection
 // time (0 when it was already ejected).
-func (s *State) eject(p Outlier, now time.Time) time.Duration {
+func (s *State) eject(p Outlier, now time.Time, refused bool) time.Duration {
 	nowNs := now.UnixNano()
 	cur := s.ejectedUntil.Load()
 	if cur != 0 && nowNs < cur {
@@ -80,6 +80,8 @@ func (s *State) eject(p Outlier, now time.Time) time.Duration {
 	}
 	s.ejections.Store(n)
 	s.failures.Store(0)
+	s.ejectedAt.Store(nowNs)
+	s.ejectRefused.Store(refused)
 	s.changed()
 	return d
 }

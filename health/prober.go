@@ -167,6 +167,8 @@ func (p *Prober) loop(ctx context.Context, t Target) {
 			if p.OnFailure != nil {
 				p.OnFailure(t.Service)
 			}
+			msg := err.Error()
+			t.State.checkError.Store(&msg)
 			if failures >= t.UnhealthyThreshold && t.State.setActive(false) {
 				log.Warn("active check failing: instance out of rotation", "failures", failures, "error", err)
 			} else {

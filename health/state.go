@@ -15,6 +15,14 @@ import (
 type State struct {
 	inflight   atomic.Int64
 	activeDown atomic.Bool
+	drainedAt  atomic.Int64 // unix nanoseconds; 0 when not drained
+
+	// For operators (the admin API, the status page), written on
+	// transitions only.
+	activeSince  atomic.Int64           // unix nanoseconds of the last verdict change
+	checkError   atomic.Pointer[string] // the last failed probe's error
+	ejectedAt    atomic.Int64           // unix nanoseconds the last ejection began
+	ejectRefused atomic.Bool            // the last ejection was for a refused connection
 
 	failures     atomic.Int32 // consecutive passive failures
 	ejections    atomic.Int32 // ejections so far, for the growing ejection time
@@ -34,9 +42,13 @@ func (s *State) Release() { s.inflight.Add(-1) }
 func (s *State) InFlight() int64 { return s.inflight.Load() }
 
 // Available reports whether the proxy may send new requests to the instance:
-// its active checks (if any run) pass and it is not ejected — or its service
-// is in panic mode (see Panic), when every routable instance is.
+// its active checks (if any run) pass, it is not ejected and not drained —
+// or its service is in panic mode (see Panic), when every routable instance
+// that is not drained is.
 func (s *State) Available() bool {
+	if s.drainedAt.Load() != 0 {
+		return false // an operator's drain holds even in panic mode
+	}
 	return s.ownHealthy() || s.panic.Active()
 }
 
@@ -68,8 +80,55 @@ func (s *State) setActive(healthy bool) bool {
 	if !s.activeDown.CompareAndSwap(healthy, !healthy) {
 		return false
 	}
+	s.activeSince.Store(time.Now().UnixNano())
 	s.changed()
 	return true
+}
+
+// ActiveSince returns when the active checks' verdict last changed (the
+// zero time: never). With ActiveHealthy false, it is when the instance was
+// taken out of rotation.
+func (s *State) ActiveSince() time.Time { return unixTime(s.activeSince.Load()) }
+
+// CheckError returns the error of the last failed active probe ("" when
+// none failed yet).
+func (s *State) CheckError() string {
+	if p := s.checkError.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Drain stops new requests to the instance, as HAProxy's "set server state
+// drain" does: requests in flight finish, and it stays out of rotation until
+// Undrain, across reloads, for as long as the instance stays registered. It
+// reports whether the instance was not drained before.
+func (s *State) Drain(now time.Time) bool {
+	return s.drainedAt.CompareAndSwap(0, now.UnixNano())
+}
+
+// Undrain puts a drained instance back in rotation (its other checks still
+// apply) and reports whether it was drained.
+func (s *State) Undrain() bool { return s.drainedAt.Swap(0) != 0 }
+
+// Drained reports whether the instance is drained.
+func (s *State) Drained() bool { return s.drainedAt.Load() != 0 }
+
+// DrainedSince returns when the instance was drained, or the zero time.
+func (s *State) DrainedSince() time.Time { return unixTime(s.drainedAt.Load()) }
+
+// LastEjection returns when the last ejection began (the zero time: never)
+// and whether it was for a refused connection rather than consecutive
+// failures.
+func (s *State) LastEjection() (at time.Time, refused bool) {
+	return unixTime(s.ejectedAt.Load()), s.ejectRefused.Load()
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // EjectedUntil returns when the current ejection ends, or the zero time when

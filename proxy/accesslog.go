@@ -40,7 +40,7 @@ type AccessLogger interface {
 // NewAccessLog returns an AccessLogger writing one line per request to w, in
 // format "json" (one object per line) or otherwise "text":
 //
-//	2026-11-24T17:00:00.000Z 127.0.0.1:5555 "GET /api/user/1 HTTP/1.1" 200 64 1.234ms route=users service=user upstream=127.0.0.1:9001 attempts=1
+//	2026-11-24T17:00:00.000Z 127.0.0.1:5555 "GET /api/user/1 HTTP/1.1" 200 64 1.234ms host=shop.example route=users service=user upstream=127.0.0.1:9001 attempts=1
 //
 // Each line reaches w in a single Write call and no lock is held around it,
 // so w must be safe for concurrent use (an *os.File is). The logger is safe
@@ -120,7 +120,9 @@ func appendTextLine(b []byte, e *AccessEntry) []byte {
 	b = strconv.AppendInt(b, e.BytesSent, 10)
 	b = append(b, ' ')
 	b = strconv.AppendFloat(b, float64(e.Duration)/float64(time.Millisecond), 'f', 3, 64)
-	b = append(b, "ms route="...)
+	b = append(b, "ms host="...)
+	b = appendField(b, e.Host)
+	b = append(b, " route="...)
 	b = appendField(b, e.Route)
 	b = append(b, " service="...)
 	b = appendField(b, e.Service)

@@ -26,8 +26,8 @@ func TestAccessLogText(t *testing.T) {
 		Start:  time.Date(2026, 11, 24, 17, 0, 0, 5e6, time.UTC),
 		Client: "[::1]:1", Method: "GET", Path: "/a\"b\\c\x00 d", Proto: "HTTP/1.0", Status: 404,
 	})
-	want := `2026-11-24T17:00:00.000Z 127.0.0.1:5555 "GET /api/user/1 HTTP/1.1" 200 64 1.235ms route=users service=user upstream=127.0.0.1:9001 attempts=1` + "\n" +
-		`2026-11-24T17:00:00.005Z [::1]:1 "GET /a\x22b\x5Cc\x00 d HTTP/1.0" 404 0 0.000ms route=- service=- upstream=- attempts=0` + "\n"
+	want := `2026-11-24T17:00:00.000Z 127.0.0.1:5555 "GET /api/user/1 HTTP/1.1" 200 64 1.235ms host=x route=users service=user upstream=127.0.0.1:9001 attempts=1` + "\n" +
+		`2026-11-24T17:00:00.005Z [::1]:1 "GET /a\x22b\x5Cc\x00 d HTTP/1.0" 404 0 0.000ms host=- route=- service=- upstream=- attempts=0` + "\n"
 	if got := buf.String(); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
@@ -104,7 +104,7 @@ func TestAccessLogOfProxiedRequest(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("got %d lines, want 2: %q", len(lines), lines)
 	}
-	re := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1:\d+ "GET /api/user/1 HTTP/1\.1" 200 64 \d+\.\d{3}ms route=users service=user upstream=` +
+	re := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1:\d+ "GET /api/user/1 HTTP/1\.1" 200 64 \d+\.\d{3}ms host=\S+ route=users service=user upstream=` +
 		regexp.QuoteMeta(addr(be)) + ` attempts=1$`)
 	if !re.MatchString(lines[0]) {
 		t.Errorf("got %q, want it to match %s", lines[0], re)

@@ -233,6 +233,9 @@ func TestRetryBudget(t *testing.T) {
 	if got != 20 {
 		t.Fatalf("100 requests in flight: got %d retries, want 20", got)
 	}
+	if d := b.denied.Load(); d != 2 {
+		t.Errorf("denied retries: got %d, want 2 (one refusal ending each loop)", d)
+	}
 	b.endRequest(20)
 	if !b.tryRetry() {
 		t.Fatal("retries returned, but no retry allowed")

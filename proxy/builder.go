@@ -135,6 +135,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 				addr:     addr,
 				state:    b.reg.State(name, inst.Key()),
 				pool:     cp,
+				stats:    b.stats.instance(name, inst.Key()),
 			})
 		}
 	}

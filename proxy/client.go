@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/ferry-proxy/ferry/health"
 )
 
 // ferry's HTTP/1.1 upstream client: one attempt of an exchange on one
@@ -64,18 +62,14 @@ func (x *exchange) attempt(up *Upstream) error {
 		if uc == nil {
 			var err error
 			if uc, err = up.pool.dial(context.Background(), spec.ConnectTimeout); err != nil {
-				x.svc.report(up, outcomeOf(err))
+				x.svc.attemptDone(up, 0, err, now)
 				return err
 			}
 		}
 		err := x.exchangeHead(uc, reused, now)
 		if err == nil {
 			x.uc = uc
-			if x.resp.status >= 500 {
-				x.svc.report(up, health.Failure)
-			} else {
-				x.svc.report(up, health.Success)
-			}
+			x.svc.attemptDone(up, x.resp.status, nil, now)
 			return nil
 		}
 		uc.Conn.Close()
@@ -84,7 +78,7 @@ func (x *exchange) attempt(up *Upstream) error {
 			continue
 		}
 		if _, ok := errors.AsType[*ClientBodyError](err); !ok && !errors.Is(err, errClientGone) {
-			x.svc.report(up, outcomeOf(err))
+			x.svc.attemptDone(up, 0, err, now)
 		}
 		return err
 	}

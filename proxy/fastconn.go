@@ -235,7 +235,7 @@ func (c *fastConn) answerPlan(h *reqHead, p *plan, start time.Time) bool {
 	x.fast.out = b[:0]
 	exchanges.Put(x)
 	hd := c.s.h
-	hd.recordAnswered(p, p.code, start)
+	hd.recordAnswered(p, p.code, int64(len(p.msg)+1), start)
 	if hd.access != nil {
 		e := entries.Get().(*AccessEntry)
 		*e = AccessEntry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.method,

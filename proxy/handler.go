@@ -143,9 +143,7 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 		x.status = status
 		x.record(start)
 	case route != nil: // answered before forwarding (503, 413)
-		if rs := route.stats; rs != nil {
-			rs.record(status, time.Since(start))
-		}
+		recordRequest(route, nil, status, bytes, time.Since(start), 0)
 	default:
 		h.stats.unroute(status)
 	}

@@ -66,12 +66,10 @@ func planRequest(t *Table, authority, escapedPath string, contentLength int64, c
 }
 
 // recordAnswered counts a request answered without forwarding.
-func (h *Handler) recordAnswered(p *plan, status int, start time.Time) {
+func (h *Handler) recordAnswered(p *plan, status int, bytes int64, start time.Time) {
 	if p.route == nil {
 		h.stats.unroute(status)
 		return
 	}
-	if rs := p.route.stats; rs != nil {
-		rs.record(status, time.Since(start))
-	}
+	recordRequest(p.route, nil, status, bytes, time.Since(start), 0)
 }

@@ -4,11 +4,12 @@ import (
 	"bytes"
 
 	"errors"
-	"github.com/ferry-proxy/ferry/health"
 	"io"
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/ferry-proxy/ferry/health"
 )
 
 // relay sends the response whose head is in x.resp to the client through

@@ -13,12 +13,17 @@ import (
 // Recording a request must stay cheap: go-metrics' labelled calls allocate a
 // label slice per call and its Prometheus sink takes a sync.Map store and a
 // lock per update. So the request path only adds to atomic counters that
-// exist before the request starts, and cmd publishes them to go-metrics on a
-// ticker and at scrape time (as counter deltas, gauges and duration samples).
+// exist before the request starts (counters and duration histograms), and cmd
+// publishes them to go-metrics on a ticker and at scrape time, and exports
+// the histograms at scrape time.
+//
+// Two hooks record: recordRequest once per routed request when it ends, and
+// Service.attemptDone once per upstream attempt when it ends.
 //
 // The counters are long-lived: the Builder keeps one RouteStats per route
-// name and one ServiceStats per routed service, hands the same ones to every
-// table it builds, and forgets them when the route or service goes away.
+// name, one ServiceStats per routed service and one InstanceStats per
+// instance, hands the same ones to every table it builds, and forgets them
+// when the route, service or instance goes away.
 // Totals therefore only grow while a route exists, as Prometheus counters
 // must; a route that is removed and comes back starts again from zero.
 
@@ -41,69 +46,32 @@ func classOf(status int) int {
 	}
 }
 
-// RouteStats counts one route's finished requests by status class and keeps
-// a sample of their durations. Safe for concurrent use.
+// RouteStats counts one route's finished requests by status class, the
+// bytes of their responses, and their durations. Safe for concurrent use.
 type RouteStats struct {
 	requests  [numClasses]atomic.Uint64
-	durations SampleRing
+	bytes     atomic.Uint64
+	durations Histogram
 }
 
 // Requests returns how many requests of status class i (see CodeClasses)
 // finished on the route.
 func (s *RouteStats) Requests(i int) uint64 { return s.requests[i].Load() }
 
-// Durations returns the route's duration samples.
-func (s *RouteStats) Durations() *SampleRing { return &s.durations }
+// Bytes returns the response body bytes sent to clients on the route.
+func (s *RouteStats) Bytes() uint64 { return s.bytes.Load() }
 
-func (s *RouteStats) record(status int, d time.Duration) {
-	s.requests[classOf(status)].Add(1)
-	s.durations.add(d)
-}
-
-// SampleRingSize is how many duration samples a SampleRing keeps: at one
-// drain a second, every request of a route up to this rate is sampled, and
-// above it the most recent ones.
-const SampleRingSize = 1024
-
-// SampleRing is a lock-free ring of the most recent request durations. A
-// writer takes a slot with one atomic add and stores into it; a reader
-// drains the samples written since its cursor. A reader racing a writer may
-// read a slot's previous value once — harmless for latency quantiles, and
-// the price of never blocking a request. Safe for concurrent use.
-type SampleRing struct {
-	next  atomic.Uint64
-	slots [SampleRingSize]atomic.Int64 // nanoseconds
-}
-
-func (r *SampleRing) add(d time.Duration) {
-	i := r.next.Add(1) - 1
-	r.slots[i%SampleRingSize].Store(int64(d))
-}
-
-// Drain calls fn with every sample recorded since cursor (only the most
-// recent SampleRingSize when more were recorded) and returns the cursor to
-// pass next time. Start with cursor 0. Drain with the same cursor must not
-// run concurrently with itself (writers may).
-func (r *SampleRing) Drain(cursor uint64, fn func(time.Duration)) uint64 {
-	end := r.next.Load()
-	if cursor > end { // a different ring than the cursor was for
-		cursor = end
-	}
-	if end-cursor > SampleRingSize {
-		cursor = end - SampleRingSize
-	}
-	for i := cursor; i < end; i++ {
-		fn(time.Duration(r.slots[i%SampleRingSize].Load()))
-	}
-	return end
-}
+// Durations returns the histogram of the route's request durations, from a
+// request's arrival to the end of its response.
+func (s *RouteStats) Durations() *Histogram { return &s.durations }
 
 // ServiceStats counts one routed service's upstream attempts, retries and
-// outlier ejections. Safe for concurrent use.
+// outlier ejections, and the attempts' durations. Safe for concurrent use.
 type ServiceStats struct {
 	attempts  atomic.Uint64
 	retries   atomic.Uint64
 	ejections atomic.Uint64
+	durations Histogram // attempts
 
 	// The max_requests queue (see gate.go).
 	queued         atomic.Uint64 // requests that waited in the queue
@@ -112,8 +80,7 @@ type ServiceStats struct {
 	queueOverflows atomic.Uint64 // answered 503 at once: the queue was full
 }
 
-// Queued is how many requests waited for a max_requests slot, and
-// QueueWait their total wait.
+// Queued is how many requests waited for a max_requests slot.
 func (s *ServiceStats) Queued() uint64 { return s.queued.Load() }
 
 // QueueWait is the total time requests waited in the queue.
@@ -132,6 +99,11 @@ func (s *ServiceStats) count(c *atomic.Uint64) {
 		c.Add(1)
 	}
 }
+
+// AttemptDurations returns the histogram of the service's attempt durations:
+// from sending a request to an instance to its response head, or to the
+// attempt's failure.
+func (s *ServiceStats) AttemptDurations() *Histogram { return &s.durations }
 
 // Attempts is how many attempts were sent to the service's instances
 // (first tries and retries).
@@ -152,6 +124,69 @@ func (s *ServiceStats) Ejected() {
 	}
 }
 
+// InstanceStats counts the traffic of one instance of a service: its
+// attempts by the status class of its answer (or as failed when it gave
+// none: a connect failure, reset or timeout), their durations, and the
+// response bytes of the requests it answered. It lives as long as the
+// instance stays in discovery's set (across tables and reloads), so its
+// totals only grow. Not exported to Prometheus (an instance label would be
+// unbounded): the admin API and the status page read it. Safe for
+// concurrent use.
+type InstanceStats struct {
+	answers   [numClasses]atomic.Uint64
+	failed    atomic.Uint64
+	bytes     atomic.Uint64
+	durations Histogram
+}
+
+// Answers returns how many attempts the instance answered with a status of
+// class i (see CodeClasses).
+func (s *InstanceStats) Answers(i int) uint64 { return s.answers[i].Load() }
+
+// Failed returns how many attempts got no answer from the instance.
+func (s *InstanceStats) Failed() uint64 { return s.failed.Load() }
+
+// Bytes returns the response body bytes of the requests the instance
+// answered.
+func (s *InstanceStats) Bytes() uint64 { return s.bytes.Load() }
+
+// Durations returns the histogram of the instance's attempt durations.
+func (s *InstanceStats) Durations() *Histogram { return &s.durations }
+
+// attemptDone ends one attempt on up: it feeds the outcome to the
+// instance's passive checks (status ≥ 500 or no answer is a failure; err
+// tells a refused connection) and counts it on the instance and the
+// service. status is the answer's status, 0 when there was none. Every
+// upstream client calls it once per attempt, except for an attempt the
+// client's departure cut short, which counts against nobody. Atomics only
+// (and a log line on an ejection).
+func (s *Service) attemptDone(up *Upstream, status int, err error, start time.Time) {
+	switch {
+	case status >= 500:
+		s.report(up, health.Failure)
+	case status > 0:
+		s.report(up, health.Success)
+	default:
+		s.report(up, outcomeOf(err))
+	}
+	d := time.Since(start)
+	if s.stats != nil {
+		s.stats.durations.Observe(d)
+	}
+	if is := up.stats; is != nil {
+		if status > 0 {
+			is.answers[classOf(status)].Add(1)
+		} else {
+			is.failed.Add(1)
+		}
+		is.durations.Observe(d)
+	}
+}
+
+// Stats returns the instance's traffic counters; nil for an instance of a
+// table not built by a Builder.
+func (u *Upstream) Stats() *InstanceStats { return u.stats }
+
 // Reasons a request got no route, as HandlerStats.Unrouted takes them.
 const (
 	UnroutedNoRoute          = iota // 404: no route matches
@@ -165,25 +200,14 @@ var UnroutedReasons = [numUnrouted]string{"no_route", "bad_request", "method_not
 
 // HandlerStats counts what no route accounts for. Safe for concurrent use.
 type HandlerStats struct {
+	acceptErrors atomic.Uint64
 	unrouted     [numUnrouted]atomic.Uint64
 	handoffs     atomic.Uint64
-	acceptErrors atomic.Uint64
 }
 
 // AcceptErrors returns how many times accepting a connection failed for
 // want of file descriptors (or another temporary error) and was backed off.
 func (s *HandlerStats) AcceptErrors() uint64 { return s.acceptErrors.Load() }
-
-// Handoffs returns how many client connections the fast lane handed to the
-// Handler's net/http server (see Server).
-func (s *HandlerStats) Handoffs() uint64 { return s.handoffs.Load() }
-
-// Unrouted returns how many requests were answered without a route for
-// reason i (one of the Unrouted* constants).
-func (s *HandlerStats) Unrouted(i int) uint64 { return s.unrouted[i].Load() }
-
-// Stats returns the handler's own counters. Safe for concurrent use.
-func (h *Handler) Stats() *HandlerStats { return &h.stats }
 
 // unroute counts a request answered without a route.
 func (s *HandlerStats) unroute(status int) {
@@ -197,18 +221,9 @@ func (s *HandlerStats) unroute(status int) {
 	}
 }
 
-// record counts a finished exchange, for both lanes. It runs on the request
-// path: atomics only, no allocation, no lock.
+// record counts a finished exchange, for both front-ends. Atomics only.
 func (x *exchange) record(start time.Time) {
-	if rs := x.route.stats; rs != nil {
-		rs.record(x.status, time.Since(start))
-	}
-	if ss := x.svc.stats; ss != nil && x.attempts > 0 {
-		ss.attempts.Add(uint64(x.attempts))
-		if x.attempts > 1 {
-			ss.retries.Add(uint64(x.attempts - 1))
-		}
-	}
+	recordRequest(x.route, x.upstream, x.status, x.bytesSent, time.Since(start), x.attempts)
 }
 
 // describe fills the access-log fields the exchange knows; x may be nil (a
@@ -220,6 +235,38 @@ func (x *exchange) describe(e *AccessEntry) {
 	e.Route, e.Service, e.Attempts = x.route.spec.Name, x.svc.name, x.attempts
 	if x.upstream != nil {
 		e.Upstream = x.upstream.addr
+	}
+}
+
+// Handoffs returns how many client connections the fast lane handed to the
+// Handler's net/http server (see Server).
+func (s *HandlerStats) Handoffs() uint64 { return s.handoffs.Load() }
+
+// Unrouted returns how many requests were answered without a route for
+// reason i (one of the Unrouted* constants).
+func (s *HandlerStats) Unrouted(i int) uint64 { return s.unrouted[i].Load() }
+
+// Stats returns the handler's own counters. Safe for concurrent use.
+func (h *Handler) Stats() *HandlerStats { return &h.stats }
+
+// recordRequest counts a routed request that has finished: on its route
+// (class, bytes, duration), on its service (attempts, retries) and on the
+// instance that answered last (up, nil when none was tried: bytes). Every
+// front-end calls it once per routed request. Atomics only.
+func recordRequest(route *Route, up *Upstream, status int, bytes int64, d time.Duration, attempts int) {
+	if rs := route.stats; rs != nil {
+		rs.requests[classOf(status)].Add(1)
+		rs.bytes.Add(uint64(max(bytes, 0)))
+		rs.durations.Observe(d)
+	}
+	if ss := route.service.stats; ss != nil && attempts > 0 {
+		ss.attempts.Add(uint64(attempts))
+		if attempts > 1 {
+			ss.retries.Add(uint64(attempts - 1))
+		}
+	}
+	if up != nil && up.stats != nil && bytes > 0 {
+		up.stats.bytes.Add(uint64(bytes))
 	}
 }
 
@@ -240,6 +287,15 @@ func (t *Table) EachRoute(fn func(r *Route)) {
 // Builder.
 func (s *Service) Stats() *ServiceStats { return s.stats }
 
+// RetriesDenied is how many retries the service's retry budget refused:
+// the request failed with the error of its last attempt instead.
+func (s *Service) RetriesDenied() uint64 {
+	if s.budget == nil {
+		return 0
+	}
+	return s.budget.denied.Load()
+}
+
 // InFlight is the number of the service's requests in flight (from routing
 // to the end of the response), counted by its retry budget.
 func (s *Service) InFlight() int64 {
@@ -259,8 +315,24 @@ func (u *Upstream) State() *health.State {
 // statsStore is the Builder's long-lived stats, by route name and service
 // name. Only the building goroutine uses it.
 type statsStore struct {
-	routes   map[string]*RouteStats
-	services map[string]*ServiceStats
+	routes    map[string]*RouteStats
+	services  map[string]*ServiceStats
+	instances map[instanceKey]*InstanceStats
+}
+
+type instanceKey struct{ service, instance string }
+
+func (s *statsStore) instance(service, key string) *InstanceStats {
+	if s.instances == nil {
+		s.instances = make(map[instanceKey]*InstanceStats)
+	}
+	k := instanceKey{service, key}
+	is := s.instances[k]
+	if is == nil {
+		is = new(InstanceStats)
+		s.instances[k] = is
+	}
+	return is
 }
 
 func (s *statsStore) route(name string) *RouteStats {
@@ -299,6 +371,17 @@ func (s *statsStore) retain(t *Table) {
 	for name := range s.services {
 		if t.services[name] == nil {
 			delete(s.services, name)
+		}
+	}
+	inTable := make(map[*InstanceStats]bool)
+	for _, svc := range t.services {
+		for _, up := range svc.upstreams {
+			inTable[up.stats] = true
+		}
+	}
+	for k, is := range s.instances {
+		if !inTable[is] {
+			delete(s.instances, k)
 		}
 	}
 }

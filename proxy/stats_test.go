@@ -21,43 +21,6 @@ func TestClassOf(t *testing.T) {
 	}
 }
 
-func TestSampleRingDrain(t *testing.T) {
-	var r SampleRing
-	drain := func(cursor uint64) ([]time.Duration, uint64) {
-		var got []time.Duration
-		next := r.Drain(cursor, func(d time.Duration) { got = append(got, d) })
-		return got, next
-	}
-	if got, c := drain(0); len(got) != 0 || c != 0 {
-		t.Fatalf("empty ring: got %v, cursor %d; want nothing, 0", got, c)
-	}
-	for i := 1; i <= 3; i++ {
-		r.add(time.Duration(i))
-	}
-	got, c := drain(0)
-	if len(got) != 3 || got[0] != 1 || got[2] != 3 || c != 3 {
-		t.Fatalf("got %v, cursor %d; want [1 2 3], 3", got, c)
-	}
-	if got, c2 := drain(c); len(got) != 0 || c2 != c {
-		t.Fatalf("drained again: got %v, cursor %d; want nothing, %d", got, c2, c)
-	}
-	// More than the ring holds: only the most recent, oldest first.
-	for i := 0; i < SampleRingSize+10; i++ {
-		r.add(time.Duration(1000 + i))
-	}
-	got, c = drain(c)
-	if len(got) != SampleRingSize || got[0] != time.Duration(1010) || got[len(got)-1] != time.Duration(1000+SampleRingSize+9) {
-		t.Fatalf("overflow: got %d samples from %v to %v, want %d from 1010", len(got), got[0], got[len(got)-1], SampleRingSize)
-	}
-	if want := uint64(3 + SampleRingSize + 10); c != want {
-		t.Fatalf("cursor %d, want %d", c, want)
-	}
-	// A cursor from the future (another ring) starts over at the end.
-	if got, c2 := drain(c + 100); len(got) != 0 || c2 != c {
-		t.Fatalf("future cursor: got %d samples, cursor %d; want 0, %d", len(got), c2, c)
-	}
-}
-
 // TestStatsCountRequests drives real requests through a Handler and checks
 // the counters: classes per route, attempts and retries per service, and the
 // reasons of requests without a route.
@@ -118,14 +81,30 @@ func TestStatsCountRequests(t *testing.T) {
 	check("users 4xx", byRoute["users"].Requests(3), 0)
 	check("orders 2xx", byRoute["orders"].Requests(1), 1)
 	check("empty 5xx", byRoute["empty"].Requests(4), 1)
-	var samples int
-	byRoute["users"].Durations().Drain(0, func(d time.Duration) {
-		samples++
-		if d <= 0 || d > 10*time.Second {
-			t.Errorf("implausible duration sample %v", d)
+	durs := byRoute["users"].Durations().Snapshot()
+	check("users duration count", durs.Count(), 4)
+	if durs.Sum <= 0 || durs.Sum > 40*time.Second {
+		t.Errorf("implausible duration sum %v for 4 requests", durs.Sum)
+	}
+	check("users bytes", byRoute["users"].Bytes(), 3*2) // "ok" three times, the 500 empty
+
+	// Per instance: the refused order instance failed once; the live one
+	// answered 4 user requests (one 500) and 1 order request.
+	for _, up := range tab.Service("order").Upstreams() {
+		is := up.Stats()
+		if up.Addr() == dead {
+			check("dead instance failed", is.Failed(), 1)
+			check("dead instance answers", is.Answers(1), 0)
+		} else {
+			check("order instance 2xx", is.Answers(1), 1)
+			check("order instance bytes", is.Bytes(), 2)
 		}
-	})
-	check("users duration samples", uint64(samples), 4)
+	}
+	uis := tab.Service("user").Upstreams()[0].Stats()
+	check("user instance 2xx", uis.Answers(1), 3)
+	check("user instance 5xx", uis.Answers(4), 1)
+	check("user instance attempt durations", uis.Durations().Snapshot().Count(), 4)
+	check("user attempt durations", tab.Service("user").Stats().AttemptDurations().Snapshot().Count(), 4)
 
 	check("user attempts", tab.Service("user").Stats().Attempts(), 4)
 	check("user retries", tab.Service("user").Stats().Retries(), 0)
@@ -158,7 +137,7 @@ func TestStatsSurviveRebuilds(t *testing.T) {
 	orders := RouteSpec{Name: "orders", PathPrefix: "/api/order", Service: "order"}
 	t1 := b.Build([]RouteSpec{users, orders}, nil, nil)
 	r1 := t1.Match("", "/api/user/1")
-	r1.Stats().record(200, time.Millisecond)
+	recordRequest(r1, nil, 200, 10, time.Millisecond, 1)
 	t1.Service("order").Stats().Ejected()
 
 	t2 := b.Build([]RouteSpec{users, orders}, nil, nil)

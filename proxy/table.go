@@ -155,9 +155,10 @@ func (s *Service) Stale() bool { return s.stale }
 // health.State it points to, keyed by (service, Instance.Key()).
 type Upstream struct {
 	instance discovery.Instance
-	addr     string        // host:port, computed once per table
-	state    instanceState // *health.State outside tests
-	pool     *connPool     // the fast lane's idle connections; long-lived
+	addr     string         // host:port, computed once per table
+	state    instanceState  // *health.State outside tests
+	pool     *connPool      // the fast lane's idle connections; long-lived
+	stats    *InstanceStats // long-lived; see stats.go
 }
 
 // instanceState is what the proxy needs of a health.State. Balancers use it

@@ -38,8 +38,9 @@ const (
 // sees at most ~1.2× its load instead of (retries+1)×. It lives as long as
 // the service is routed and is safe for concurrent use.
 type retryBudget struct {
-	requests atomic.Int64 // requests in flight
-	retries  atomic.Int64 // requests in flight that have retried
+	requests atomic.Int64  // requests in flight
+	retries  atomic.Int64  // requests in flight that have retried
+	denied   atomic.Uint64 // retries refused for want of budget (stats.go)
 }
 
 const (
@@ -54,6 +55,7 @@ func (b *retryBudget) tryRetry() bool {
 	for {
 		cur := b.retries.Load()
 		if cur >= limit {
+			b.denied.Add(1)
 			return false
 		}
 		if b.retries.CompareAndSwap(cur, cur+1) {

@@ -23,6 +23,9 @@ var statusPage []byte
 func (a *app) registerObservability(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/routes", a.handleRoutes)
 	mux.HandleFunc("GET /v1/upstreams", a.handleUpstreams)
+	mux.HandleFunc("GET /v1/stats", a.handleStats)   // status.go
+	mux.HandleFunc("GET /v1/events", a.handleEvents) // status.go
+	a.registerDrain(mux)                             // drain.go
 	if a.metrics != nil {
 		mux.Handle("GET /metrics", a.metrics)
 	}
@@ -134,6 +137,7 @@ type instanceJSON struct {
 	// Healthy: the proxy may send it new requests.
 	Healthy  bool  `json:"healthy"`
 	InFlight int64 `json:"in_flight"`
+	instanceHistoryJSON
 }
 
 // handleUpstreams answers GET /v1/upstreams: per routed service, its
@@ -190,7 +194,7 @@ func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now ti
 	}
 	listed := make(map[string]bool)
 	add := func(inst discovery.Instance, up *proxy.Upstream) {
-		ij := a.instanceView(inst, up, checked)
+		ij := a.instanceView(inst, up, checked, svc.Spec().Outlier.ConsecutiveFailures)
 		if ij.Healthy {
 			sj.Healthy++
 		}
@@ -219,7 +223,7 @@ func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now ti
 
 // instanceView is one instance in GET /v1/upstreams; up is its place in the
 // routing table, nil when it is not routable.
-func (a *app) instanceView(inst discovery.Instance, up *proxy.Upstream, checked bool) instanceJSON {
+func (a *app) instanceView(inst discovery.Instance, up *proxy.Upstream, checked bool, consecutiveFailures int) instanceJSON {
 	ij := instanceJSON{
 		ID: inst.ID, Node: inst.Node, Address: inst.Address, Port: inst.Port, Weight: inst.Weight,
 		Tags: append([]string{}, inst.Tags...), ConsulStatus: inst.Status, Datacenter: inst.Datacenter,
@@ -248,6 +252,7 @@ func (a *app) instanceView(inst discovery.Instance, up *proxy.Upstream, checked 
 		ij.Ejections = st.Ejections()
 		ij.Healthy = st.Available()
 		ij.InFlight = st.InFlight()
+		ij.instanceHistoryJSON = instanceHistory(st, ij.Ejected, consecutiveFailures) // status.go
 	}
 	return ij
 }

@@ -30,27 +30,31 @@ import (
 // and the sink takes a lock per update. Requests add to proxy's atomic
 // counters (proxy/stats.go), and rare events (Consul errors and updates,
 // failed active checks) to small maps here. publish turns those cumulative
-// totals into go-metrics calls — counter deltas, gauges, duration samples —
-// once a second (run) and at the start of every scrape, so a scrape is
-// always exact.
+// totals into go-metrics calls — counter deltas and gauges — once a second
+// (run) and at the start of every scrape, so a scrape is always exact.
+//
+// The duration histograms are the one exception to "everything through
+// go-metrics": go-metrics has no histogram type (its samples become
+// per-process summaries, which cannot be aggregated across a fleet). A
+// small collector on the same registry (histograms.go) exports proxy's
+// atomic histograms as Prometheus histograms at scrape time.
 //
 // The sink drops a series that was not updated for sinkExpiration. publish
 // touches every series of every route and service currently routed on each
 // pass (a zero delta counts), so only the series of routes and services that
 // are gone expire — there is no stale-metric cleaner to maintain.
 
-// sinkExpiration is how long the series of a removed route or service (and a
-// route's duration summary without traffic) stay in /metrics.
+// sinkExpiration is how long the series of a removed route or service stay
+// in /metrics.
 const sinkExpiration = time.Minute
 
-// publishInterval is how often run publishes; duration samples are taken
-// from rings of proxy.SampleRingSize per route between two passes.
+// publishInterval is how often run publishes.
 const publishInterval = time.Second
 
 // metricDef is one metric: its go-metrics key and what the README says.
 type metricDef struct {
 	key    []string
-	kind   string // counter | gauge | summary
+	kind   string // counter | gauge | histogram
 	labels string // documentation only
 	help   string
 }
@@ -71,20 +75,28 @@ var (
 		"Requests answered without a route: reason no_route (404), bad_request (400, a path that cannot be made canonical) or method_not_allowed (405, CONNECT).")
 	mHandoffs = def("proxy", "handoffs_total", "counter", "",
 		"Client connections the fast lane handed to the net/http lane (an error to answer, an upgrade, a chunked upload, HTTP/1.0, an unusual head); that lane serves the connection to its end.")
-	mDuration = def("proxy", "request_duration_seconds", "summary", "route, service",
-		"Time from the request's arrival to the end of its response (quantiles 0.5, 0.9, 0.99 over the last 10 s; sampled, up to 1024 requests per route per second).")
+	mDuration = def("proxy", "request_duration_seconds", "histogram", "route, service",
+		"Time from the request's arrival to the end of its response (buckets: see the README).")
+	mAttemptDuration = def("proxy", "upstream_attempt_duration_seconds", "histogram", "service",
+		"Time from sending a request to an instance to its response head, or to the attempt's failure (buckets: see the README).")
+	mBytes = def("proxy", "response_bytes_total", "counter", "route, service",
+		"Response body bytes sent to clients on the route.")
 	mInFlight = def("proxy", "requests_in_flight", "gauge", "service",
 		"Requests of the service being forwarded now.")
 	mAttempts = def("proxy", "upstream_attempts_total", "counter", "service",
 		"Attempts sent to the service's instances, first tries and retries.")
 	mRetries = def("proxy", "retries_total", "counter", "service",
 		"Attempts that were retries on another instance.")
+	mRetriesDenied = def("proxy", "retries_denied_total", "counter", "service",
+		"Retries the service's retry budget refused (retries in flight are capped at 20% of requests in flight, at least 3): the client got the failed attempt's error.")
 	mInstances = def("upstream", "instances", "gauge", "service",
 		"Instances ferry routes the service to: those Consul's view and the service's health policy make routable.")
 	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
-		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any) and not ejected.")
+		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any), not ejected and not drained.")
 	mEjected = def("upstream", "ejected_instances", "gauge", "service",
 		"Instances ejected by passive (outlier) checks right now.")
+	mDrained = def("upstream", "drained_instances", "gauge", "service",
+		"Instances an operator drained through the admin API (POST /v1/upstreams/{service}/{instance}/drain).")
 	mCheckFailing = def("upstream", "check_failing_instances", "gauge", "service",
 		"Instances whose active checks (health_check, or the TCP probe while Consul is unreachable) fail right now.")
 	mEjections = def("health", "ejections_total", "counter", "service",
@@ -113,8 +125,8 @@ var (
 
 // allMetrics lists the definitions, for help texts and the README test.
 var allMetrics = []metricDef{
-	mRequests, mUnrouted, mHandoffs, mDuration, mInFlight, mAttempts, mRetries,
-	mInstances, mHealthy, mEjected, mCheckFailing,
+	mRequests, mUnrouted, mHandoffs, mDuration, mAttemptDuration, mBytes, mInFlight, mAttempts, mRetries, mRetriesDenied,
+	mInstances, mHealthy, mEjected, mDrained, mCheckFailing,
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
 	mReloads, mReloadFailures,
@@ -148,20 +160,14 @@ type appMetrics struct {
 	panics    map[string]uint64
 
 	// Publisher state; pubMu makes publishes one at a time.
-	pubMu   sync.Mutex
-	pass    uint64
-	last    map[string]*published // by series key
-	cursors map[*proxy.SampleRing]*ringCursor
+	pubMu sync.Mutex
+	pass  uint64
+	last  map[string]*published // by series key
 }
 
 type published struct {
 	total uint64
 	pass  uint64 // the last pass that saw the series
-}
-
-type ringCursor struct {
-	next uint64
-	pass uint64
 }
 
 // newAppMetrics builds the go-metrics instance and its Prometheus sink on a
@@ -189,7 +195,7 @@ func newAppMetrics() (*appMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	return &appMetrics{
+	am := &appMetrics{
 		m:         m,
 		gather:    helpGatherer{reg},
 		src:       metricSources{now: time.Now},
@@ -198,8 +204,11 @@ func newAppMetrics() (*appMetrics, error) {
 		ckFailure: make(map[string]uint64),
 		panics:    make(map[string]uint64),
 		last:      make(map[string]*published),
-		cursors:   make(map[*proxy.SampleRing]*ringCursor),
-	}, nil
+	}
+	if err := reg.Register(histogramCollector{am}); err != nil {
+		return nil, fmt.Errorf("metrics: histograms: %w", err)
+	}
+	return am, nil
 }
 
 // discoveryError is discovery.Options.OnError: it counts a failed query.
@@ -275,23 +284,10 @@ func (am *appMetrics) publish() {
 				metrics.Label{Name: "service", Value: spec.Service},
 				metrics.Label{Name: "code_class", Value: class})
 		}
-		labels := []metrics.Label{{Name: "route", Value: spec.Name}, {Name: "service", Value: spec.Service}}
-		ring := rs.Durations()
-		c := am.cursors[ring]
-		if c == nil {
-			c = &ringCursor{}
-			am.cursors[ring] = c
-		}
-		c.pass = am.pass
-		c.next = ring.Drain(c.next, func(d time.Duration) {
-			am.m.AddSampleWithLabels(mDuration.key, float32(d.Seconds()), labels)
-		})
+		am.counter(mBytes, rs.Bytes(),
+			metrics.Label{Name: "route", Value: spec.Name},
+			metrics.Label{Name: "service", Value: spec.Service})
 	})
-	for ring, c := range am.cursors {
-		if c.pass != am.pass {
-			delete(am.cursors, ring)
-		}
-	}
 	if src.handler != nil {
 		hs := src.handler.Stats()
 		for i, reason := range proxy.UnroutedReasons {
@@ -308,9 +304,10 @@ func (am *appMetrics) publish() {
 			am.counter(mRetries, ss.Retries(), l)
 			am.counter(mEjections, ss.Ejections(), l)
 		}
+		am.counter(mRetriesDenied, svc.RetriesDenied(), l)
 		am.counter(mCheckFailures, am.eventTotal(am.ckFailure, name), l)
 		am.gauge(mInFlight, float32(svc.InFlight()), l)
-		var healthy, ejected, failing int
+		var healthy, ejected, drained, failing int
 		ups := svc.Upstreams()
 		for _, up := range ups {
 			st := up.State()
@@ -326,10 +323,14 @@ func (am *appMetrics) publish() {
 			if !st.ActiveHealthy() {
 				failing++
 			}
+			if st.Drained() {
+				drained++
+			}
 		}
 		am.gauge(mInstances, float32(len(ups)), l)
 		am.gauge(mHealthy, float32(healthy), l)
 		am.gauge(mEjected, float32(ejected), l)
+		am.gauge(mDrained, float32(drained), l)
 		am.gauge(mCheckFailing, float32(failing), l)
 		am.counter(mPanics, am.eventTotal(am.panics, name), l)
 		p := float32(0)

@@ -107,7 +107,12 @@ func TestMetricsPublishDeltas(t *testing.T) {
 	wantLine(t, body, `ferry_proxy_unrouted_requests_total{reason="no_route"} 1`)
 	wantLine(t, body, `ferry_proxy_upstream_attempts_total{service="user"} 4`)
 	wantLine(t, body, `ferry_proxy_retries_total{service="user"} 0`)
+	wantLine(t, body, `ferry_proxy_retries_denied_total{service="user"} 0`)
 	wantLine(t, body, `ferry_proxy_request_duration_seconds_count{route="users",service="user"} 4`)
+	wantLine(t, body, `ferry_proxy_request_duration_seconds_bucket{route="users",service="user",le="+Inf"} 4`)
+	wantLine(t, body, `ferry_proxy_upstream_attempt_duration_seconds_count{service="user"} 4`)
+	wantLine(t, body, `ferry_proxy_response_bytes_total{route="users",service="user"} 8`)
+	wantLine(t, body, `ferry_upstream_drained_instances{service="user"} 0`)
 	wantLine(t, body, `ferry_upstream_instances{service="user"} 1`)
 	wantLine(t, body, `ferry_upstream_healthy_instances{service="user"} 1`)
 	wantLine(t, body, `ferry_upstream_ejected_instances{service="user"} 0`)
@@ -117,8 +122,20 @@ func TestMetricsPublishDeltas(t *testing.T) {
 	wantLine(t, body, `ferry_discovery_stale{service="user"} 0`)
 	wantLine(t, body, `ferry_config_reloads_total 2`)
 	wantLine(t, body, `ferry_config_reload_failures_total 1`)
-	if !strings.Contains(body, "# HELP ferry_proxy_requests_total Requests answered on a route") {
-		t.Errorf("no documented help text for ferry_proxy_requests_total:\n%s", body)
+	for _, want := range []string{
+		"# HELP ferry_proxy_requests_total Requests answered on a route",
+		"# TYPE ferry_proxy_request_duration_seconds histogram",
+		"# TYPE ferry_proxy_upstream_attempt_duration_seconds histogram",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("no %q in /metrics:\n%s", want, body)
+		}
+	}
+	// Every documented bucket bound is exposed, in seconds.
+	for _, le := range []string{"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60"} {
+		if !strings.Contains(body, `ferry_proxy_request_duration_seconds_bucket{route="users",service="user",le="`+le+`"}`) {
+			t.Errorf("no bucket le=%q", le)
+		}
 	}
 
 	// Publishing again (the ticker) and scraping again adds only what

@@ -112,6 +112,7 @@ func (a *app) reload(trigger string) error {
 			log.Error("invalid configuration", "diagnostic", line)
 		}
 		log.Error("reload failed; keeping the running configuration", "trigger", trigger, "problems", diags.Len())
+		a.events.add(event{Time: time.Now(), Event: "reload_failed", Reason: "invalid configuration"}) // events.go
 		return &invalidConfigError{Diags: diags}
 	}
 	for _, line := range strings.Split(diags.Error(), "\n") {
@@ -122,13 +123,20 @@ func (a *app) reload(trigger string) error {
 	if a.lc.levelFlag != "" {
 		next.Log.Level = a.lc.levelFlag
 	}
-	if err := a.apply(log, a.liveConfig(), next); err != nil {
+	prev := a.liveConfig()
+	if err := a.apply(log, prev, next); err != nil {
 		a.lc.failed.Add(1)
 		log.Error("reload failed; keeping the running configuration", "trigger", trigger, "error", err)
+		a.events.add(event{Time: time.Now(), Event: "reload_failed", Reason: err.Error()}) // events.go
 		return err
 	}
 	a.lc.ok.Add(1)
-	log.Info("configuration reloaded", "trigger", trigger, "routes", len(next.Routes), "took", time.Since(start).String())
+	changes := configChanges(prev, next) // reloadchanges.go
+	if len(changes) == 0 {
+		changes = []any{"changes", "none"}
+	}
+	log.Info("configuration reloaded", append([]any{"trigger", trigger, "routes", len(next.Routes), "took", time.Since(start).String()}, changes...)...)
+	a.events.add(event{Time: time.Now(), Event: "reloaded", Reason: trigger})
 	return nil
 }
 

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
@@ -34,7 +36,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ferry run: -config is required")
 		return 2
 	}
-	cfg, err := loadConfig(*path)
+	cfg, warnings, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -48,6 +50,11 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 
 	logger := newLogger(cfg.Log, stderr)
+	for _, line := range strings.Split(warnings, "\n") {
+		if line != "" {
+			logger.Warn("configuration warning", "diagnostic", line)
+		}
+	}
 	accessLog, closeAccessLog, err := openAccessLog(cfg.Log, stdout, stderr)
 	if err != nil {
 		logger.Error("cannot open access log", "path", cfg.Log.AccessLog, "error", err)
@@ -91,6 +98,8 @@ type app struct {
 	metrics   *appMetrics     // metrics.go
 	snapshot  *snapshotWriter // snapshot.go
 	accessLog proxy.AccessLogger
+	history   *history  // history.go: traffic for the status page
+	events    *eventLog // events.go: recent state changes
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog proxy.AccessLogger) (*app, error) {
@@ -119,7 +128,9 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		prober:     health.NewProber(logger.Named("health")),
 		consul:     consul,
 		accessLog:  accessLog,
+		events:     newEventLog(),
 	}
+	a.history = newHistory(a.handler.Table)
 	a.current.Store(cfg)
 	a.snapshot = newSnapshotWriter(a)
 	a.wireMetrics(m)
@@ -158,6 +169,7 @@ func (a *app) rebuild() {
 	a.applyPanic(cfg, table) // health.go
 	proxy.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
 	forgetGoneInstances(a.registry, sets)
+	a.events.membership(a.logger.Named("discovery"), sets, time.Now()) // events.go
 }
 
 func (a *app) run(ctx context.Context) error {
@@ -199,6 +211,7 @@ func (a *app) run(ctx context.Context) error {
 	spawn(func() { a.metrics.run(bgCtx) })
 	spawn(func() { a.snapshot.Run(bgCtx) })
 	spawn(func() { a.panicLoop(bgCtx) })
+	spawn(func() { a.watchStatus(bgCtx) }) // status.go
 	a.startReloaders(bgCtx, &wg)
 	leave := a.startLocalService()
 	defer func() {

@@ -74,8 +74,11 @@ ferry is routing on http://127.0.0.1:8080. Try, in another terminal:
   curl http://127.0.0.1:8080/api/user/42        # ... and only user-2 answers within ~1s
   curl -X POST 'http://127.0.0.1:9001/admin/health?ok=true'    # it comes back
   CONSUL_HTTP_ADDR=$HTTP_ADDR $CONSUL services deregister -id user-2   # gone from routing at once
-  curl http://127.0.0.1:9901/readyz             # admin API; also /v1/upstreams, /metrics
-  open http://127.0.0.1:9901/ in a browser      # the live status page
+  curl http://127.0.0.1:9901/readyz             # admin API; also /v1/upstreams, /v1/stats, /metrics
+  curl -X POST http://127.0.0.1:9901/v1/upstreams/user/user-1/drain     # no new requests to user-1
+  curl -X POST http://127.0.0.1:9901/v1/upstreams/user/user-1/undrain   # back in rotation
+
+The live status page (traffic, latency, states, events): http://127.0.0.1:9901/
 
 Press Ctrl-C to stop everything.
 MSG

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/health"
+	"github.com/ferry-proxy/ferry/proxy"
+)
+
+// TestHistoryPoints drives real requests through a Handler and samples
+// them: each step's point holds the step's rates and latencies, per route
+// and per instance, and the ring keeps only the last historyPoints.
+func TestHistoryPoints(t *testing.T) {
+	f := newMetricsFixture(t)
+	h := newHistory(f.handler.Table)
+	t0 := time.Unix(1_800_000_000, 0)
+	h.sample(t0) // the first sample only sets the baseline
+	if routes, inst := h.snapshot(""); len(routes) != 1 || len(inst) != 1 || len(routes[0].History.T) != 0 {
+		t.Fatalf("after one sample: got %d routes, %d instances, %d points; want 1, 1, 0", len(routes), len(inst), len(routes[0].History.T))
+	}
+	for range 8 {
+		f.request(t, "/api/user/1")
+	}
+	f.request(t, "/api/user/fail") // 502 from the backend
+	f.request(t, "/api/user/fail")
+	h.sample(t0.Add(historyStep))
+
+	routes, inst := h.snapshot("")
+	r := routes[0]
+	if r.Name != "users" || r.Service != "user" {
+		t.Fatalf("route series %q/%q, want users/user", r.Name, r.Service)
+	}
+	step := float32(historyStep.Seconds())
+	if r.Rate != 10/step || r.Rate5xx != 2/step || r.Rate4xx != 0 {
+		t.Errorf("route rates: got %v/s, 5xx %v/s, 4xx %v/s; want %v, %v, 0", r.Rate, r.Rate5xx, r.Rate4xx, 10/step, 2/step)
+	}
+	if r.BytesPerSec != 20/step || r.Requests != 10 || r.Bytes != 20 {
+		t.Errorf("route bytes: got %v/s, totals %d requests %d bytes; want %v/s, 10, 20", r.BytesPerSec, r.Requests, r.Bytes, 20/step)
+	}
+	if r.P50ms <= 0 || r.P99ms < r.P50ms || r.P99ms > 60_000 {
+		t.Errorf("route latencies: p50 %v ms, p99 %v ms", r.P50ms, r.P99ms)
+	}
+	if len(r.History.T) != 1 || r.History.T[0] != t0.Add(historyStep).Unix() {
+		t.Errorf("history: got t=%v, want one point at the step's end", r.History.T)
+	}
+	i := inst[0]
+	if i.Name != "user-1" || i.Rate != 10/step || i.Rate5xx != 2/step {
+		t.Errorf("instance series %q: rate %v, 5xx %v; want user-1, %v, %v", i.Name, i.Rate, i.Rate5xx, 10/step, 2/step)
+	}
+
+	// A quiet step is a zero point; the ring keeps the last historyPoints.
+	for k := 2; k <= historyPoints+10; k++ {
+		h.sample(t0.Add(time.Duration(k) * historyStep))
+	}
+	routes, _ = h.snapshot("")
+	r = routes[0]
+	if n := len(r.History.T); n != historyPoints {
+		t.Fatalf("got %d points, want %d", n, historyPoints)
+	}
+	if r.Rate != 0 || r.History.T[historyPoints-1] != t0.Add(time.Duration(historyPoints+10)*historyStep).Unix() ||
+		r.History.T[0] != t0.Add(11*historyStep).Unix() {
+		t.Errorf("ring order: first %d last %d, latest rate %v", r.History.T[0], r.History.T[historyPoints-1], r.Rate)
+	}
+
+	// A route that leaves the table loses its series at the next step.
+	f.handler.Store(proxy.NewBuilder(health.NewRegistry(), nil).Build(nil, nil, nil))
+	h.sample(t0.Add(1000 * historyStep))
+	if routes, inst := h.snapshot(""); len(routes)+len(inst) != 0 {
+		t.Errorf("after the route went away: %d route and %d instance series kept", len(routes), len(inst))
+	}
+}
+
+// TestEventsFromStateChanges: ejections, check failures and membership
+// changes become events with their time and reason, and log lines.
+func TestEventsFromStateChanges(t *testing.T) {
+	reg := health.NewRegistry()
+	b := proxy.NewBuilder(reg, nil)
+	defer b.Close()
+	inst := func(id string, port int) discovery.Instance {
+		return discovery.Instance{ID: id, Node: "n1", Address: "127.0.0.1", Port: port, Weight: 1}
+	}
+	set := &discovery.InstanceSet{Service: "user", Known: true, Instances: []discovery.Instance{inst("u1", 9001), inst("u2", 9002)}}
+	sets := map[string]*discovery.InstanceSet{"user": set}
+	tab := b.Build([]proxy.RouteSpec{{Name: "users", PathPrefix: "/u", Service: "user"}},
+		map[string]proxy.ServiceSpec{"user": {Outlier: health.Outlier{ConsecutiveFailures: 3, BaseEjectionTime: time.Minute}}}, sets)
+
+	var logs bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	l := newEventLog()
+	now := time.Unix(1_800_000_000, 0)
+	l.membership(log, sets, now)
+	l.observe(tab)
+	if got := l.recent(); len(got) != 0 {
+		t.Fatalf("first sight: got events %+v, want none", got)
+	}
+	if !strings.Contains(logs.String(), "first instances from Consul: service=user instances=2") {
+		t.Errorf("first answer not logged as one line:\n%s", logs.String())
+	}
+
+	reg.State("user", "n1/u1").Report(health.Refused, health.Outlier{ConsecutiveFailures: 3, BaseEjectionTime: time.Minute})
+	l.observe(tab)
+	sets["user"] = &discovery.InstanceSet{Service: "user", Known: true, Instances: []discovery.Instance{inst("u2", 9002), inst("u3", 9003)}}
+	l.membership(log, sets, now.Add(time.Second))
+
+	got := l.recent()
+	want := []struct{ event, instance, reason string }{
+		{"left", "u1", ""}, {"joined", "u3", ""}, {"ejected", "u1", "connection refused"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events %+v, want %d", len(got), got, len(want))
+	}
+	// Newest first; joins and leaves of one update come in no set order.
+	if got[0].Event == "joined" {
+		got[0], got[1] = got[1], got[0]
+	}
+	for i, w := range want {
+		if got[i].Event != w.event || got[i].Instance != w.instance || got[i].Reason != w.reason || got[i].Service != "user" {
+			t.Errorf("event %d: got %+v, want %s %s %q", i, got[i], w.event, w.instance, w.reason)
+		}
+	}
+	for _, line := range []string{"instance joined: service=user instance_id=u3 address=127.0.0.1:9003", "instance left: service=user instance_id=u1"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("log lacks %q:\n%s", line, logs.String())
+		}
+	}
+	for i := range maxEvents + 5 {
+		l.add(event{Event: "reloaded", Time: now.Add(time.Duration(i) * time.Second)})
+	}
+	if got := l.recent(); len(got) != maxEvents || !got[0].Time.Equal(now.Add((maxEvents+4)*time.Second)) {
+		t.Errorf("bounded log: got %d events, newest %v", len(got), got[0].Time)
+	}
+}
+
+// TestHistoryIdleSeriesKeepsNoRing: a route or instance without traffic
+// costs no ring, and its first traffic is placed at the right step.
+func TestHistoryIdleSeriesKeepsNoRing(t *testing.T) {
+	f := newMetricsFixture(t)
+	h := newHistory(f.handler.Table)
+	t0 := time.Unix(1_800_000_000, 0)
+	for k := range 3 {
+		h.sample(t0.Add(time.Duration(k) * historyStep))
+	}
+	for k, s := range h.series {
+		if s.ring != nil || s.n != 2 {
+			t.Errorf("idle series %v: ring allocated %v, %d points; want none, 2", k, s.ring != nil, s.n)
+		}
+	}
+	f.request(t, "/api/user/1")
+	h.sample(t0.Add(3 * historyStep))
+	routes, _ := h.snapshot("user")
+	r := routes[0]
+	if len(r.History.Rate) != 3 || r.History.Rate[0] != 0 || r.History.Rate[2] == 0 || r.History.T[2] != t0.Add(3*historyStep).Unix() || r.History.T[0] != t0.Add(historyStep).Unix() {
+		t.Errorf("after the first traffic: rates %v at %v", r.History.Rate, r.History.T)
+	}
+	if routes, inst := h.snapshot("other"); len(routes)+len(inst) != 0 {
+		t.Errorf("snapshot of another service: got %d series", len(routes)+len(inst))
+	}
+}

@@ -1,0 +1,375 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-proxy/ferry/internal/consultest"
+)
+
+// post sends an empty POST and returns status and body.
+func post(t *testing.T, url string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDrainInstance drains an instance through the admin API: requests in
+// flight on it finish, new ones go elsewhere, it shows as drained, and
+// undrain puts it back. Only POST, only on the admin listener.
+func TestDrainInstance(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	slow := startBackend(t, "user-1", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/user/slow" {
+			<-release
+		}
+		io.WriteString(w, "user-1")
+	})
+	other := startBackend(t, "user-2", nil)
+	register(t, c, "user", slow)
+	register(t, c, "user", other)
+	f := startFerry(t, agent.HTTPAddr, basicConfig)
+	f.WaitReady()
+	waitForInstances(t, f, "/api/user/x", 2)
+
+	// A request in flight on user-1 (round robin: try until one lands there).
+	inFlight := make(chan string, 1)
+	go func() {
+		for {
+			resp, err := client.Get(f.URL + "/api/user/slow")
+			if err != nil {
+				inFlight <- "error: " + err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) == "user-1" {
+				inFlight <- string(b)
+				return
+			}
+		}
+	}()
+	waitFor(t, 10*time.Second, "a request in flight on user-1", func() bool {
+		a := upstreams(t, f)
+		for _, s := range a.Services {
+			for _, i := range s.Instances {
+				if i.ID == "user-1" && i.InFlight == 1 {
+					return true
+				}
+			}
+		}
+		return false
+	})
+
+	drain := f.AdminURL + "/v1/upstreams/user/user-1/drain"
+	if s, _ := get(t, drain); s != http.StatusMethodNotAllowed {
+		t.Errorf("GET drain: got %d, want 405", s)
+	}
+	if s, _ := post(t, f.URL+"/v1/upstreams/user/user-1/drain"); s != http.StatusNotFound {
+		t.Errorf("drain on the data plane: got %d, want 404 (the admin API is not there)", s)
+	}
+	if s, _ := post(t, drain, "Origin", "http://evil.example"); s != http.StatusForbidden {
+		t.Errorf("cross-origin drain: got %d, want 403", s)
+	}
+	if s, body := post(t, f.AdminURL+"/v1/upstreams/user/nobody/drain"); s != http.StatusNotFound {
+		t.Errorf("drain of an unknown instance: got %d %q, want 404", s, body)
+	}
+	s, body := post(t, drain)
+	if s != 200 || !strings.Contains(body, `"drained": true`) {
+		t.Fatalf("drain: got %d %s", s, body)
+	}
+	for i := 0; i < 10; i++ {
+		if s, b := get(t, f.URL+"/api/user/x"); s != 200 || b != "user-2" {
+			t.Fatalf("request %d after the drain: got %d %q, want 200 from user-2", i, s, b)
+		}
+	}
+	once.Do(func() { close(release) })
+	select {
+	case got := <-inFlight:
+		if got != "user-1" {
+			t.Fatalf("the request in flight on the drained instance: got %q, want it finished by user-1", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request in flight on the drained instance did not finish")
+	}
+	var a struct {
+		Services []struct {
+			Instances []struct {
+				ID           string  `json:"id"`
+				Drained      bool    `json:"drained"`
+				DrainedSince *string `json:"drained_since"`
+				Healthy      bool    `json:"healthy"`
+			} `json:"instances"`
+		} `json:"services"`
+	}
+	if _, body := get(t, f.AdminURL+"/v1/upstreams"); json.Unmarshal([]byte(body), &a) != nil {
+		t.Fatalf("/v1/upstreams: %s", body)
+	}
+	for _, s := range a.Services {
+		for _, i := range s.Instances {
+			if i.ID == "user-1" && (!i.Drained || i.DrainedSince == nil || i.Healthy) {
+				t.Errorf("user-1 in /v1/upstreams: drained %v since %v healthy %v; want drained, a time, not healthy", i.Drained, i.DrainedSince, i.Healthy)
+			}
+		}
+	}
+	if v := metricNow(t, f, "ferry_upstream_drained_instances", "service=user"); v != 1 {
+		t.Errorf("ferry_upstream_drained_instances: got %v, want 1", v)
+	}
+	// A reload keeps the drain.
+	if s, body := post(t, f.AdminURL+"/v1/reload"); s != 200 {
+		t.Fatalf("reload: %d %s", s, body)
+	}
+	if s, b := get(t, f.URL+"/api/user/x"); s != 200 || b != "user-2" {
+		t.Errorf("after a reload: got %d %q, want user-2 (still drained)", s, b)
+	}
+
+	if s, body := post(t, f.AdminURL+"/v1/upstreams/user/user-1/undrain"); s != 200 || !strings.Contains(body, `"drained": false`) {
+		t.Fatalf("undrain: got %d %s", s, body)
+	}
+	waitForInstances(t, f, "/api/user/x", 2)
+	ev := events(t, f)
+	for _, want := range []string{"drained", "undrained", "reloaded"} {
+		if !strings.Contains(ev, `"event": "`+want+`"`) {
+			t.Errorf("/v1/events lacks %q:\n%s", want, ev)
+		}
+	}
+	for _, want := range []string{"instance drained: no new requests until undrained", "instance undrained: back in rotation"} {
+		if !strings.Contains(f.Logs(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}
+
+func events(t *testing.T, f *ferry) string {
+	t.Helper()
+	s, b := get(t, f.AdminURL+"/v1/events")
+	if s != 200 {
+		t.Fatalf("/v1/events: %d", s)
+	}
+	return b
+}
+
+// statsAnswer is what the test reads of GET /v1/stats.
+type statsAnswer struct {
+	Routes []struct {
+		Name    string              `json:"name"`
+		Rate    float64             `json:"rate"`
+		Rate5xx float64             `json:"rate_5xx"`
+		P99     float64             `json:"p99_ms"`
+		Bytes   float64             `json:"bytes_per_second"`
+		History struct{ T []int64 } `json:"history"`
+	} `json:"routes"`
+	Instances []struct {
+		Service string  `json:"service"`
+		Name    string  `json:"name"`
+		Rate    float64 `json:"rate"`
+		Rate5xx float64 `json:"rate_5xx"`
+	} `json:"instances"`
+}
+
+func stats(t *testing.T, f *ferry) statsAnswer {
+	t.Helper()
+	s, b := get(t, f.AdminURL+"/v1/stats")
+	if s != 200 {
+		t.Fatalf("/v1/stats: %d", s)
+	}
+	var a statsAnswer
+	if err := json.Unmarshal([]byte(b), &a); err != nil {
+		t.Fatalf("/v1/stats: %v\n%s", err, b)
+	}
+	return a
+}
+
+// TestStatusPageUnderTraffic runs traffic through ferry to a healthy
+// service, a degraded one (one instance refusing connections and ejected,
+// one drained, one healthy) and an empty one, then loads the status page in
+// headless Chromium: the whole page and each service alone at 600 px wide.
+// The rendered DOM must show live figures, charts, states with their
+// reasons and the events. With FERRY_SCREENSHOT_DIR set, the screenshots
+// are written there (docs/status-page.png comes from this test).
+func TestStatusPageUnderTraffic(t *testing.T) {
+	bin := chromiumBin(t)
+	agent := consultest.Start(t)
+	c := agent.Client()
+	u1, u2 := startBackend(t, "user-1", nil), startBackend(t, "user-2", nil)
+	o1, o2, o3 := startBackend(t, "order-1", nil), startBackend(t, "order-2", nil), startBackend(t, "order-3", nil)
+	register(t, c, "user", u1)
+	register(t, c, "user", u2)
+	register(t, c, "order", o1)
+	register(t, c, "order", o2)
+	register(t, c, "order", o3)
+	f := startFerry(t, agent.HTTPAddr, basicConfig+`
+route "orders" {
+  path_prefix = "/api/order"
+  service     = "order"
+}
+route "payments" {
+  path_prefix = "/api/pay"
+  service     = "payment"
+}
+`)
+	f.WaitReady()
+	waitForInstances(t, f, "/api/user/x", 2)
+	waitForInstances(t, f, "/api/order/x", 3)
+
+	if s, body := post(t, f.AdminURL+"/v1/upstreams/order/order-3/drain"); s != 200 {
+		t.Fatalf("drain order-3: %d %s", s, body)
+	}
+	o2.kill() // refused: ejected at its first failure, retried on order-1
+
+	// Traffic for two history steps (5 s each): a few hundred requests.
+	// The rate steps up and down every 20 s, so that a longer run
+	// (FERRY_SCREENSHOT_TRAFFIC=3m, for the README's screenshot) draws
+	// charts with a shape.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	began := time.Now()
+	for _, path := range []string{"/api/user/a", "/api/order/b", "/api/pay/c"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					tick.Reset(time.Duration(1+int(time.Since(began)/(20*time.Second))%3) * 20 * time.Millisecond)
+					statusOf(f.URL + path)
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	if d, err := time.ParseDuration(os.Getenv("FERRY_SCREENSHOT_TRAFFIC")); err == nil && d > 0 && d <= 15*time.Minute {
+		time.Sleep(d) // a longer history for the screenshot; nothing else runs meanwhile
+	}
+	waitFor(t, 30*time.Second, "two traffic steps in /v1/stats", func() bool {
+		for _, r := range stats(t, f).Routes {
+			if r.Name == "users" && len(r.History.T) >= 2 && r.Rate > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	st := stats(t, f)
+	for _, r := range st.Routes {
+		switch r.Name {
+		case "users", "orders":
+			if r.Rate < 5 || r.Bytes <= 0 || r.P99 <= 0 {
+				t.Errorf("route %s: rate %v/s, %v B/s, p99 %v ms; want traffic figures", r.Name, r.Rate, r.Bytes, r.P99)
+			}
+		case "payments":
+			if r.Rate5xx < 5 {
+				t.Errorf("route payments (no instance: 503s): 5xx rate %v/s, want the whole rate", r.Rate5xx)
+			}
+		}
+	}
+
+	// One Chromium run per view: its DOM is checked and its screenshot kept.
+	keep := func(name string, png []byte) {
+		if dir := os.Getenv("FERRY_SCREENSHOT_DIR"); dir != "" {
+			os.WriteFile(filepath.Join(dir, name), png, 0o644)
+		}
+	}
+	png, dom, logs := screenshot(t, bin, f.AdminURL+"/", "--window-size=1100,1000")
+	keep("status-page.png", png)
+	for _, want := range []string{
+		`data-route="users"`, `data-route="orders"`, `data-route="payments"`,
+		"2/2 healthy", "1/3 healthy", "0/0 healthy",
+		`class="instance ejected" data-instance="order-2"`, "connection refused",
+		`class="instance drained" data-instance="order-3"`, "by an operator",
+		`data-event="drained"`, `data-event="ejected"`,
+		`<svg class="spark"`, `<svg class="mini"`, "p99", "/s",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks %q", want)
+		}
+	}
+	if n := strings.Count(dom, `class="instance healthy"`); n != 3 {
+		t.Errorf("got %d healthy instance rows, want 3 (user-1, user-2, order-1)", n)
+	}
+	checkPageClean(t, dom, logs)
+
+	// Each service alone, at 600 px: healthy, degraded, empty.
+	for _, v := range []struct {
+		name, hash string
+		want       []string
+	}{
+		{"status-healthy.png", "#service=user", []string{"2/2 healthy", `data-route="users"`}},
+		{"status-degraded.png", "#service=order", []string{"1/3 healthy", `data-route="orders"`, `class="instance ejected"`, `class="instance drained"`}},
+		{"status-empty.png", "#service=payment", []string{"0/0 healthy", "no passing instance in Consul", `data-route="payments"`}},
+	} {
+		png, dom, logs := screenshot(t, bin, f.AdminURL+"/"+v.hash, "--window-size=600,900")
+		keep(v.name, png)
+		for _, w := range v.want {
+			if !strings.Contains(dom, w) {
+				t.Errorf("%s: rendered DOM lacks %q", v.hash, w)
+			}
+		}
+		if n := strings.Count(dom, `class="service`); n != 1 {
+			t.Errorf("%s: %d service boxes, want 1", v.hash, n)
+		}
+		checkPageClean(t, dom, logs)
+	}
+}
+
+func checkPageClean(t *testing.T, dom, logs string) {
+	t.Helper()
+	if strings.Contains(dom, "updated <span id=\"updated\">never") {
+		t.Errorf("the page never refreshed from the JSON endpoints")
+	}
+	errs := regexp.MustCompile(`<div id="errors">([^<]*)</div>`).FindStringSubmatch(dom)
+	if errs == nil {
+		t.Errorf("no #errors element in the DOM")
+	} else if errs[1] != "" {
+		t.Errorf("the page reported errors: %s", errs[1])
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if consoleProblem.MatchString(line) {
+			t.Errorf("browser console: %s", line)
+		}
+	}
+}
+
+// screenshot loads url in headless Chromium with the window size given and
+// returns a screenshot, the rendered DOM and the browser's log.
+func screenshot(t *testing.T, bin, url, size string) (png []byte, dom, logs string) {
+	t.Helper()
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	dom, logs = runChromium(t, bin, url, "--virtual-time-budget=5000", size, "--screenshot="+shot, "--hide-scrollbars", "--dump-dom")
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if len(png) < 1000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("screenshot: %d bytes, not a PNG image", len(png))
+	}
+	return png, dom, logs
+}
