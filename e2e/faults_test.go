@@ -102,10 +102,10 @@ func faultCases(lane string) []*faultCase {
 	return out
 }
 
-// runConcurrently runs fn over cases, n at a time, and returns each
-// case's errors in order.
-func runConcurrently[C any](cases []C, n int, fn func(C) []string) [][]string {
-	out := make([][]string, len(cases))
+// runConcurrently runs fn over cases, n at a time, and returns the
+// results in order.
+func runConcurrently[C, R any](cases []C, n int, fn func(C) R) []R {
+	out := make([]R, len(cases))
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for i, c := range cases {
