@@ -234,7 +234,8 @@ func deadPort(t *testing.T) int {
 }
 
 // checkReleased checks, once every case has ended, that ferry holds no
-// request in flight for any of them.
+// request in flight for any of them: neither a service's
+// ferry_proxy_requests_in_flight nor an instance's in_flight.
 func (e *faultEnv) checkReleased(t *testing.T) {
 	t.Helper()
 	var last string
@@ -242,13 +243,20 @@ func (e *faultEnv) checkReleased(t *testing.T) {
 		last = ""
 		for _, s := range scrape(t, e.f.AdminURL) {
 			if s.name == "ferry_proxy_requests_in_flight" && s.value != 0 {
-				last += fmt.Sprintf(" %s=%v", s.labels["service"], s.value)
+				last += fmt.Sprintf(" ferry_proxy_requests_in_flight{service=%q}=%v", s.labels["service"], s.value)
+			}
+		}
+		for _, s := range upstreams(t, e.f).Services {
+			for _, i := range s.Instances {
+				if i.InFlight != 0 {
+					last += fmt.Sprintf(" instance %s in_flight=%d", i.ID, i.InFlight)
+				}
 			}
 		}
 		return last == ""
 	})
 	if !ok {
-		t.Errorf("ferry_proxy_requests_in_flight after every case ended: got%s, want 0", last)
+		t.Errorf("in flight after every case ended:%s; want nothing", last)
 	}
 }
 
