@@ -39,7 +39,7 @@ func TestDifferential(t *testing.T) {
 	registerAll(t, agent.Client(), regs)
 	proxies[0].addr = startNginx(t, proxies[0].req.Addr(), proxies[0].rf.Addr())
 	for _, p := range proxies[1:] {
-		f := startQuietFerry(t, agent.HTTPAddr, fmt.Sprintf(diffFerryConfig, p.name == "fast", p.name))
+		f := startQuietFerry(t, agent.HTTPAddr, laneConfig(p.name)+fmt.Sprintf(diffFerryConfig, p.name))
 		p.addr = strings.TrimPrefix(f.URL, "http://")
 		waitFor(t, 15*time.Second, p.name+" routing to both backends", func() bool {
 			return p.fresh("warm0") == "" && p.freshRF("warm1") == ""
@@ -92,27 +92,17 @@ func TestDifferential(t *testing.T) {
 }
 
 const diffFerryConfig = `
-listen = "%%LISTEN%%"
-admin  = "%%ADMIN%%"
-shutdown_timeout = "1s"
-fast_lane = %[1]v
-consul {
-  address = "%%CONSUL%%"
-}
-log {
-  access_log = "off"
-}
 limits {
   read_header_timeout = "2s"
   read_timeout        = "2s"
 }
 route "responses" {
   path_prefix = "/rf"
-  service     = "diff-%[2]s-rf"
+  service     = "diff-%[1]s-rf"
 }
 route "requests" {
   path_prefix = "/"
-  service     = "diff-%[2]s-req"
+  service     = "diff-%[1]s-req"
 }
 `
 

@@ -29,7 +29,7 @@ func TestFaultRequestAuthority(t *testing.T) {
 					Address: "127.0.0.1", Port: b.Port(), Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing}})
 			}
 			registerAll(t, agent.Client(), regs)
-			f := startQuietFerry(t, agent.HTTPAddr, fmt.Sprintf(authorityConfig, lane == "fast", lane))
+			f := startQuietFerry(t, agent.HTTPAddr, laneConfig(lane)+fmt.Sprintf(authorityConfig, lane))
 			addr := strings.TrimPrefix(f.URL, "http://")
 			p := &diffProxy{name: lane, addr: addr, req: other, rf: other}
 			waitFor(t, 15*time.Second, "routing", func() bool { return p.fresh("warm") == "" })
@@ -108,23 +108,13 @@ func TestFaultRequestAuthority(t *testing.T) {
 }
 
 const authorityConfig = `
-listen = "%%LISTEN%%"
-admin  = "%%ADMIN%%"
-shutdown_timeout = "1s"
-fast_lane = %[1]v
-consul {
-  address = "%%CONSUL%%"
-}
-log {
-  access_log = "off"
-}
 route "admin" {
   host        = "admin.example"
   path_prefix = "/"
-  service     = "auth-%[2]s-admin"
+  service     = "auth-%[1]s-admin"
 }
 route "other" {
   path_prefix = "/"
-  service     = "auth-%[2]s-other"
+  service     = "auth-%[1]s-other"
 }
 `

@@ -132,8 +132,7 @@ type faultEnv struct {
 func startFaultEnv(t *testing.T, agent *consultest.Agent, lane string, cases []*faultCase) *faultEnv {
 	t.Helper()
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "listen = \"%%LISTEN%%\"\nadmin = \"%%ADMIN%%\"\nshutdown_timeout = \"1s\"\nfast_lane = %v\n", lane == "fast")
-	cfg.WriteString("consul {\n  address = \"%CONSUL%\"\n}\nlog {\n  access_log = \"off\"\n}\n")
+	cfg.WriteString(laneConfig(lane))
 	var regs []*api.AgentServiceRegistration
 	for _, fc := range cases {
 		seen := &tagSeen{}
