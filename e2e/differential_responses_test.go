@@ -57,7 +57,7 @@ func responseFaultScript(c *rawConn, a *arrival) bool {
 
 // testResponseFaults runs the response cases on every proxy (the proxies in
 // parallel, the cases of one proxy in turn) and compares them.
-func testResponseFaults(t *testing.T, proxies []*diffProxy) []string {
+func testResponseFaults(t *testing.T, proxies []*diffProxy, report *diffReport) {
 	cases := responseFaultCases()
 	got := make([][]diffObs, len(proxies))
 	var wg sync.WaitGroup
@@ -71,14 +71,12 @@ func testResponseFaults(t *testing.T, proxies []*diffProxy) []string {
 		}()
 	}
 	wg.Wait()
-	var report []string
 	for c, rc := range cases {
 		t.Run(rc.name(), func(t *testing.T) {
 			dc := diffCase{name: rc.name(), deliberate: responseDeliberate[rc.fault.name]}
-			report = append(report, compare(t, dc, got[0][c], got[1][c], got[2][c])...)
+			report.add(dc, compare(t, dc, got[0][c], got[1][c], got[2][c], fmt.Sprintf("r%04dz", c)))
 		})
 	}
-	return report
 }
 
 // responseDeliberate lists where ferry answers an upstream fault

@@ -68,10 +68,10 @@ func TestDifferential(t *testing.T) {
 			}
 		}
 	}
-	var report []string
+	var report diffReport
 	for c, dc := range corpus {
 		t.Run(dc.name, func(t *testing.T) {
-			report = append(report, compare(t, dc, got[0][c], got[1][c], got[2][c])...)
+			report.add(dc, compare(t, dc, got[0][c], got[1][c], got[2][c], caseTag(c)))
 			if dc.legal == "" {
 				return
 			}
@@ -86,9 +86,50 @@ func TestDifferential(t *testing.T) {
 			}
 		})
 	}
-	respReport := testResponseFaults(t, proxies)
-	t.Logf("%d request cases, %d response cases; disagreements with nginx (case | nginx | fast | nethttp):\n%s",
-		len(corpus), len(responseFaultCases()), strings.Join(append(report, respReport...), "\n"))
+	testResponseFaults(t, proxies, &report)
+	t.Logf("%d request cases, %d response cases; disagreements with nginx, pipelined cases grouped by mutation\n"+
+		"(case | nginx | fast | nethttp; \"=\": as nginx; {T}: the case's tag):\n%s",
+		len(corpus), len(responseFaultCases()), report.String())
+}
+
+// diffReport gathers the disagreements, a pipelined mutation's cases with
+// the same observations on one line.
+type diffReport struct {
+	keys  []string
+	after map[string][]string // key → the legal requests it came after
+}
+
+func (r *diffReport) add(dc diffCase, row string) {
+	if row == "" {
+		return
+	}
+	name := dc.name
+	if dc.legal != "" {
+		name = "pipelined " + strings.TrimPrefix(dc.mutation, "alone/")
+	}
+	key := name + " | " + row
+	if r.after == nil {
+		r.after = map[string][]string{}
+	}
+	if _, ok := r.after[key]; !ok {
+		r.keys = append(r.keys, key)
+		r.after[key] = []string{}
+	}
+	if dc.legal != "" {
+		r.after[key] = append(r.after[key], strings.TrimPrefix(dc.legal, "alone/"))
+	}
+}
+
+func (r *diffReport) String() string {
+	var b strings.Builder
+	for _, k := range r.keys {
+		name, row, _ := strings.Cut(k, " | ")
+		if after := r.after[k]; len(after) > 0 {
+			name += " after " + strings.Join(after, ", ")
+		}
+		fmt.Fprintf(&b, "%s | %s\n", name, row)
+	}
+	return b.String()
 }
 
 const diffFerryConfig = `
@@ -247,8 +288,8 @@ func (p *diffProxy) freshAt(target, tag string) string {
 
 // compare fails t for every undeliberate disagreement of ferry's lanes with
 // nginx, and for every fresh request without its own answer; it returns
-// the report lines.
-func compare(t *testing.T, dc diffCase, nginx, fast, nethttp diffObs) []string {
+// the disagreement as a report row, tags written {T} ("" if none).
+func compare(t *testing.T, dc diffCase, nginx, fast, nethttp diffObs, tag string) string {
 	for _, o := range []struct {
 		name string
 		obs  diffObs
@@ -259,9 +300,10 @@ func compare(t *testing.T, dc diffCase, nginx, fast, nethttp diffObs) []string {
 	}
 	n := nginx.String()
 	if fast.String() == n && nethttp.String() == n {
-		return nil
+		return ""
 	}
-	line := fmt.Sprintf("%s | %s | %s | %s", dc.name, n, mark(fast, n), mark(nethttp, n))
+	un := nginx.untagged(tag).String()
+	line := fmt.Sprintf("%s | %s | %s", un, mark(fast.untagged(tag), un), mark(nethttp.untagged(tag), un))
 	switch {
 	case dc.deliberate == "":
 		if fast.String() != n {
@@ -275,7 +317,7 @@ func compare(t *testing.T, dc diffCase, nginx, fast, nethttp diffObs) []string {
 	default:
 		line += " | deliberate: " + dc.deliberate
 	}
-	return []string{line}
+	return line
 }
 
 // mark is an observation in the report, "=" where it equals nginx's.

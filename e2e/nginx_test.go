@@ -27,7 +27,7 @@ const nginxConf = `daemon off;
 master_process on;
 worker_processes 1;
 pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log info;
+error_log %[1]s/nginx-error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
