@@ -35,7 +35,7 @@ func (e *faultEnv) run(fc *faultCase) (errs []string) {
 	if err := cl.send(faultRequest(fc, tag)); err != nil {
 		return append(errs, fmt.Sprintf("sending the request: %v", err))
 	}
-	resp, rerr := cl.read(fc.method, 15*time.Second)
+	resp, rerr := cl.read(strings.TrimSuffix(fc.method, "-chunked"), 15*time.Second)
 	if !pollUntil(5*time.Second, func() bool { return allIdle(fc.live) }) {
 		errorf("the backend's script did not finish within 5s")
 	}

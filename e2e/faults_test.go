@@ -74,6 +74,9 @@ func faultCases(lane string) []*faultCase {
 		if methods == nil {
 			methods = []string{"GET", "HEAD", "POST"}
 		}
+		if f.chunkedPost {
+			methods = append(methods[:len(methods):len(methods)], "POST-chunked")
+		}
 		for _, m := range methods {
 			for _, reused := range []bool{false, true} {
 				if reused && f.newOnly {
@@ -278,13 +281,18 @@ func caseID(fc *faultCase, step string) string {
 	return step + strings.TrimPrefix(fc.service, "fm-")
 }
 
-// request is the raw fault request for method: POST carries a body.
+// faultRequest is the raw fault request for the case's method: POST
+// carries an 11-byte body, POST-chunked the same body chunked.
 func faultRequest(fc *faultCase, tag string) string {
 	target := "/" + fc.service + "/fault?tag=" + tag
-	if fc.method == "POST" {
-		body := "hello=world"
+	const body = "hello=world"
+	switch fc.method {
+	case "POST":
 		return "POST " + target + " HTTP/1.1\r\nHost: ferry.test\r\nContent-Type: text/plain\r\nContent-Length: " +
 			strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	case "POST-chunked":
+		return "POST " + target + " HTTP/1.1\r\nHost: ferry.test\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			chunk(body)
 	}
 	return fc.method + " " + target + " HTTP/1.1\r\nHost: ferry.test\r\n\r\n"
 }
