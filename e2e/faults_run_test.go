@@ -27,7 +27,7 @@ func (e *faultEnv) run(fc *faultCase) (errs []string) {
 		if !e.warm(fc, cl, errorf) {
 			return errs
 		}
-		time.Sleep(50 * time.Millisecond) // let the last warm-up's connection go back to the pool
+		time.Sleep(150 * time.Millisecond) // let the last warm-up's connection go back to the pool
 	}
 
 	// The fault request.
