@@ -12,6 +12,11 @@ import (
 // run plays one case of the matrix and returns what went wrong. It runs on
 // its own goroutine: it reports by returning, never through t.
 func (e *faultEnv) run(fc *faultCase) (errs []string) {
+	defer func() { // a panic here would end the whole test binary
+		if r := recover(); r != nil {
+			errs = append(errs, fmt.Sprintf("the case panicked: %v", r))
+		}
+	}()
 	if fc.client != nil {
 		return fc.client.run(e, fc)
 	}
@@ -50,8 +55,8 @@ func (e *faultEnv) run(fc *faultCase) (errs []string) {
 		errorf("got %v ×%d (%s), want one of %v", got, len(execs), describe(resp, rerr), want.outcomes)
 	}
 	// A retry goes to the other instance, except where staleResendOK.
-	stale := want.staleResendOK && execs[0].Reused && !execs[1].Reused
-	if len(execs) == 2 && execs[0].Instance == execs[1].Instance && !stale {
+	if len(execs) == 2 && execs[0].Instance == execs[1].Instance &&
+		!(want.staleResendOK && execs[0].Reused && !execs[1].Reused) {
 		errorf("the retry went to the same instance %s, want the other one", execs[0].Instance)
 	}
 	if fc.reused && len(execs) > 0 && !execs[0].Reused {
@@ -92,8 +97,18 @@ func (e *faultEnv) run(fc *faultCase) (errs []string) {
 		}
 	}
 
-	// The upstream connections: follow-ups on a new client connection
-	// reach both instances; none may land on a poisoned connection.
+	e.checkUpstream(fc, execs, want, errorf)
+	if p := e.released(fc.service); p != "" {
+		errorf("%s", p)
+	}
+	return errs
+}
+
+// checkUpstream sends follow-ups on new client connections, which reach
+// both instances, and checks what became of the upstream connections:
+// none poisoned reused, the clean one back in the pool, the broken one
+// never used again, the hung one closed.
+func (e *faultEnv) checkUpstream(fc *faultCase, execs []arrival, want faultWant, errorf func(string, ...any)) {
 	for i := range 3 {
 		fl, err := dialRaw(e.addr)
 		if err != nil {
@@ -129,10 +144,6 @@ func (e *faultEnv) run(fc *faultCase) (errs []string) {
 			}
 		}
 	}
-	if p := e.released(fc.service); p != "" {
-		errorf("%s", p)
-	}
-	return errs
 }
 
 // warm sends GETs until every live instance has served one, so that the
