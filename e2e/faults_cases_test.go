@@ -19,10 +19,14 @@ type upstreamFault struct {
 	// instances: "two" raw backends (the default), "dead+live" (one port
 	// that refuses connections), "dead+dead".
 	instances string
-	newOnly   bool      // cannot be warmed: no reused variant
-	slow      bool      // the case needs response_timeout = 1s (hang, stall)
-	script    rawScript // what the backend does with the request
-	want      func(method string) faultWant
+	newOnly   bool // cannot be warmed: no reused variant
+	// chunkedPost adds a POST whose body is chunked (streamed, never
+	// replayable; the fast lane hands such uploads to net/http), where the
+	// retry policy is what the fault is about.
+	chunkedPost bool
+	slow        bool      // the case needs response_timeout = 1s (hang, stall)
+	script      rawScript // what the backend does with the request
+	want        func(method string) faultWant
 }
 
 // faultWant is the guarantee for one fault and method.
@@ -61,7 +65,7 @@ func one(o ...outcome) []outcome { return o }
 // failedBeforeHead: the request was written, nothing came back. An
 // idempotent request is retried on the other instance; a POST is not.
 func failedBeforeHead(m string) faultWant {
-	if m == "POST" {
+	if isPost(m) {
 		return faultWant{outcomes: one(ownError(502, 1)), pooled: "any"}
 	}
 	return faultWant{outcomes: one(relayed(200, 2)), pooled: "yes", staleResendOK: true}
@@ -71,10 +75,10 @@ func failedBeforeHead(m string) faultWant {
 // client nothing can be retried: the client sees a cut body and a closed
 // connection (or a 502 if the proxy had not sent the head yet).
 func brokenAfterHead(m string) faultWant {
-	switch m {
-	case "HEAD": // the head is the whole answer
+	switch {
+	case m == "HEAD": // the head is the whole answer
 		return faultWant{outcomes: one(relayed(200, 1)), pooled: "any"}
-	case "POST":
+	case isPost(m):
 		return faultWant{outcomes: one(cut(1), ownError(502, 1)), pooled: "no"}
 	}
 	return faultWant{outcomes: one(cut(1), ownError(502, 1), relayed(200, 2)), pooled: "no"}
@@ -83,11 +87,14 @@ func brokenAfterHead(m string) faultWant {
 // malformed: a response no careful proxy may relay as it is. It answers
 // 502, or retries an idempotent request on the other instance.
 func malformed(m string) faultWant {
-	if m == "POST" {
+	if isPost(m) {
 		return faultWant{outcomes: one(ownError(502, 1)), pooled: "no"}
 	}
 	return faultWant{outcomes: one(ownError(502, 1), relayed(200, 2)), pooled: "no"}
 }
+
+// isPost: POST, or POST-chunked (the same request with a chunked body).
+func isPost(m string) bool { return strings.HasPrefix(m, "POST") }
 
 func relayedOnce(status int, pooled string) func(string) faultWant {
 	return func(string) faultWant { return faultWant{outcomes: one(relayed(status, 1)), pooled: pooled} }
@@ -114,11 +121,11 @@ func bodyFor(a *arrival) string {
 var upstreamFaults = []upstreamFault{
 	{name: "refuse-all", instances: "dead+dead", newOnly: true,
 		want: func(string) faultWant { return faultWant{outcomes: one(ownError(502, 0)), pooled: "any"} }},
-	{name: "refuse-one", instances: "dead+live",
+	{name: "refuse-one", instances: "dead+live", chunkedPost: true,
 		want: relayedOnce(200, "yes")},
-	{name: "reset-before-head", script: func(c *rawConn, a *arrival) bool { return c.reset() },
+	{name: "reset-before-head", chunkedPost: true, script: func(c *rawConn, a *arrival) bool { return c.reset() },
 		want: failedBeforeHead},
-	{name: "close-without-answer", script: func(c *rawConn, a *arrival) bool { return c.close() },
+	{name: "close-without-answer", chunkedPost: true, script: func(c *rawConn, a *arrival) bool { return c.close() },
 		want: failedBeforeHead},
 	{name: "reset-after-head", script: func(c *rawConn, a *arrival) bool {
 		c.write(head200(a, ""))
@@ -130,11 +137,11 @@ var upstreamFaults = []upstreamFault{
 		c.sleep(100 * time.Millisecond)
 		return c.reset()
 	}, want: brokenAfterHead},
-	{name: "hang-before-head", slow: true, script: func(c *rawConn, a *arrival) bool {
+	{name: "hang-before-head", slow: true, chunkedPost: true, script: func(c *rawConn, a *arrival) bool {
 		return true // no answer: read on, until the proxy gives up and closes
 	}, want: func(m string) faultWant {
 		w := faultWant{outcomes: one(ownError(504, 1)), pooled: "any", hungClosed: true}
-		if m != "POST" { // a timeout after the request was written: retried like any failure
+		if !isPost(m) { // a timeout after the request was written: retried like any failure
 			w.outcomes = one(relayed(200, 2), ownError(504, 1))
 		}
 		return w

@@ -74,6 +74,9 @@ func faultCases(lane string) []*faultCase {
 		if methods == nil {
 			methods = []string{"GET", "HEAD", "POST"}
 		}
+		if f.chunkedPost {
+			methods = append(methods[:len(methods):len(methods)], "POST-chunked")
+		}
 		for _, m := range methods {
 			for _, reused := range []bool{false, true} {
 				if reused && f.newOnly {
@@ -102,10 +105,10 @@ func faultCases(lane string) []*faultCase {
 	return out
 }
 
-// runConcurrently runs fn over cases, n at a time, and returns each
-// case's errors in order.
-func runConcurrently[C any](cases []C, n int, fn func(C) []string) [][]string {
-	out := make([][]string, len(cases))
+// runConcurrently runs fn over cases, n at a time, and returns the
+// results in order.
+func runConcurrently[C, R any](cases []C, n int, fn func(C) R) []R {
+	out := make([]R, len(cases))
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for i, c := range cases {
@@ -132,8 +135,7 @@ type faultEnv struct {
 func startFaultEnv(t *testing.T, agent *consultest.Agent, lane string, cases []*faultCase) *faultEnv {
 	t.Helper()
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "listen = \"%%LISTEN%%\"\nadmin = \"%%ADMIN%%\"\nshutdown_timeout = \"1s\"\nfast_lane = %v\n", lane == "fast")
-	cfg.WriteString("consul {\n  address = \"%CONSUL%\"\n}\nlog {\n  access_log = \"off\"\n}\n")
+	cfg.WriteString(laneConfig(lane))
 	var regs []*api.AgentServiceRegistration
 	for _, fc := range cases {
 		seen := &tagSeen{}
@@ -234,7 +236,8 @@ func deadPort(t *testing.T) int {
 }
 
 // checkReleased checks, once every case has ended, that ferry holds no
-// request in flight for any of them.
+// request in flight for any of them: neither a service's
+// ferry_proxy_requests_in_flight nor an instance's in_flight.
 func (e *faultEnv) checkReleased(t *testing.T) {
 	t.Helper()
 	var last string
@@ -242,13 +245,20 @@ func (e *faultEnv) checkReleased(t *testing.T) {
 		last = ""
 		for _, s := range scrape(t, e.f.AdminURL) {
 			if s.name == "ferry_proxy_requests_in_flight" && s.value != 0 {
-				last += fmt.Sprintf(" %s=%v", s.labels["service"], s.value)
+				last += fmt.Sprintf(" ferry_proxy_requests_in_flight{service=%q}=%v", s.labels["service"], s.value)
+			}
+		}
+		for _, s := range upstreams(t, e.f).Services {
+			for _, i := range s.Instances {
+				if i.InFlight != 0 {
+					last += fmt.Sprintf(" instance %s in_flight=%d", i.ID, i.InFlight)
+				}
 			}
 		}
 		return last == ""
 	})
 	if !ok {
-		t.Errorf("ferry_proxy_requests_in_flight after every case ended: got%s, want 0", last)
+		t.Errorf("in flight after every case ended:%s; want nothing", last)
 	}
 }
 
@@ -271,13 +281,18 @@ func caseID(fc *faultCase, step string) string {
 	return step + strings.TrimPrefix(fc.service, "fm-")
 }
 
-// request is the raw fault request for method: POST carries a body.
+// faultRequest is the raw fault request for the case's method: POST
+// carries an 11-byte body, POST-chunked the same body chunked.
 func faultRequest(fc *faultCase, tag string) string {
 	target := "/" + fc.service + "/fault?tag=" + tag
-	if fc.method == "POST" {
-		body := "hello=world"
+	const body = "hello=world"
+	switch fc.method {
+	case "POST":
 		return "POST " + target + " HTTP/1.1\r\nHost: ferry.test\r\nContent-Type: text/plain\r\nContent-Length: " +
 			strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	case "POST-chunked":
+		return "POST " + target + " HTTP/1.1\r\nHost: ferry.test\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			chunk(body)
 	}
 	return fc.method + " " + target + " HTTP/1.1\r\nHost: ferry.test\r\n\r\n"
 }

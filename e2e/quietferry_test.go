@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,24 @@ import (
 
 	"github.com/ferry-proxy/ferry/internal/consultest"
 )
+
+// laneConfig is the top of a configuration for a ferry serving through
+// lane: "fast" (the fast lane) or "nethttp" (fast_lane = false). It has no
+// access log: the suites that use it send hundreds of requests.
+func laneConfig(lane string) string {
+	return fmt.Sprintf(`
+listen = "%%LISTEN%%"
+admin  = "%%ADMIN%%"
+shutdown_timeout = "1s"
+fast_lane = %v
+consul {
+  address = "%%CONSUL%%"
+}
+log {
+  access_log = "off"
+}
+`, lane == "fast")
+}
 
 // startQuietFerry is startFerry for suites that drive hundreds of cases
 // through one ferry: it logs at warn level, and on failure shows only the

@@ -62,7 +62,7 @@ type arrival struct {
 	Header                [][2]string
 	Body                  []byte
 	Raw                   []byte // the head as received
-	Tag                   string // the query's tag= value
+	Tag                   string // see tagOf
 	First                 bool   // no earlier request with this tag reached this backend's group
 }
 
@@ -289,7 +289,7 @@ func readRawRequest(br *bufio.Reader) (*arrival, error) {
 		return nil, errBadRequest
 	}
 	a.Method, a.Target, a.Proto = parts[0], parts[1], parts[2]
-	a.Tag = queryValue(a.Target, "tag")
+	a.Tag = tagOf(a.Target)
 	length, chunked := int64(-1), false
 	for _, l := range lines[1:] {
 		k, v, ok := strings.Cut(l, ":")
@@ -358,6 +358,19 @@ func readChunked(br *bufio.Reader) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// tagOf names the request a test sent: the query's tag= value, or else
+// the path segment after "/t/" (for requests whose query is under test).
+func tagOf(target string) string {
+	if v := queryValue(target, "tag"); v != "" {
+		return v
+	}
+	if _, rest, ok := strings.Cut(target, "/t/"); ok {
+		tag, _, _ := strings.Cut(rest, "/")
+		return tag
+	}
+	return ""
 }
 
 // queryValue returns the raw value of key in target's query.
