@@ -89,6 +89,18 @@ var (
 		"Attempts that were retries on another instance.")
 	mRetriesDenied = def("proxy", "retries_denied_total", "counter", "service",
 		"Retries the service's retry budget refused (retries in flight are capped at 20% of requests in flight, at least 3): the client got the failed attempt's error.")
+	mQueued = def("proxy", "requests_queued", "gauge", "service",
+		"Requests of the service waiting for a max_requests slot now.")
+	mQueuedTotal = def("proxy", "queued_requests_total", "counter", "service",
+		"Requests that waited for a max_requests slot.")
+	mQueueWait = def("proxy", "queue_wait_seconds_total", "counter", "service",
+		"Total time requests waited for a max_requests slot.")
+	mQueueTimeouts = def("proxy", "queue_timeouts_total", "counter", "service",
+		"Queued requests answered 503 after queue_timeout.")
+	mQueueOverflows = def("proxy", "queue_overflows_total", "counter", "service",
+		"Requests answered 503 at once: max_requests reached and the queue full.")
+	mAcceptErrors = def("proxy", "accept_errors_total", "counter", "",
+		"Failed accepts (out of file descriptors) that were backed off.")
 	mInstances = def("upstream", "instances", "gauge", "service",
 		"Instances ferry routes the service to: those Consul's view and the service's health policy make routable.")
 	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
@@ -126,6 +138,7 @@ var (
 // allMetrics lists the definitions, for help texts and the README test.
 var allMetrics = []metricDef{
 	mRequests, mUnrouted, mHandoffs, mDuration, mAttemptDuration, mBytes, mInFlight, mAttempts, mRetries, mRetriesDenied,
+	mQueued, mQueuedTotal, mQueueWait, mQueueTimeouts, mQueueOverflows, mAcceptErrors,
 	mInstances, mHealthy, mEjected, mDrained, mCheckFailing,
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
@@ -294,6 +307,7 @@ func (am *appMetrics) publish() {
 			am.counter(mUnrouted, hs.Unrouted(i), metrics.Label{Name: "reason", Value: reason})
 		}
 		am.counter(mHandoffs, hs.Handoffs())
+		am.counter(mAcceptErrors, hs.AcceptErrors())
 	}
 
 	for _, svc := range t.Services() {
@@ -303,7 +317,12 @@ func (am *appMetrics) publish() {
 			am.counter(mAttempts, ss.Attempts(), l)
 			am.counter(mRetries, ss.Retries(), l)
 			am.counter(mEjections, ss.Ejections(), l)
+			am.counter(mQueuedTotal, ss.Queued(), l)
+			am.counterScaled(mQueueWait, uint64(ss.QueueWait()), 1e-9, l)
+			am.counter(mQueueTimeouts, ss.QueueTimeouts(), l)
+			am.counter(mQueueOverflows, ss.QueueOverflows(), l)
 		}
+		am.gauge(mQueued, float32(svc.Queued()), l)
 		am.counter(mRetriesDenied, svc.RetriesDenied(), l)
 		am.counter(mCheckFailures, am.eventTotal(am.ckFailure, name), l)
 		am.gauge(mInFlight, float32(svc.InFlight()), l)
@@ -382,6 +401,12 @@ func (am *appMetrics) publish() {
 // counter adds to d's series the growth of total since the last pass (all
 // of it when total went down: a new counter behind the same labels).
 func (am *appMetrics) counter(d metricDef, total uint64, labels ...metrics.Label) {
+	am.counterScaled(d, total, 1, labels...)
+}
+
+// counterScaled is counter for a total kept in other units: the growth is
+// multiplied by scale (1e-9 for nanoseconds to seconds).
+func (am *appMetrics) counterScaled(d metricDef, total uint64, scale float64, labels ...metrics.Label) {
 	key := seriesKey(d, labels)
 	p := am.last[key]
 	if p == nil {
@@ -394,7 +419,7 @@ func (am *appMetrics) counter(d metricDef, total uint64, labels ...metrics.Label
 	}
 	p.total, p.pass = total, am.pass
 	// A zero delta still refreshes the series, so that it does not expire.
-	am.m.IncrCounterWithLabels(d.key, float32(delta), labels)
+	am.m.IncrCounterWithLabels(d.key, float32(float64(delta)*scale), labels)
 }
 
 func (am *appMetrics) gauge(d metricDef, v float32, labels ...metrics.Label) {
