@@ -27,7 +27,8 @@ func TestConsulNativeErrors(t *testing.T) {
 
 func TestConsulNativeValues(t *testing.T) {
 	cfg := parse(t, "consul {\n  max_watch_connections = 8\n  snapshot_file = \"s.json\"\n}\n"+
-		"service \"a\" {\n  health = \"warning\"\n  panic_threshold = 0\n  failover {\n    datacenters = [\"dc2\"]\n  }\n}\n")
+		"service \"a\" {\n  health = \"warning\"\n  panic_threshold = 0\n  failover {\n    datacenters = [\"dc2\"]\n  }\n}\n"+
+		"route \"r\" {\n  path_prefix = \"/\"\n  service = \"a\"\n}\n")
 	if cfg.Consul.MaxWatchConnections != 8 || cfg.Consul.SnapshotFile != "s.json" || !cfg.Consul.SnapshotReady {
 		t.Errorf("consul: got %+v", cfg.Consul)
 	}
