@@ -181,8 +181,9 @@ limits {
   max_header_count    = 20
 }
 service "slow" {
-  max_requests = 1
-  retries      = 0
+  max_requests         = 1
+  max_pending_requests = 0 # no queue: the refusal at max_requests is what is tested here
+  retries              = 0
 }
 route "users" {
   path_prefix = "/api/user"
