@@ -394,7 +394,7 @@ func TestStatusPageConsulStates(t *testing.T) {
 	}
 	answers := map[string]string{
 		"/v1/routes": `{"routes":[{"name":"users","host":"","path_prefix":"/api/user","service":"user","strip_prefix":false}]}`,
-		"/v1/upstreams": `{"services":[{"name":"user","balance":"round_robin","known":true,"stale":false,"index":9,"datacenter":"dc1",` +
+		"/v1/upstreams": `{"services":[{"name":"user","balance":"round_robin","known":true,"stale":false,"index":9,"datacenter":"dc1","failed_over":false,"panic":true,"from_snapshot":false,"health_policy":"warning",` +
 			`"last_contact":null,"last_contact_age_seconds":1,"error":"","in_flight":0,"active_checks":false,"healthy":2,"instances":[` +
 			inst("u-pass", "passing", true) + "," + inst("u-warn", "warning", true) + "," +
 			inst("u-crit", "critical", false) + "," + inst("u-maint", "maintenance", false) + `]}]}`,
@@ -422,11 +422,14 @@ func TestStatusPageConsulStates(t *testing.T) {
 		`class="instance healthy" data-instance="u-pass"`, `class="instance healthy" data-instance="u-warn"`, "Consul: warning (routed)",
 		`class="instance critical" data-instance="u-crit"`, "Consul: critical (not routed)",
 		`class="instance maintenance" data-instance="u-maint"`, "Consul: maintenance (not routed)",
-		`class="service degraded"`,
+		`class="service degraded"`, "panic mode", "routes Consul warning",
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)
 		}
+	}
+	if n := strings.Count(dom, `data-action="drain"`); n != 2 {
+		t.Errorf("got %d drain buttons, want 2 (routable instances only)", n)
 	}
 	checkPageClean(t, dom, logs)
 }
