@@ -7,7 +7,9 @@ import "bytes"
 // (see guard.go). It keeps a few bytes of the current line, never the
 // message. It is not safe for concurrent use.
 type tracker struct {
-	maxHeaders int // 0: no cap
+	maxHeaders   int // 0: no cap
+	maxHeadBytes int // 0: no cap
+	headBytes    int // of the current head so far
 
 	state     uint8
 	line      [lineKeep]byte // the start of the current line
@@ -136,18 +138,27 @@ func (t *tracker) inBody() bool { return t.state >= stBody && t.state <= stTrail
 // line it cannot judge, the tracker stops and every later head of the
 // connection is refused with refuseUnjudged (see guardConn.verdict): one
 // request can never switch the checks off for the next.
-func (t *tracker) scan(p []byte) (seq int64, reason uint8) {
+func (t *tracker) scan(p []byte) (n int, seq int64, reason uint8) {
+	buf, w := p, 0 // kept bytes are compacted into buf[:w]
+	keep := func(k int) {
+		if w != len(buf)-len(p) {
+			copy(buf[w:], p[:k])
+		}
+		w += k
+		p = p[k:]
+	}
 	for len(p) > 0 {
 		switch t.state {
 		case stOff:
-			return 0, refuseNone
+			keep(len(p))
+			return w, 0, refuseNone
 		case stBody, stChunkData:
 			n := int64(len(p))
 			if n > t.remaining {
 				n = t.remaining
 			}
 			t.remaining -= n
-			p = p[n:]
+			keep(int(n))
 			if t.remaining == 0 {
 				if t.state == stBody {
 					t.state = stHead
@@ -158,7 +169,7 @@ func (t *tracker) scan(p []byte) (seq int64, reason uint8) {
 		case stChunkEnd:
 			// Exactly CRLF after chunk data, as net/http requires.
 			c := p[0]
-			p = p[1:]
+			keep(1)
 			switch {
 			case c == '\r' && !t.crSeen:
 				t.crSeen = true
@@ -167,26 +178,36 @@ func (t *tracker) scan(p []byte) (seq int64, reason uint8) {
 				t.state = stChunkSize
 			default:
 				t.state = stOff
-				return t.seq, refuseUnjudged
+				keep(len(p))
+				return w, t.seq, refuseUnjudged
 			}
 		default: // line-oriented states
+			if t.state == stHead && !t.seqLineDone && t.lineLen == 0 && (p[0] == '\r' || p[0] == '\n') {
+				p = p[1:] // an empty line before a request line: dropped
+				continue
+			}
 			i := bytes.IndexByte(p, '\n')
 			chunk := p
 			if i >= 0 {
 				chunk = p[:i]
 			}
 			t.addToLine(chunk)
-			if i < 0 {
-				return 0, refuseNone
+			if t.state == stHead {
+				t.headBytes += len(chunk) + 1
 			}
-			p = p[i+1:]
+			if i < 0 {
+				keep(len(p))
+				return w, 0, refuseNone
+			}
+			keep(i + 1)
 			if r := t.endLine(); r != refuseNone {
 				t.state = stOff
-				return t.seq, r
+				keep(len(p))
+				return w, t.seq, r
 			}
 		}
 	}
-	return 0, refuseNone
+	return w, 0, refuseNone
 }
 
 // addToLine records part of the current line.
@@ -397,6 +418,8 @@ func (t *tracker) endHead() uint8 {
 		reason = refuseUnjudged
 	case t.emptyHost:
 		reason = refuseEmptyHost
+	case t.maxHeadBytes > 0 && t.headBytes > t.maxHeadBytes:
+		reason = refuseHeadTooLarge
 	case t.teCount > 0 && !(t.teCount == 1 && t.teChunked):
 		reason = refuseBadCoding // net/http answers 501 for it
 	}
@@ -412,7 +435,7 @@ func (t *tracker) endHead() uint8 {
 	}
 	t.lines, t.clCount, t.cl, t.teCount, t.teChunked = 0, 0, 0, 0, false
 	t.http10, t.fold, t.underscore, t.fragment, t.unsure = false, false, false, false, false
-	t.seqLineDone, t.tail, t.blank, t.emptyHost = false, 0, false, false
+	t.seqLineDone, t.tail, t.blank, t.emptyHost, t.headBytes = false, 0, false, false, 0
 	return reason
 }
 

@@ -43,14 +43,16 @@ func TestTracker(t *testing.T) {
 		{"Content-Length not a number", "POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\nabcde" + smuggled, 1, refuseUnjudged},
 		{"empty Host", "GET / HTTP/1.1\r\nHost:   \r\n\r\n", 1, refuseEmptyHost},
 		{"HTTP/1.0 without Host is fine", "GET / HTTP/1.0\r\n\r\n", 0, refuseNone},
+		{"head over max_header_bytes", "GET / HTTP/1.1\r\nX-A: " + strings.Repeat("a", 300) + "\r\n\r\n", 1, refuseHeadTooLarge},
+		{"empty lines before request lines are fine", "\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET / HTTP/1.1\r\nX_A: 1\r\n\r\n", 2, refuseUnderscore},
 		{"gzip coding", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n" + smuggled, 1, refuseBadCoding},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for split := 0; split <= len(tc.in); split++ { // every way to cut it in two reads
-				tr := tracker{maxHeaders: 2}
-				seq, reason := tr.scan([]byte(tc.in[:split]))
+				tr := tracker{maxHeaders: 2, maxHeadBytes: 256}
+				_, seq, reason := tr.scan([]byte(tc.in[:split]))
 				if reason == refuseNone {
-					seq, reason = tr.scan([]byte(tc.in[split:]))
+					_, seq, reason = tr.scan([]byte(tc.in[split:]))
 				}
 				if seq != tc.seq || reason != tc.reason {
 					t.Fatalf("split at %d: got head %d reason %d, want head %d reason %d", split, seq, reason, tc.seq, tc.reason)
@@ -66,16 +68,24 @@ func FuzzTracker(f *testing.F) {
 	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), uint(10))
 	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nX_A: 1\r\n\r\n"), uint(7))
 	f.Fuzz(func(t *testing.T, in []byte, cut uint) {
-		whole := tracker{maxHeaders: 5}
-		seq1, r1 := whole.scan(in)
+		whole := tracker{maxHeaders: 5, maxHeadBytes: 200}
+		w := append([]byte(nil), in...)
+		n1, seq1, r1 := whole.scan(w)
 		split := int(cut % uint(len(in)+1))
-		parts := tracker{maxHeaders: 5}
-		seq2, r2 := parts.scan(in[:split])
+		parts := tracker{maxHeaders: 5, maxHeadBytes: 200}
+		a, b := append([]byte(nil), in[:split]...), append([]byte(nil), in[split:]...)
+		na, seq2, r2 := parts.scan(a)
+		nb := 0
 		if r2 == refuseNone {
-			seq2, r2 = parts.scan(in[split:])
+			nb, seq2, r2 = parts.scan(b)
 		}
 		if seq1 != seq2 || r1 != r2 {
 			t.Fatalf("whole: head %d reason %d; split at %d: head %d reason %d", seq1, r1, split, seq2, r2)
+		}
+		// What is passed on (empty lines before a request line dropped)
+		// does not depend on the cut either.
+		if r1 == refuseNone && string(w[:n1]) != string(a[:na])+string(b[:nb]) {
+			t.Fatalf("split at %d: passed on %q, whole: %q", split, string(a[:na])+string(b[:nb]), w[:n1])
 		}
 	})
 }
@@ -88,6 +98,22 @@ func TestVerdictAfterRefusal(t *testing.T) {
 	for i, want := range []uint8{refuseNone, refuseUnderscore, refuseUnjudged, refuseUnjudged} {
 		if got := c.verdict(); got != want {
 			t.Errorf("head %d: got reason %d, want %d", i+1, got, want)
+		}
+	}
+}
+
+// TestEmptyLinesDropped: the guard passes a request on without the empty
+// lines before it (RFC 9112 §2.2), whatever the reads.
+func TestEmptyLinesDropped(t *testing.T) {
+	in := "\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\n\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+	want := "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+	for split := 0; split <= len(in); split++ {
+		tr := tracker{}
+		a, b := []byte(in[:split]), []byte(in[split:])
+		na, _, _ := tr.scan(a)
+		nb, _, _ := tr.scan(b)
+		if got := string(a[:na]) + string(b[:nb]); got != want {
+			t.Fatalf("split at %d: got %q", split, got)
 		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 type GuardOptions struct {
 	MaxConnections   int           // accepted connections open at once; more wait in the kernel's backlog
 	MaxHeaderCount   int           // header fields per request head; more are answered 431
+	MaxHeaderBytes   int           // bytes per request head; more are answered 431 (NewServer sets it)
 	ReadTimeout      time.Duration // longest pause while a request body is read
 	WriteIdleTimeout time.Duration // longest a write to the client may block
 }
@@ -91,7 +92,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &guardConn{Conn: c, l: l, readTimeout: l.g.opts.ReadTimeout,
-		writeIdle: l.g.opts.WriteIdleTimeout, t: tracker{maxHeaders: l.g.opts.MaxHeaderCount}}, nil
+		writeIdle: l.g.opts.WriteIdleTimeout, t: tracker{maxHeaders: l.g.opts.MaxHeaderCount, maxHeadBytes: l.g.opts.MaxHeaderBytes}}, nil
 }
 
 func (l *guardListener) release() {
@@ -118,6 +119,7 @@ const (
 	refuseUnjudged  // a framing line the guard cannot judge, or anything after it
 	refuseBadCoding // a transfer coding other than one "chunked"
 	refuseEmptyHost // "Host:" with an empty value (nginx refuses it too)
+	refuseHeadTooLarge
 )
 
 // guardConn is one accepted connection. Read and the deadline setters may
@@ -151,7 +153,7 @@ type guardConn struct {
 // from there on.
 func (c *guardConn) handOver(buffered []byte) {
 	c.prefix = append([]byte(nil), buffered...)
-	c.t = tracker{maxHeaders: c.t.maxHeaders}
+	c.t = tracker{maxHeaders: c.t.maxHeaders, maxHeadBytes: c.t.maxHeadBytes}
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -160,7 +162,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		n := copy(p, c.prefix)
 		c.prefix = c.prefix[n:]
 		if tracking {
-			c.track(p[:n])
+			n = c.track(p[:n])
 		}
 		return n, nil
 	}
@@ -169,13 +171,17 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if tracking && n > 0 {
-		c.track(p[:n])
+		n = c.track(p[:n])
 	}
 	return n, err
 }
 
-func (c *guardConn) track(p []byte) {
-	if seq, reason := c.t.scan(p); reason != refuseNone {
+// track judges p and returns its length after the empty lines before a
+// request line were dropped (RFC 9112 §2.2: a server SHOULD ignore them, as
+// nginx does; net/http would refuse the request).
+func (c *guardConn) track(p []byte) int {
+	n, seq, reason := c.t.scan(p)
+	if reason != refuseNone {
 		c.badReason.Store(uint32(reason))
 		// seq is the refused head, or the request whose body could not
 		// be judged (its own verdict may already have been given; the
@@ -185,6 +191,7 @@ func (c *guardConn) track(p []byte) {
 	if c.armed && !c.t.inBody() {
 		c.disarm()
 	}
+	return n
 }
 
 // arm sets the body read deadline: the sooner of net/http's own and now +

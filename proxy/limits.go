@@ -41,6 +41,7 @@ var refusals = [...]refusal{
 	refuseUnjudged:       {http.StatusBadRequest, "ferry: bad request: framing that cannot be judged"},
 	refuseBadCoding:      {http.StatusNotImplemented, "ferry: unsupported transfer coding"},
 	refuseEmptyHost:      {http.StatusBadRequest, "ferry: bad request: empty Host"},
+	refuseHeadTooLarge:   {http.StatusRequestHeaderFieldsTooLarge, "ferry: request head too large"},
 }
 
 var (

@@ -62,6 +62,12 @@ const maxIdleWorkers = 256
 // takes ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes from it too).
 // NewServer sets fallback's Handler to h and its ConnContext.
 func NewServer(h *Handler, fallback *http.Server, opts GuardOptions) *Server {
+	if opts.MaxHeaderBytes == 0 {
+		opts.MaxHeaderBytes = fallback.MaxHeaderBytes
+		if opts.MaxHeaderBytes <= 0 {
+			opts.MaxHeaderBytes = http.DefaultMaxHeaderBytes
+		}
+	}
 	g := NewGuard(opts)
 	fallback.Handler = h
 	fallback.ConnContext = g.ConnContext
