@@ -40,7 +40,7 @@ func TestFaultMatrix(t *testing.T) {
 				t.Skip("no case matches FERRY_FAULTS")
 			}
 			env := startFaultEnv(t, agent, lane, cases)
-			results := runConcurrently(cases, 12, func(fc *faultCase) []string { return env.run(fc) })
+			results := runConcurrently(cases, 16, func(fc *faultCase) []string { return env.run(fc) })
 			for i, fc := range cases {
 				t.Run(strings.TrimPrefix(fc.name, lane+"/"), func(t *testing.T) {
 					for _, e := range results[i] {
