@@ -16,9 +16,11 @@ import (
 )
 
 // TestFaultMatrix is the failure-path matrix: every upstream fault of
-// faults_cases_test.go × method (GET, HEAD, POST with a body) × upstream
-// connection (new, or reused: warmed by earlier requests) × front-end (the
-// fast lane, and the net/http lane with fast_lane = false). Each case has a
+// faults_cases_test.go × method (GET, HEAD, POST with a body; POST with a
+// chunked body where the retry policy is the point) × upstream connection
+// (new, or reused: warmed by earlier requests) × front-end (the fast lane,
+// and the net/http lane with fast_lane = false), and the client faults of
+// faults_client_test.go on both front-ends. Each case has a
 // service of its own (two raw instances, so a retry has somewhere to go and
 // pools do not mix), drives the real ferry binary with raw bytes, and
 // checks what SPEC §11 guarantees: how many times the backends executed
