@@ -111,9 +111,7 @@ func (p *diffProxy) playResponse(rc responseFaultCase, tag string) diffObs {
 		}
 	}
 	if o.conn == "" {
-		if o.conn = cl.after(250 * time.Millisecond); o.conn == "quiet" {
-			o.conn = "kept"
-		}
+		o.conn = afterState(cl.after(250 * time.Millisecond))
 	}
 	cl.Close()
 	pollUntil(2*time.Second, func() bool { return p.rf.Idle() })

@@ -194,9 +194,7 @@ func (p *diffProxy) play(c diffCase, tag string) diffObs {
 		}
 	}
 	if o.conn == "" {
-		if o.conn = cl.after(250 * time.Millisecond); o.conn == "quiet" {
-			o.conn = "kept"
-		}
+		o.conn = afterState(cl.after(250 * time.Millisecond))
 	}
 	cl.Close()
 	o.resp = strings.Join(classes, " ")
@@ -209,6 +207,22 @@ func (p *diffProxy) play(c diffCase, tag string) diffObs {
 	}
 	o.fresh = p.fresh(tag + "-f")
 	return o
+}
+
+// afterState names what followed the last answer: "kept" (nothing, the
+// connection open), "closed", "extra-answer-4xx" (an answer to no request
+// the client counted: the proxy read some bytes as a request of their
+// own), or "extra-bytes".
+func afterState(after string) string {
+	switch {
+	case after == "quiet":
+		return "kept"
+	case after == "closed":
+		return after
+	case strings.HasPrefix(after, `bytes "HTTP/1.`) && len(after) >= len(`bytes "HTTP/1.1 4`):
+		return "extra-answer-" + after[len(`bytes "HTTP/1.1 `):][:1] + "xx"
+	}
+	return "extra-bytes"
 }
 
 // caseTag names case c's requests: six bytes, none a prefix of another.

@@ -97,6 +97,14 @@ func (e *faultEnv) leaveEarly(fc *faultCase, raw, want string) (errs []string) {
 	if p := e.released(fc.service); p != "" {
 		errs = append(errs, p)
 	}
+	fl, err := dialRaw(e.addr)
+	if err != nil {
+		return append(errs, err.Error())
+	}
+	defer fl.Close()
+	if p := e.ownAnswer(fl, fc, "fgone"); p != "" {
+		errs = append(errs, "a new request after the client left: "+p)
+	}
 	return errs
 }
 

@@ -16,9 +16,11 @@ import (
 )
 
 // TestFaultMatrix is the failure-path matrix: every upstream fault of
-// faults_cases_test.go × method (GET, HEAD, POST with a body) × upstream
-// connection (new, or reused: warmed by earlier requests) × front-end (the
-// fast lane, and the net/http lane with fast_lane = false). Each case has a
+// faults_cases_test.go × method (GET, HEAD, POST with a body; POST with a
+// chunked body where the retry policy is the point) × upstream connection
+// (new, or reused: warmed by earlier requests) × front-end (the fast lane,
+// and the net/http lane with fast_lane = false), and the client faults of
+// faults_client_test.go on both front-ends. Each case has a
 // service of its own (two raw instances, so a retry has somewhere to go and
 // pools do not mix), drives the real ferry binary with raw bytes, and
 // checks what SPEC §11 guarantees: how many times the backends executed
@@ -40,7 +42,7 @@ func TestFaultMatrix(t *testing.T) {
 				t.Skip("no case matches FERRY_FAULTS")
 			}
 			env := startFaultEnv(t, agent, lane, cases)
-			results := runConcurrently(cases, 12, func(fc *faultCase) []string { return env.run(fc) })
+			results := runConcurrently(cases, 16, func(fc *faultCase) []string { return env.run(fc) })
 			for i, fc := range cases {
 				t.Run(strings.TrimPrefix(fc.name, lane+"/"), func(t *testing.T) {
 					for _, e := range results[i] {
