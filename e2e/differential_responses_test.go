@@ -86,6 +86,7 @@ var responseDeliberate = map[string]string{
 	"two-content-lengths": "RFC 9112 §6.3 (5): a proxy MUST discard such a response and answer 502; nginx 1.22 takes the last value and waits for a byte that never comes",
 	"103-then-final":      "RFC 9110 §15.2: a proxy forwards 1xx answers and then the final one; nginx 1.22 takes the 103 for the final answer and never answers",
 	"100-then-final":      "RFC 9110 §15.2: a proxy forwards 1xx answers and then the final one; nginx 1.22 takes the 100 for the final answer and never answers",
+	"bad-chunk-size":      "RFC 9110 §15.6.3: a gateway that received an invalid response answers 502; ferry holds the head until the body starts, so nothing had reached the client and it answers 502 on a connection that stays usable; nginx had sent the head and closes",
 }
 
 // playResponse requests one fault and observes: how many times the backend
