@@ -30,7 +30,6 @@ type tracker struct {
 	underscore bool
 	fragment   bool
 	unsure     bool // a framing value it cannot judge: refused, and so is what follows
-	blank      bool // an empty line came before this head's request line
 	emptyHost  bool // a Host field with an empty value
 
 	seqLineDone bool // the current head's request line is complete
@@ -325,16 +324,8 @@ func (t *tracker) endLine() uint8 {
 	switch t.state {
 	case stHead:
 		if !t.seqLineDone {
-			if empty {
-				// net/http skips one empty line before a request line
-				// (RFC 9112 §2.2) and rejects a second.
-				if t.blank {
-					t.state = stOff
-					return refuseUnjudged
-				}
-				t.blank = true
-				return refuseNone
-			}
+			// (Empty lines before a request line never get here: scan
+			// drops them.)
 			t.seqLineDone = true
 			t.http10 = t.tail == http10Tail
 			return refuseNone
@@ -435,7 +426,7 @@ func (t *tracker) endHead() uint8 {
 	}
 	t.lines, t.clCount, t.cl, t.teCount, t.teChunked = 0, 0, 0, 0, false
 	t.http10, t.fold, t.underscore, t.fragment, t.unsure = false, false, false, false, false
-	t.seqLineDone, t.tail, t.blank, t.emptyHost, t.headBytes = false, 0, false, false, 0
+	t.seqLineDone, t.tail, t.emptyHost, t.headBytes = false, 0, false, 0
 	return reason
 }
 
