@@ -132,6 +132,7 @@ func TestComposeTopology(t *testing.T) {
 		f.convergence = append(f.convergence, fmt.Sprintf("user-1, user-2 and order (through its sidecar) answered within %s", took.Round(10*time.Millisecond)))
 	})
 
+	measure("docker run with CONSUL_HTTP_ADDR", func(t *testing.T, f *figure) { dockerRun(t, s, f) })
 	measure("rolling restart of user", func(t *testing.T, f *figure) { rollingRestart(t, s, consul, converged, f) })
 	measure("docker stop of a sidecar", func(t *testing.T, f *figure) { stopSidecar(t, s, consul, l, converged, f) })
 	measure("scale user up and down", func(t *testing.T, f *figure) { scaleUpDown(t, s, consul, l, converged, f) })
