@@ -96,7 +96,7 @@ func stopSidecar(t *testing.T, s *stack, consul *api.Client, l *load, converged 
 		t.Errorf("user-2 answered at %s, after its sidecar began draining at %s", last.Format("15:04:05.000"), logged["shutting down"].Format("15:04:05.000"))
 	}
 	f.convergence = append(f.convergence, fmt.Sprintf(
-		"deregistered (Consul) %s after docker stop, last request to user-2 %s after that, drain began %s after, exit 0 %s after docker stop",
+		"deregistered (Consul) %s after docker stop, last request to user-2 at %s from then (±20 ms poll), drain began %s after the deregistration, exit 0 %s after docker stop",
 		gone.Round(10*time.Millisecond), last.Sub(deregistered).Round(10*time.Millisecond),
 		logged["shutting down"].Sub(deregistered).Round(10*time.Millisecond), exited.Round(100*time.Millisecond)))
 
@@ -113,16 +113,25 @@ func stopSidecar(t *testing.T, s *stack, consul *api.Client, l *load, converged 
 // documented way (sidecar first: it drains) and checks it got nothing after.
 func scaleUpDown(t *testing.T, s *stack, consul *api.Client, l *load, converged convergedFunc, f *figure) {
 	start := time.Now()
-	s.must(3*time.Minute, "--profile", "scale", "up", "-d", "--no-build", "--no-deps", "user-3", "user-3-sidecar")
-	up := time.Since(start)
+	upDone := make(chan error, 1)
+	go func() {
+		_, err := s.run(3*time.Minute, "--profile", "scale", "up", "-d", "--no-build", "--no-deps", "user-3", "user-3-sidecar")
+		upDone <- err
+	}()
+	// Consul is watched while Compose starts the replica, so that passed is
+	// when user-3 began passing (to within the 20 ms poll).
 	var passed time.Time
-	if _, err := waitFor(time.Minute, 20*time.Millisecond, func() (bool, string) {
+	if _, err := waitFor(3*time.Minute, 20*time.Millisecond, func() (bool, string) {
 		ids, err := passing(consul, "user")
 		passed = time.Now()
 		return err == nil && slices.Contains(ids, "user-3"), fmt.Sprintf("Consul passing user: %v %v", ids, err)
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := <-upDone; err != nil {
+		t.Fatal(err)
+	}
+	up := time.Since(start)
 	if _, err := waitFor(10*time.Second, 20*time.Millisecond, func() (bool, string) {
 		first, _ := l.seen("user-3")
 		return !first.IsZero(), "no answer from user-3"
@@ -137,8 +146,8 @@ func scaleUpDown(t *testing.T, s *stack, consul *api.Client, l *load, converged 
 	if _, err := waitFor(30*time.Second, 50*time.Millisecond, converged("user-1", "user-2", "user-3")); err != nil {
 		t.Fatal(err)
 	}
-	f.convergence = append(f.convergence, fmt.Sprintf("up: containers started in %s, passing in Consul %s later, first request to user-3 %s after passing",
-		up.Round(100*time.Millisecond), passed.Sub(start.Add(up)).Round(100*time.Millisecond), first.Sub(passed).Round(time.Millisecond)))
+	f.convergence = append(f.convergence, fmt.Sprintf("up: passing in Consul %s after `up` began (which returned after %s), first request to user-3 %s after passing",
+		passed.Sub(start).Round(100*time.Millisecond), up.Round(100*time.Millisecond), first.Sub(passed).Round(time.Millisecond)))
 
 	down := time.Now()
 	s.must(time.Minute, "--profile", "scale", "stop", "user-3-sidecar")
