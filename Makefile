@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # the e2e/consul tools module (Consul v1.13.9, about 4 minutes on 2 cores).
 CONSUL := $(shell command -v consul 2>/dev/null || echo bin/consul)
 
-.PHONY: all build consul demo test vet unit e2e fuzz fuzz-short image clean bench bench-tools bench-go bench-scale profile
+.PHONY: all build consul demo test vet unit e2e fuzz fuzz-short image image-files image-source compose-test clean bench bench-tools bench-go bench-scale profile
 
 all: build
 
@@ -51,9 +51,40 @@ fuzz-short:
 
 test: vet consul fuzz-short
 	CONSUL_BIN=$(abspath $(CONSUL)) $(GO) test -race -count=1 -timeout 20m ./...
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory compose-test; \
+	else echo "compose test skipped: no Docker engine answers (docker info); make compose-test runs it"; fi
 
-# The container image (needs a Docker engine; none runs on the CI machines).
-image:
+# The reference docker-compose deployment run for real under faults (~5 min;
+# e2e/compose). Needs a Docker engine and Compose; builds the images first.
+compose-test: image
+	FERRY_COMPOSE=1 $(GO) test -count=1 -v -timeout 12m -run 'TestComposeTopology|TestOfflineOverride' ./e2e/compose/
+
+# The container images, built offline: static binaries built here, packed onto
+# scratch by Dockerfile.prebuilt (ferry:dev, and ferry-consul:dev for the compose
+# example). ./Dockerfile builds ferry:dev from source instead (pulls golang).
+IMAGE_DIR := bin/image
+image-files:
+	mkdir -p $(IMAGE_DIR)/consul-data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_DIR)/ferry ./cmd/ferry
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_DIR)/demo-backend ./examples/backend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_DIR)/probe ./deploy/docker/probe
+	cp deploy/docker/ferry.hcl $(IMAGE_DIR)/ferry.hcl
+	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_DIR)/ca-certificates.crt
+	printf 'ferry:x:65532:65532:ferry:/nonexistent:/sbin/nologin\n' > $(IMAGE_DIR)/passwd
+	printf 'ferry:x:65532:\n' > $(IMAGE_DIR)/group
+
+# Consul for the image: static (CGO_ENABLED=0), unlike bin/consul; ~5-12 minutes.
+$(IMAGE_DIR)/consul: e2e/consul/go.mod e2e/consul/go.sum
+	cd e2e/consul && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o ../../$(IMAGE_DIR)/consul github.com/hashicorp/consul
+
+image: image-files $(IMAGE_DIR)/consul
+	docker build -q -f Dockerfile.prebuilt --target ferry -t ferry:dev $(IMAGE_DIR)
+	docker build -q -f Dockerfile.prebuilt --target consul -t ferry-consul:dev $(IMAGE_DIR)
+	docker run --rm ferry:dev version
+	@docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' ferry:dev
+
+# The image from source with ./Dockerfile, as users build it (needs a registry).
+image-source:
 	docker build --build-arg VERSION=$(VERSION) -t ferry:dev .
 
 # Benchmarks (none of them is part of make test): docs/benchmarks.md says what

@@ -10,6 +10,7 @@ import (
 // TestExampleConfigsAreValid keeps every shipped example loadable.
 func TestExampleConfigsAreValid(t *testing.T) {
 	files, _ := filepath.Glob("../examples/*/*.hcl")
+	files = append(files, "../deploy/docker/ferry.hcl") // the image's default config
 	if len(files) < 5 {
 		t.Fatalf("found %d example configs, want at least 5", len(files))
 	}

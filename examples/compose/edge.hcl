@@ -1,6 +1,6 @@
 # The edge ferry: the entry point, routing by path to services by name.
 listen = "0.0.0.0:8080"
-admin  = "127.0.0.1:9901"
+admin  = "0.0.0.0:9901" # published on the host's loopback by docker-compose.yml
 
 route "orders" {
   path_prefix = "/api/order"

@@ -1,7 +1,7 @@
 # Sidecar of order: registers it, and routes its outbound calls to the user
 # service by name (the app calls http://127.0.0.1:8080/api/user/...).
 listen = "127.0.0.1:8080"
-admin  = "127.0.0.1:9901"
+admin  = "0.0.0.0:9901" # in the app's network namespace: Prometheus scrapes it there (not published on the host)
 
 local_service {
   name    = "order"

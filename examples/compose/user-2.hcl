@@ -1,7 +1,7 @@
 # Sidecar of user-2: registers it in Consul as an instance of "user". The user
 # service calls nothing, so this sidecar routes nothing.
 listen = "127.0.0.1:8080"
-admin  = "127.0.0.1:9901"
+admin  = "0.0.0.0:9901" # in the app's network namespace: Prometheus scrapes it there (not published on the host)
 
 local_service {
   name    = "user"
