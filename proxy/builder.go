@@ -108,7 +108,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 
 	svc := &Service{name: name, spec: spec, budget: p.budget, logger: p.logger}
 	svc.stats = b.stats.service(name)
-	if g := p.gate; g == nil || cap(g.slots) != spec.MaxRequests || g.maxPending != int64(spec.MaxPendingRequests) || g.timeout != spec.QueueTimeout {
+	if g := p.gate; g == nil || g.max != int64(spec.MaxRequests) || g.maxPending != int64(spec.MaxPendingRequests) || g.timeout != spec.QueueTimeout {
 		// Requests holding a slot of the old gate give it back there.
 		p.gate = newGate(spec.MaxRequests, spec.MaxPendingRequests, spec.QueueTimeout, svc.stats)
 	}

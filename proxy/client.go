@@ -94,60 +94,48 @@ const (
 )
 
 // peeker looks at a connection's receive queue without blocking or
-// consuming anything. It binds the connection's RawConn and its callback
-// once, so that a peek allocates nothing (every reuse of a pooled upstream
-// connection is checked with one). Only the connection's owner uses it.
+// consuming anything: one recvfrom(MSG_PEEK|MSG_DONTWAIT) on the socket,
+// straight on its descriptor (taken once), so that a peek allocates nothing
+// and touches neither the connection's deadlines nor its poller state (every
+// reuse of a pooled upstream connection is checked with one). The
+// connection must be open while it is peeked: its owner only peeks a
+// connection it holds. Only the connection's owner uses it.
 type peeker struct {
-	rc  syscall.RawConn // nil: not a socket, always quiet
-	fn  func(fd uintptr) bool
-	got peekState
+	fd int // -1: not a socket, always quiet
 }
 
-// bind prepares p for c; a pooled peeker keeps its callback.
+// bind prepares p for c.
 func (p *peeker) bind(c net.Conn) {
-	p.rc = nil
+	p.fd = -1
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			p.rc = rc
+			rc.Control(func(fd uintptr) { p.fd = int(fd) })
 		}
 	}
-	if p.fn == nil {
-		p.fn = p.look
-	}
 }
 
-func (p *peeker) look(fd uintptr) bool {
-	var b [1]byte
-	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	switch {
-	case err == syscall.EAGAIN:
-		p.got = peekQuiet
-	case err == nil && n > 0:
-		p.got = peekData
-	default:
-		p.got = peekClosed
-	}
-	return true
-}
-
-// peek reports c's state; rdl is c's armed read deadline, cleared first:
-// RawConn.Read fails at once past a read deadline (a pooled connection
-// keeps its last one), and every caller sets its own next.
-func (p *peeker) peek(c net.Conn, rdl *time.Time) peekState {
-	if p.rc == nil {
+// peek reports the connection's state.
+func (p *peeker) peek() peekState {
+	if p.fd < 0 {
 		return peekQuiet
 	}
-	if !rdl.IsZero() {
-		setRead(c, rdl, time.Time{})
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(p.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err == syscall.EINTR {
+		n, _, err = syscall.Recvfrom(p.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	}
-	p.got = peekClosed
-	p.rc.Read(p.fn)
-	return p.got
+	switch {
+	case err == syscall.EAGAIN:
+		return peekQuiet
+	case err == nil && n > 0:
+		return peekData
+	}
+	return peekClosed
 }
 
 // alive reports whether an idle upstream connection is still open and
 // quiet (bytes it was not asked for put it out of step).
-func alive(uc *upConn) bool { return uc.peek(uc.Conn, &uc.rdl) == peekQuiet }
+func alive(uc *upConn) bool { return uc.peek() == peekQuiet }
 
 // clientCheckInterval is how often a request waiting on its upstream (for
 // the response head, or for more of a quiet body) checks that its client is
@@ -286,7 +274,7 @@ func (x *exchange) streamBody(uc *upConn) error {
 				x.bodyUnread = true
 				return werr
 			}
-			if uc.peek(uc.Conn, &uc.rdl) != peekQuiet {
+			if uc.peek() != peekQuiet {
 				// The upstream answered (or gave up) before the whole
 				// body: stop sending, read its answer.
 				x.bodyUnread = left != 0

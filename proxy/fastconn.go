@@ -125,7 +125,7 @@ func (c *fastConn) recycle() {
 	c.s.forget(c)
 	buf := c.buf
 	c.s, c.gc, c.raw, c.remote, c.clientIP, c.edge, c.trusted = nil, nil, nil, "", "", nil, false
-	c.rc = nil
+	c.fd = -1
 	c.rdl, c.wdl = time.Time{}, time.Time{}
 	c.r, c.w = 0, 0
 	c.state.Store(connActive)
@@ -266,7 +266,7 @@ func (c *fastConn) answerPlan(h *reqHead, p *plan, start time.Time) bool {
 // same).
 func (c *fastConn) closeWrite(clientClosing bool) {
 	c.state.Store(connClosed)
-	if c.r == c.w && (clientClosing || c.peek(c.raw, &c.rdl) != peekData) {
+	if c.r == c.w && (clientClosing || c.peek() != peekData) {
 		c.gc.Close()
 		return
 	}

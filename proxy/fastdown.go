@@ -43,7 +43,7 @@ func (f *fastDown) readBody(p []byte) (int, error) {
 
 func (f *fastDown) requestTrailers(b []byte) []byte { return b } // no chunked uploads here
 
-func (f *fastDown) gone() bool { return f.c.peek(f.c.raw, &f.c.rdl) == peekClosed }
+func (f *fastDown) gone() bool { return f.c.peek() == peekClosed }
 
 // closing reports whether the client connection ends after this response.
 func (f *fastDown) closing(x *exchange) bool {

@@ -10,22 +10,26 @@ import (
 // (max_pending_requests) for at most the queue timeout, as Envoy's pending
 // requests and HAProxy's `timeout queue` do, instead of failing at once.
 //
-// Slots are a buffered channel: entering is one non-blocking send, leaving
-// one receive, and waiters are served in arrival order (a channel's blocked
-// senders queue FIFO). A gate is long-lived (kept across tables while the
-// service's max_requests stays) and safe for concurrent use.
+// Entering and leaving cost one atomic add each while a slot is free. A
+// waiter registers, checks once more, and sleeps on wake; a leave drops a
+// token there (at most max are kept, extra ones are spurious wake-ups the
+// waiter checks away). Blocked waiters are woken in arrival order (a
+// channel's receivers queue FIFO). A gate is long-lived (kept across tables
+// while the service's limits stay) and safe for concurrent use.
 type gate struct {
-	slots      chan struct{} // nil: no max_requests
+	max        int64 // 0: no max_requests
 	maxPending int64
 	timeout    time.Duration
+	inUse      atomic.Int64
 	waiting    atomic.Int64
+	wake       chan struct{}
 	stats      *ServiceStats
 }
 
 func newGate(maxRequests, maxPending int, timeout time.Duration, stats *ServiceStats) *gate {
-	g := &gate{maxPending: int64(maxPending), timeout: timeout, stats: stats}
+	g := &gate{max: int64(maxRequests), maxPending: int64(maxPending), timeout: timeout, stats: stats}
 	if maxRequests > 0 {
-		g.slots = make(chan struct{}, maxRequests)
+		g.wake = make(chan struct{}, maxRequests)
 	}
 	return g
 }
@@ -40,17 +44,21 @@ const (
 	gateGone                        // the client left while waiting
 )
 
+// take claims a slot if one is free.
+func (g *gate) take() bool {
+	if g.inUse.Add(1) <= g.max {
+		return true
+	}
+	g.inUse.Add(-1)
+	return false
+}
+
 // enter takes a slot, waiting in the queue when none is free. done, when
 // not nil, ends the wait early (the client left). Taking a free slot
 // allocates nothing.
 func (g *gate) enter(done <-chan struct{}) gateVerdict {
-	if g == nil || g.slots == nil {
+	if g == nil || g.max == 0 || g.take() {
 		return gateIn
-	}
-	select {
-	case g.slots <- struct{}{}:
-		return gateIn
-	default:
 	}
 	if g.waiting.Add(1) > g.maxPending {
 		g.waiting.Add(-1)
@@ -60,12 +68,17 @@ func (g *gate) enter(done <-chan struct{}) gateVerdict {
 	start := time.Now()
 	timer := time.NewTimer(g.timeout)
 	v := gateIn
-	select {
-	case g.slots <- struct{}{}:
-	case <-timer.C:
-		v = gateTimedOut
-	case <-done:
-		v = gateGone
+wait:
+	for !g.take() {
+		select {
+		case <-g.wake:
+		case <-timer.C:
+			v = gateTimedOut
+			break wait
+		case <-done:
+			v = gateGone
+			break wait
+		}
 	}
 	timer.Stop()
 	g.waiting.Add(-1)
@@ -79,10 +92,17 @@ func (g *gate) enter(done <-chan struct{}) gateVerdict {
 	return v
 }
 
-// leave gives back a slot taken by enter.
+// leave gives back a slot taken by enter, waking a waiter if any.
 func (g *gate) leave() {
-	if g != nil && g.slots != nil {
-		<-g.slots
+	if g == nil || g.max == 0 {
+		return
+	}
+	g.inUse.Add(-1)
+	if g.waiting.Load() > 0 {
+		select {
+		case g.wake <- struct{}{}:
+		default: // enough tokens already
+		}
 	}
 }
 
