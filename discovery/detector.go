@@ -75,7 +75,9 @@ func (d *detector) loop(ctx context.Context, what string, query func(q *api.Quer
 		}
 		q := &api.QueryOptions{WaitIndex: waitIndex, WaitTime: m.opts.WaitTime, AllowStale: m.opts.AllowStale, Datacenter: m.opts.Datacenter}
 		start := time.Now()
-		got, err := query(q.WithContext(ctx))
+		qctx, cancel := m.timing.bound(ctx, q.WaitTime)
+		got, err := query(q.WithContext(qctx))
+		cancel()
 		elapsed := time.Since(start)
 		if ctx.Err() != nil {
 			return
@@ -145,8 +147,10 @@ func (d *detector) runCatalog(ctx context.Context) {
 		if index == last && !resync && prevChecks != nil {
 			return
 		}
+		rctx, cancel := d.s.m.timing.bound(d.s.ctx, 0)
 		checks, _, err := d.s.m.opts.Cluster.Checks((&api.QueryOptions{AllowStale: d.s.m.opts.AllowStale,
-			Datacenter: d.s.m.opts.Datacenter}).WithContext(d.s.ctx))
+			Datacenter: d.s.m.opts.Datacenter}).WithContext(rctx))
+		cancel()
 		var curChecks *checkPrints
 		if err == nil {
 			curChecks = fingerprint(checks)

@@ -129,6 +129,8 @@ var testTiming = timing{
 	confirmWait:   200 * time.Millisecond,
 	backoffBase:   5 * time.Millisecond,
 	backoffCap:    40 * time.Millisecond,
+	queryMargin:   5 * time.Second,
+	readTimeout:   10 * time.Second,
 }
 
 func testLogger(t testing.TB) hclog.Logger {

@@ -8,10 +8,11 @@ import "time"
 
 // timing is the loop's pacing. Tests shrink it; production uses defaultTiming.
 type timing struct {
-	floorMin, floorJitter   time.Duration // pause after every answer: floorMin + r·floorJitter
-	spinThreshold, spinWait time.Duration // an answer faster than spinThreshold that did not move the index waits ~spinWait
-	confirmWait             time.Duration // ~delay before re-checking a tentative empty answer
-	backoffBase, backoffCap time.Duration // error backoff: full jitter over base·2^(n-1), capped
+	floorMin, floorJitter    time.Duration // pause after every answer: floorMin + r·floorJitter
+	spinThreshold, spinWait  time.Duration // an answer faster than spinThreshold that did not move the index waits ~spinWait
+	confirmWait              time.Duration // ~delay before re-checking a tentative empty answer
+	backoffBase, backoffCap  time.Duration // error backoff: full jitter over base·2^(n-1), capped
+	queryMargin, readTimeout time.Duration // a query's deadline (see deadline.go)
 }
 
 // defaultTiming keeps Consul load low without slowing changes: the floor
@@ -26,6 +27,8 @@ var defaultTiming = timing{
 	confirmWait:   time.Second,
 	backoffBase:   250 * time.Millisecond,
 	backoffCap:    30 * time.Second,
+	queryMargin:   5 * time.Second,
+	readTimeout:   10 * time.Second,
 }
 
 // floor is the minimum pause between two queries.

@@ -186,3 +186,30 @@ func TestManagerBackoffGrowsAndResets(t *testing.T) {
 	}
 	t.Logf("12 retries took %v", total)
 }
+
+// TestUnansweredQueryIsAFailure: a blocking query that gets no answer within
+// its wait time, Consul's jitter and a margin (a silent partition) is
+// abandoned as a failure: the last set keeps serving, marked stale.
+func TestUnansweredQueryIsAFailure(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{WaitTime: 100 * time.Millisecond}, Watch{Service: "web"})
+	m.timing.queryMargin = 50 * time.Millisecond
+	stop := run(t, m)
+	defer stop()
+	f.next(t, "web").ok(10, e1, e2)
+	c := f.next(t, "web") // the blocking query: never answered
+	waitChanged(t, m)
+	deadline := 100*time.Millisecond + 100*time.Millisecond/16 + 50*time.Millisecond
+	if !c.cancelled(deadline + 2*time.Second) {
+		t.Fatal("the unanswered query was not abandoned")
+	}
+	if waited := time.Since(c.at); waited < deadline {
+		t.Errorf("abandoned after %v, before its deadline %v", waited, deadline)
+	}
+	waitChanged(t, m)
+	if s := m.Sets()["web"]; !s.Stale || len(s.Instances) != 2 || s.Err == nil {
+		t.Fatalf("after an unanswered query: %+v, want the last set, stale, with the error", s)
+	}
+	f.next(t, "web").ok(11, e1, e2) // the retry
+}

@@ -95,7 +95,9 @@ func (r *Registrar) Run(ctx context.Context) error {
 // ensure registers the service unless the agent already has it.
 func (r *Registrar) ensure(ctx context.Context, registered *bool) error {
 	if *registered {
-		svc, _, err := r.agent.Service(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
+		rctx, cancel := defaultTiming.bound(ctx, 0)
+		svc, _, err := r.agent.Service(r.reg.ID, (&api.QueryOptions{}).WithContext(rctx))
+		cancel()
 		if err == nil && svc != nil {
 			return nil
 		}

@@ -93,7 +93,13 @@ func (w *watcher) query(ctx context.Context, blocking bool) (delay time.Duration
 		}
 	}
 	start := time.Now()
-	entries, meta, err := w.m.opts.Health.Service(w.watch.Service, w.watch.Tag, false, q.WithContext(ctx))
+	wait := time.Duration(0)
+	if blocking {
+		wait = q.WaitTime
+	}
+	qctx, cancel := w.m.timing.bound(ctx, wait)
+	entries, meta, err := w.m.opts.Health.Service(w.watch.Service, w.watch.Tag, false, q.WithContext(qctx))
+	cancel()
 	elapsed := time.Since(start)
 	if ctx.Err() != nil {
 		return 0, false, true // stopped: not an error
@@ -243,7 +249,9 @@ func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta 
 func (w *watcher) failover(ctx context.Context) (dc string, routable, all []Instance) {
 	for _, fdc := range w.watch.Failover {
 		q := &api.QueryOptions{AllowStale: w.m.opts.AllowStale, Datacenter: fdc}
-		entries, _, err := w.m.opts.Health.Service(w.watch.Service, w.watch.Tag, false, q.WithContext(ctx))
+		qctx, cancel := w.m.timing.bound(ctx, 0)
+		entries, _, err := w.m.opts.Health.Service(w.watch.Service, w.watch.Tag, false, q.WithContext(qctx))
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("failover datacenter did not answer", "datacenter", fdc, "error", err)
