@@ -135,6 +135,10 @@ func (d *detector) runChecks(ctx context.Context) {
 func (d *detector) runCatalog(ctx context.Context) {
 	var prev, cur map[string][]string
 	var prevChecks *checkPrints
+	// checksIndex is the index of the last check-list read. That read
+	// happens after the catalog answer that triggered it, so it already saw
+	// the registrations (with checks) of later catalog answers up to it.
+	var checksIndex uint64
 	d.loop(ctx, "catalog/services", func(q *api.QueryOptions) (uint64, error) {
 		svcs, meta, err := d.s.m.opts.Cluster.Services(q)
 		if err != nil {
@@ -148,12 +152,14 @@ func (d *detector) runCatalog(ctx context.Context) {
 			return
 		}
 		rctx, cancel := d.s.m.timing.bound(d.s.ctx, 0)
-		checks, _, err := d.s.m.opts.Cluster.Checks((&api.QueryOptions{AllowStale: d.s.m.opts.AllowStale,
+		checks, meta, err := d.s.m.opts.Cluster.Checks((&api.QueryOptions{AllowStale: d.s.m.opts.AllowStale,
 			Datacenter: d.s.m.opts.Datacenter}).WithContext(rctx))
 		cancel()
 		var curChecks *checkPrints
+		seenBefore := index <= checksIndex // this answer's changes were in the last read
 		if err == nil {
 			curChecks = fingerprint(checks)
+			checksIndex = metaIndex(meta)
 		} else if d.s.ctx.Err() == nil {
 			d.s.m.log.Warn("cannot read the cluster's checks; sweeping every service instead", "error", err)
 		}
@@ -180,6 +186,12 @@ func (d *detector) runCatalog(ctx context.Context) {
 		}
 		if len(changed) > 0 {
 			d.s.enqueue(changed...)
+			return
+		}
+		if seenBefore {
+			// The previous check-list read, taken after this change, named
+			// it already. (An instance without checks changed in the same
+			// window is left to the periodic resync.)
 			return
 		}
 		d.s.m.log.Debug("catalog changed in a way the diffs cannot name (an instance without checks); sweeping every service", "index", index)

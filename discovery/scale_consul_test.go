@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"go.uber.org/goleak"
+
+	"github.com/ferry-proxy/ferry/internal/consultest"
 )
 
 // countingClient returns a client for addr whose transport counts the
@@ -177,4 +180,56 @@ func TestConsulScaledDefaultLimits(t *testing.T) {
 	if errs.Load() != 0 {
 		t.Errorf("%d query errors, want none", errs.Load())
 	}
+}
+
+// TestConsulScaledFailover: failover works in scaled mode too — a service
+// with no routable local instance is served from the failover datacenter,
+// re-read while failed over, and comes back when the local one recovers.
+func TestConsulScaledFailover(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered, so it runs after the agents stop
+	dc1 := consultest.StartWith(t, consultest.Options{Datacenter: "dc1", Node: "node-dc1"})
+	dc2 := consultest.StartWith(t, consultest.Options{Datacenter: "dc2", Node: "node-dc2"})
+	c1, c2 := dc1.Client(), dc2.Client()
+	if err := c1.Agent().Join(dc2.SerfWANAddr(), true); err != nil {
+		t.Fatalf("join over the WAN: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, _, err := c1.Health().Service("consul", "", false, &api.QueryOptions{Datacenter: "dc2"}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dc2 not reachable through dc1")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	catalogRegister(t, c1, "node-a", "web", "web-dc1", 10001, api.HealthPassing)
+	catalogRegister(t, c2, "node-b", "web", "web-dc2", 10002, api.HealthPassing)
+	for _, other := range []string{"x", "y", "z"} {
+		catalogRegister(t, c1, "node-a", other, other+"-1", 10003, api.HealthPassing)
+	}
+	c, _ := countingClient(t, dc1.HTTPAddr, 3)
+	m := New(Options{Health: c.Health(), Cluster: ConsulCluster{Client: c}, MaxWatchConnections: 4, Logger: testLogger(t)})
+	m.Watch([]Watch{{Service: "web", Failover: []string{"dc2"}}, {Service: "x"}, {Service: "y"}, {Service: "z"}})
+	if !m.Scaled() {
+		t.Fatal("4 services under a budget of 4: want scaled mode")
+	}
+	stop := run(t, m)
+	defer stop()
+	port := func(s *InstanceSet) int {
+		if len(s.Instances) != 1 {
+			return 0
+		}
+		return s.Instances[0].Port
+	}
+	waitFor(t, m, "web", 10*time.Second, "local instance", func(s *InstanceSet) bool { return port(s) == 10001 && !s.FailedOver })
+	catalogRegister(t, c1, "node-a", "web", "web-dc1", 10001, api.HealthCritical)
+	waitFor(t, m, "web", 10*time.Second, "failover to dc2", func(s *InstanceSet) bool {
+		return port(s) == 10002 && s.FailedOver && s.Datacenter == "dc2" && s.Instances[0].Datacenter == "dc2"
+	})
+	// A change in dc2 while failed over is picked up by the re-read.
+	catalogRegister(t, c2, "node-b", "web", "web-dc2", 10004, api.HealthPassing)
+	waitFor(t, m, "web", 15*time.Second, "dc2's change while failed over", func(s *InstanceSet) bool { return port(s) == 10004 })
+	catalogRegister(t, c1, "node-a", "web", "web-dc1", 10001, api.HealthPassing)
+	waitFor(t, m, "web", 10*time.Second, "back to dc1", func(s *InstanceSet) bool { return port(s) == 10001 && !s.FailedOver })
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,15 +78,24 @@ func StartWith(tb testing.TB, opts Options) *Agent {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	free := FreePorts(tb, 4)
-	a := &Agent{
-		bin:   bin,
-		ports: ports{http: free[0], serfLAN: free[1], serfWAN: free[2], server: free[3]},
-		tb:    tb,
-		opts:  opts,
+	a := &Agent{bin: bin, tb: tb, opts: opts}
+	// A port found free may be taken by another process before the agent
+	// binds it (tests of other packages run at the same time): then start
+	// over on other ports, a few times.
+	for attempt := 1; ; attempt++ {
+		free := FreePorts(tb, 4)
+		a.ports = ports{http: free[0], serfLAN: free[1], serfWAN: free[2], server: free[3]}
+		a.HTTPAddr = "127.0.0.1:" + strconv.Itoa(a.ports.http)
+		err := a.start()
+		if err == nil {
+			break
+		}
+		if attempt < 3 && strings.Contains(a.Logs(), "address already in use") {
+			tb.Logf("consultest: a port was taken meanwhile; starting on other ports: %v", err)
+			continue
+		}
+		tb.Fatalf("consultest: consul did not become ready: %v\n%s", err, a.Logs())
 	}
-	a.HTTPAddr = "127.0.0.1:" + strconv.Itoa(a.ports.http)
-	a.Restart()
 	tb.Cleanup(a.Stop)
 	return a
 }
@@ -94,10 +104,19 @@ func StartWith(tb testing.TB, opts Options) *Agent {
 // keeps nothing across restarts: services must be registered again.
 func (a *Agent) Restart() {
 	a.tb.Helper()
+	if err := a.start(); err != nil {
+		a.tb.Fatalf("consultest: consul did not become ready: %v\n%s", err, a.Logs())
+	}
+}
+
+// start runs the agent on a.ports and waits until it is ready; on failure
+// the agent is stopped and the error returned.
+func (a *Agent) start() error {
+	a.tb.Helper()
 	a.mu.Lock()
 	if a.cmd != nil {
 		a.mu.Unlock()
-		a.tb.Fatal("consultest: agent already running")
+		return fmt.Errorf("agent already running")
 	}
 	args := []string{"agent", "-dev",
 		"-bind", "127.0.0.1", "-client", "127.0.0.1",
@@ -120,7 +139,7 @@ func (a *Agent) Restart() {
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		a.mu.Unlock()
-		a.tb.Fatalf("consultest: start consul: %v", err)
+		return fmt.Errorf("start consul: %w", err)
 	}
 	a.cmd = cmd
 	a.done = make(chan struct{})
@@ -128,10 +147,11 @@ func (a *Agent) Restart() {
 	go func() { _ = cmd.Wait(); close(done) }()
 	a.mu.Unlock()
 
-	if err := a.waitReady(30 * time.Second); err != nil {
+	if err := a.waitReady(30*time.Second, done); err != nil {
 		a.Stop()
-		a.tb.Fatalf("consultest: consul did not become ready: %v\n%s", err, a.Logs())
+		return err
 	}
+	return nil
 }
 
 // Stop kills the agent and waits for it to exit. Stopping a stopped agent is a no-op.
@@ -168,7 +188,7 @@ func (a *Agent) Client() *api.Client {
 	return c
 }
 
-func (a *Agent) waitReady(timeout time.Duration) error {
+func (a *Agent) waitReady(timeout time.Duration, exited <-chan struct{}) error {
 	c := a.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -186,6 +206,8 @@ func (a *Agent) waitReady(timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
+		case <-exited:
+			return fmt.Errorf("consul exited: %v", last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

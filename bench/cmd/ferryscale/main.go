@@ -395,7 +395,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("| ferry start to /readyz 200 | %.2f s |\n", ready.Seconds())
 	fmt.Printf("| idle CPU over %s (%% of one core) | %.2f %% |\n", o.idle, idleCPU*100)
 	fmt.Printf("| idle RSS | %.1f MiB |\n", float64(idleRSS)/1024)
-	fmt.Printf("| agent GET requests/s, idle (over %s) | %.1f |\n", o.idle, idleReqs)
+	fmt.Printf("| agent GET requests/s, idle (over %s) | %.2f |\n", o.idle, idleReqs)
 	fmt.Printf("| changes applied (%s, %d/s for %s) | %d, %d seen in routing |\n", o.change, o.rate, o.churn, n, len(ok))
 	fmt.Printf("| change → routing p50 | %.1f ms |\n", q(0.50))
 	fmt.Printf("| change → routing p99 | %.1f ms |\n", q(0.99))
