@@ -75,10 +75,12 @@ image-files:
 	printf 'ferry:x:65532:65532:ferry:/nonexistent:/sbin/nologin\n' > $(IMAGE_DIR)/passwd
 	printf 'ferry:x:65532:\n' > $(IMAGE_DIR)/group
 
-# Consul for the image: bin/consul, which is static (a consul on PATH may not be).
+# Consul for the image: bin/consul when it is static (it is built so; one built
+# before that was not), else a static build of its own.
 $(IMAGE_DIR)/consul: bin/consul
 	mkdir -p $(IMAGE_DIR)
-	cp bin/consul $@
+	if $(GO) version -m bin/consul | grep -q 'CGO_ENABLED=0'; then cp bin/consul $@; \
+	else cd e2e/consul && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o ../../$@ github.com/hashicorp/consul; fi
 
 image: image-files $(IMAGE_DIR)/consul
 	docker build -q -f Dockerfile.prebuilt --target ferry -t ferry:dev $(IMAGE_DIR)
