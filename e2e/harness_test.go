@@ -106,24 +106,39 @@ func startFerry(t *testing.T, consulAddr, cfg string) *ferry {
 // (127.0.0.x), as a sidecar on its own host would be.
 func startFerryOn(t *testing.T, host, consulAddr, cfg string) *ferry {
 	t.Helper()
+	path, listen, admin := writeConfig(t, host, consulAddr, cfg)
+	return runFerry(t, path, listen, admin)
+}
+
+// writeConfig writes cfg with %LISTEN% and %ADMIN% replaced by free ports on
+// host and %CONSUL% by consulAddr, and returns its path and the addresses.
+func writeConfig(t *testing.T, host, consulAddr, cfg string) (path, listen, admin string) {
+	t.Helper()
 	ports := consultest.FreePorts(t, 2)
-	listen := host + ":" + strconv.Itoa(ports[0])
-	admin := host + ":" + strconv.Itoa(ports[1])
+	listen = host + ":" + strconv.Itoa(ports[0])
+	admin = host + ":" + strconv.Itoa(ports[1])
 	cfg = strings.NewReplacer("%LISTEN%", listen, "%ADMIN%", admin, "%CONSUL%", consulAddr).Replace(cfg)
-	path := filepath.Join(t.TempDir(), "ferry.hcl")
+	path = filepath.Join(t.TempDir(), "ferry.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return runFerry(t, path, listen, admin)
+	return path, listen, admin
 }
 
 // runFerry runs ferry with -config path (a file or directory already in
 // place, listening on listen and admin) until the test ends, and waits for
-// /healthz.
+// /healthz. On failure the test log shows ferry's whole log.
 func runFerry(t *testing.T, path, listen, admin string) *ferry {
 	t.Helper()
+	return runFerryLogging(t, path, listen, admin, "debug", 0)
+}
+
+// runFerryLogging is runFerry at a log level, showing only the last tail
+// lines of ferry's log on failure (0: all of it).
+func runFerryLogging(t *testing.T, path, listen, admin, level string, tail int) *ferry {
+	t.Helper()
 	f := &ferry{URL: "http://" + listen, AdminURL: "http://" + admin, Config: path, t: t, done: make(chan struct{})}
-	f.cmd = exec.Command(ferryBin, "run", "-config", path, "-log-level", "debug")
+	f.cmd = exec.Command(ferryBin, "run", "-config", path, "-log-level", level)
 	f.cmd.Stdout = &lockedWriter{mu: &f.mu, w: &f.out}
 	f.cmd.Stderr = &lockedWriter{mu: &f.mu, w: &f.logs}
 	if err := f.cmd.Start(); err != nil {
@@ -133,9 +148,15 @@ func runFerry(t *testing.T, path, listen, admin string) *ferry {
 	t.Cleanup(func() {
 		f.Signal(syscall.SIGKILL)
 		<-f.done
-		if t.Failed() {
-			t.Logf("ferry log:\n%s", f.Logs())
+		if !t.Failed() {
+			return
 		}
+		if tail == 0 {
+			t.Logf("ferry log:\n%s", f.Logs())
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(f.Logs()), "\n")
+		t.Logf("ferry log, last lines:\n%s", strings.Join(lines[max(0, len(lines)-tail):], "\n"))
 	})
 	waitFor(t, 15*time.Second, "ferry /healthz", func() bool { return statusOf(f.AdminURL+"/healthz") == 200 })
 	return f

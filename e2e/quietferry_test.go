@@ -2,16 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/ferry-proxy/ferry/internal/consultest"
 )
 
 // laneConfig is the top of a configuration for a ferry serving through
@@ -37,30 +28,6 @@ log {
 // last lines of ferry's log instead of all of it.
 func startQuietFerry(t *testing.T, consulAddr, cfg string) *ferry {
 	t.Helper()
-	ports := consultest.FreePorts(t, 2)
-	listen := "127.0.0.1:" + strconv.Itoa(ports[0])
-	admin := "127.0.0.1:" + strconv.Itoa(ports[1])
-	cfg = strings.NewReplacer("%LISTEN%", listen, "%ADMIN%", admin, "%CONSUL%", consulAddr).Replace(cfg)
-	path := filepath.Join(t.TempDir(), "ferry.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f := &ferry{URL: "http://" + listen, AdminURL: "http://" + admin, Config: path, t: t, done: make(chan struct{})}
-	f.cmd = exec.Command(ferryBin, "run", "-config", path, "-log-level", "warn")
-	f.cmd.Stdout = &lockedWriter{mu: &f.mu, w: &f.out}
-	f.cmd.Stderr = &lockedWriter{mu: &f.mu, w: &f.logs}
-	if err := f.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { f.cmd.Wait(); close(f.done) }()
-	t.Cleanup(func() {
-		f.Signal(syscall.SIGKILL)
-		<-f.done
-		if t.Failed() {
-			lines := strings.Split(strings.TrimSpace(f.Logs()), "\n")
-			t.Logf("ferry log, last lines:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
-		}
-	})
-	waitFor(t, 15*time.Second, "ferry /healthz", func() bool { return statusOf(f.AdminURL+"/healthz") == 200 })
-	return f
+	path, listen, admin := writeConfig(t, "127.0.0.1", consulAddr, cfg)
+	return runFerryLogging(t, path, listen, admin, "warn", 40)
 }

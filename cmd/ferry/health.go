@@ -98,16 +98,23 @@ const panicEvery = time.Second
 
 // panicLoop re-evaluates every routed service's panic mode until ctx is done.
 func (a *app) panicLoop(ctx context.Context) {
-	t := time.NewTicker(panicEvery)
+	every(ctx, panicEvery, func() {
+		for _, svc := range a.handler.Table().Services() {
+			a.registry.Panic(svc.Name()).Evaluate()
+		}
+	})
+}
+
+// every runs fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, svc := range a.handler.Table().Services() {
-				a.registry.Panic(svc.Name()).Evaluate()
-			}
+			fn()
 		}
 	}
 }

@@ -253,18 +253,7 @@ func (am *appMetrics) eventTotal(m map[string]uint64, service string) uint64 {
 }
 
 // run publishes every publishInterval until ctx is done.
-func (am *appMetrics) run(ctx context.Context) {
-	t := time.NewTicker(publishInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			am.publish()
-		}
-	}
-}
+func (am *appMetrics) run(ctx context.Context) { every(ctx, publishInterval, am.publish) }
 
 // ServeHTTP answers a scrape in the Prometheus text format, after publishing
 // what was counted since the last pass.
