@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -72,6 +73,14 @@ func (a *app) waitingServices() []string {
 	for name, set := range a.discovery.Sets() {
 		if !set.Known {
 			out = append(out, name)
+		}
+	}
+	// Ready means routing has it: the table in use is rebuilt a moment after
+	// discovery publishes, and a request sent on "ready" must find the
+	// instances there.
+	for _, svc := range a.handler.Table().Services() {
+		if !svc.Known() && !slices.Contains(out, svc.Name()) {
+			out = append(out, svc.Name())
 		}
 	}
 	sort.Strings(out)
