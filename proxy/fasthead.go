@@ -202,12 +202,12 @@ func methodOf(b []byte) string {
 	return ""
 }
 
-// splitTarget accepts an origin-form target ("/path?query") whose path the
-// Handler would forward as it is (url.URL leaves it unchanged) and whose
-// query httputil.ReverseProxy forwards as is: unreserved characters,
-// "$&+,;=:@/" and well-formed escapes in the path; in the query also
-// "!'()*?", but no ";" (which ReverseProxy would re-encode) and no character
-// that a URL must escape.
+// splitTarget accepts an origin-form target ("/path?query") of the plainest
+// kind: unreserved characters, "$&+,;=:@/" and well-formed escapes in the
+// path; in the query also "!'()*?", but no ";" and no character that a URL
+// must escape. Anything else is handed to net/http, whose lane forwards the
+// query byte for byte through the same core (FuzzParseHead checks that both
+// parsers read what the fast lane accepts alike).
 func splitTarget(t []byte, h *reqHead) bool {
 	if len(t) == 0 || t[0] != '/' {
 		return false

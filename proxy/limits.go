@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"strings"
 )
@@ -112,35 +111,6 @@ func (e *Edge) trusted(remoteAddr string) bool {
 	return false
 }
 
-// setForwarded builds the forwarding headers of the outbound request. It
-// runs in Rewrite, after ReverseProxy has removed hop-by-hop headers, so a
-// client's Connection header cannot remove them. From an untrusted peer,
-// the client's X-Forwarded-*, Forwarded and X-Real-IP are replaced (ReverseProxy
-// already removed X-Forwarded-* and Forwarded); from a trusted proxy they
-// are kept and X-Forwarded-For is appended to.
-func (e *Edge) setForwarded(pr *httputil.ProxyRequest) {
-	out, in := pr.Out.Header, pr.In.Header
-	if !e.trusted(pr.In.RemoteAddr) {
-		delete(out, "X-Real-Ip")
-		pr.SetXForwarded()
-		return
-	}
-	if prior := in["X-Forwarded-For"]; len(prior) > 0 {
-		out["X-Forwarded-For"] = prior
-	}
-	host, proto := in["X-Forwarded-Host"], in["X-Forwarded-Proto"]
-	pr.SetXForwarded()
-	if len(host) > 0 {
-		out["X-Forwarded-Host"] = host
-	}
-	if len(proto) > 0 {
-		out["X-Forwarded-Proto"] = proto
-	}
-	if fwd := in["Forwarded"]; len(fwd) > 0 {
-		out["Forwarded"] = fwd
-	}
-}
-
 // Answers for the per-route and per-service limits.
 const (
 	msgBodyTooLarge = "ferry: request body too large"
@@ -155,27 +125,3 @@ func limitBody(w http.ResponseWriter, r *http.Request, route *Route) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 }
-
-// hopByHop are the hop-by-hop headers of RFC 9110 §7.6.1 and the ones
-// ReverseProxy also treats so.
-var hopByHop = [...]string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// stripHopByHop removes from h the hop-by-hop headers and those its
-// Connection header nominates.
-func stripHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for field := range strings.SplitSeq(v, ",") {
-			if f := textprotoTrim(field); f != "" {
-				h.Del(f)
-			}
-		}
-	}
-	for _, k := range hopByHop {
-		delete(h, k)
-	}
-}
-
-func textprotoTrim(s string) string { return strings.Trim(s, " \t") }

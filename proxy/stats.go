@@ -116,7 +116,7 @@ func (s *ServiceStats) Retries() uint64 { return s.retries.Load() }
 // instances.
 func (s *ServiceStats) Ejections() uint64 { return s.ejections.Load() }
 
-// Ejected counts one outlier ejection. The transport calls it when a report
+// Ejected counts one outlier ejection. The upstream client calls it when a report
 // to health.State ejects an instance.
 func (s *ServiceStats) Ejected() {
 	if s != nil {

@@ -61,7 +61,7 @@ const (
 )
 
 // Table is an immutable routing snapshot: routes indexed for lookup, and per
-// routed service its instances, balancer and transport. A request loads one
+// routed service its instances, balancer and connection pools. A request loads one
 // Table and uses it for all its attempts. A Table is safe for concurrent use;
 // nothing on the request path writes to it (per-instance counters live in
 // health.State, outside the table).
