@@ -267,3 +267,29 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// requestLoops sends GETs to each of paths through f, one loop per path, a
+// request every interval() apart, until the returned stop is called (which
+// waits for the loops to end).
+func requestLoops(f *ferry, paths []string, interval func() time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTimer(interval())
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					statusOf(f.URL + path)
+					tick.Reset(interval())
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
+}

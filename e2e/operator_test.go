@@ -248,27 +248,10 @@ route "payments" {
 	// The rate steps up and down every 20 s, so that a longer run
 	// (FERRY_SCREENSHOT_TRAFFIC=3m, for the README's screenshot) draws
 	// charts with a shape.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	began := time.Now()
-	for _, path := range []string{"/api/user/a", "/api/order/b", "/api/pay/c"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					tick.Reset(time.Duration(1+int(time.Since(began)/(20*time.Second))%3) * 20 * time.Millisecond)
-					statusOf(f.URL + path)
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	defer requestLoops(f, []string{"/api/user/a", "/api/order/b", "/api/pay/c"}, func() time.Duration {
+		return time.Duration(1+int(time.Since(began)/(20*time.Second))%3) * 20 * time.Millisecond
+	})()
 	if d, err := time.ParseDuration(os.Getenv("FERRY_SCREENSHOT_TRAFFIC")); err == nil && d > 0 && d <= 15*time.Minute {
 		time.Sleep(d) // a longer history for the screenshot; nothing else runs meanwhile
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -168,25 +167,8 @@ route "payments" {
 	waitForInstances(t, f, "/api/user/x", 2)
 	dead.kill()
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, path := range []string{"/api/user/a", "/api/user/fail", "/api/user/missing", "/api/pay/x", "/nowhere"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(25 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					statusOf(f.URL + path)
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	defer requestLoops(f, []string{"/api/user/a", "/api/user/fail", "/api/user/missing", "/api/pay/x", "/nowhere"},
+		func() time.Duration { return 25 * time.Millisecond })()
 	// A reload, so that the reload series move.
 	if s, body := post(t, f.AdminURL+"/v1/reload"); s != 200 {
 		t.Fatalf("reload: %d %s", s, body)
