@@ -107,3 +107,7 @@ func (p *connPool) closeIdle(retire bool) {
 		c.Conn.Close()
 	}
 }
+
+// alive reports whether an idle upstream connection is still open and
+// quiet (bytes it was not asked for put it out of step).
+func alive(uc *upConn) bool { return uc.peek() == peekQuiet }

@@ -178,7 +178,6 @@ func (x *exchange) unlease() {
 
 // Errors of the upstream exchange.
 var (
-	errBadResponse      = errors.New("malformed response from upstream")
 	errResponseTooLarge = errors.New("upstream response head too large")
 	errUnexpected101    = errors.New("upstream switched protocols unasked")
 	errTooMany1xx       = errors.New("too many 1xx responses from upstream")

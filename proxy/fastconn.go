@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -317,21 +316,3 @@ func (c *fastConn) writev(iov *net.Buffers, a, b []byte) error {
 // for parts of the read buffer that stay untouched until the request ends;
 // nothing keeps such a string beyond it.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// date is the Date header value, formatted once a second.
-type dateValue struct {
-	sec int64
-	b   []byte
-}
-
-var dateCache atomic.Pointer[dateValue]
-
-func httpDate(now time.Time) []byte {
-	sec := now.Unix()
-	if d := dateCache.Load(); d != nil && d.sec == sec {
-		return d.b
-	}
-	d := &dateValue{sec: sec, b: now.UTC().AppendFormat(make([]byte, 0, 29), http.TimeFormat)}
-	dateCache.Store(d)
-	return d.b
-}

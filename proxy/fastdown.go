@@ -24,11 +24,6 @@ type fastDown struct {
 	wrote    bool // response bytes were written to the client
 }
 
-var (
-	crlfBytes     = []byte("\r\n")
-	lastChunkHead = []byte("0\r\n")
-)
-
 func (f *fastDown) readBody(p []byte) (int, error) {
 	c := f.c
 	if d := c.s.opts.ReadTimeout; d > 0 {
@@ -178,73 +173,3 @@ var errNoTunnel = errors.New("the fast lane tunnels nothing")
 
 // tunnel is never reached: the fast lane hands upgrades to net/http.
 func (f *fastDown) tunnel(x *exchange) error { return errNoTunnel }
-
-// appendStatusLine appends the response's status line as HTTP/1.1.
-func appendStatusLine(b []byte, r *respHead) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(r.status), 10)
-	b = append(b, ' ')
-	if len(r.reason) > 0 {
-		return append(append(b, r.reason...), "\r\n"...)
-	}
-	if t := http.StatusText(r.status); t != "" {
-		b = append(b, t...)
-	}
-	return append(b, "\r\n"...)
-}
-
-// appendFields appends the response's end-to-end fields: Trailer only with
-// a chunked body, Content-Length only when the upstream's body is not
-// chunked and length is true.
-func appendFields(b []byte, r *respHead, chunked, length bool) []byte {
-	for i := 0; i < r.nfields; i++ {
-		f := &r.fields[i]
-		switch f.kind {
-		case respHopByHop:
-			continue
-		case respTrailer:
-			if !chunked {
-				continue
-			}
-		case respLength:
-			if r.chunked || !length || r.status < 200 {
-				continue
-			}
-		}
-		b = appendHeaderLine(b, f.name, f.value)
-	}
-	return b
-}
-
-func appendHeaderLine(b, name, value []byte) []byte {
-	b = append(b, name...)
-	b = append(b, ": "...)
-	b = append(b, value...)
-	return append(b, "\r\n"...)
-}
-
-// appendErrorResponse appends ferry's short plain-text answer; a HEAD
-// answer has the same head and no body.
-func appendErrorResponse(b []byte, code int, msg, extra string, closing, head bool, now time.Time) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(code)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
-	b = append(b, "\r\nDate: "...)
-	b = append(b, httpDate(now)...)
-	if extra != "" {
-		b = append(b, "\r\n"...)
-		b = append(b, extra[:len(extra)-2]...)
-	}
-	if closing {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	b = append(b, "\r\n\r\n"...)
-	if head {
-		return b
-	}
-	b = append(b, msg...)
-	return append(b, '\n')
-}

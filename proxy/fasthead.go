@@ -358,3 +358,7 @@ func equalFold(b []byte, lower string) bool {
 	}
 	return true
 }
+
+// maxHostLen bounds the stack buffer Match lower-cases a host into; a longer
+// Host header cannot name a route (DNS names are at most 253 bytes).
+const maxHostLen = 255

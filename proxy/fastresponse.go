@@ -1,6 +1,9 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+	"errors"
+)
 
 // maxRespFields bounds an upstream response head's fields in the fast lane;
 // a head with more is a 502.
@@ -220,3 +223,7 @@ func dropCR(l []byte) []byte {
 var httpPrefixAny = []byte("HTTP/")
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+var (
+	errBadResponse = errors.New("malformed response from upstream")
+)

@@ -465,3 +465,19 @@ func chunkSize(line []byte) (int64, bool) {
 	}
 	return n, true
 }
+
+// Reasons a request head is refused; see guardConn.verdict.
+const (
+	refuseNone uint8 = iota
+	refuseCLAndTE
+	refuseTEOnHTTP10
+	refuseDuplicateCL
+	refuseObsFold
+	refuseUnderscore
+	refuseFragment
+	refuseTooManyHeaders
+	refuseUnjudged  // a framing line the guard cannot judge, or anything after it
+	refuseBadCoding // a transfer coding other than one "chunked"
+	refuseEmptyHost // "Host:" with an empty value (nginx refuses it too)
+	refuseHeadTooLarge
+)

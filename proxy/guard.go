@@ -106,22 +106,6 @@ func (l *guardListener) Close() error {
 	return l.Listener.Close()
 }
 
-// Reasons a request head is refused; see guardConn.verdict.
-const (
-	refuseNone uint8 = iota
-	refuseCLAndTE
-	refuseTEOnHTTP10
-	refuseDuplicateCL
-	refuseObsFold
-	refuseUnderscore
-	refuseFragment
-	refuseTooManyHeaders
-	refuseUnjudged  // a framing line the guard cannot judge, or anything after it
-	refuseBadCoding // a transfer coding other than one "chunked"
-	refuseEmptyHost // "Host:" with an empty value (nginx refuses it too)
-	refuseHeadTooLarge
-)
-
 // guardConn is one accepted connection. Read and the deadline setters may
 // run on different goroutines (net/http's background read); the tracker is
 // only touched by Read, which net/http never calls concurrently.

@@ -165,15 +165,3 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 		exchanges.Put(x)
 	}
 }
-
-// stripPrefix removes a route's prefix from a canonical path that matched it
-// on a segment boundary: "/api/user/42" → "/42", "/api/user" → "/".
-func stripPrefix(path, prefix string) string {
-	if prefix == "/" || len(path) < len(prefix) {
-		return path
-	}
-	if rest := path[len(prefix):]; rest != "" {
-		return rest
-	}
-	return "/"
-}

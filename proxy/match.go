@@ -2,10 +2,6 @@ package proxy
 
 import "strings"
 
-// maxHostLen bounds the stack buffer Match lower-cases a host into; a longer
-// Host header cannot name a route (DNS names are at most 253 bytes).
-const maxHostLen = 255
-
 // Match returns the route for a request's Host header and canonical path
 // (see CanonicalPath), or nil. Routes for the request's host win over routes
 // for any host; within a host the longest prefix wins, matched on whole

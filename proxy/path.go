@@ -226,3 +226,15 @@ func lastSlash(b []byte) int {
 	}
 	return -1
 }
+
+// stripPrefix removes a route's prefix from a canonical path that matched it
+// on a segment boundary: "/api/user/42" → "/42", "/api/user" → "/".
+func stripPrefix(path, prefix string) string {
+	if prefix == "/" || len(path) < len(prefix) {
+		return path
+	}
+	if rest := path[len(prefix):]; rest != "" {
+		return rest
+	}
+	return "/"
+}

@@ -6,31 +6,8 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/ferry-proxy/ferry/health"
-)
-
-// DialError is a failure to connect to an upstream instance. Nothing of the
-// request was sent, so the request may be retried on another instance
-// whatever its method. It is immutable once returned and safe for
-// concurrent use.
-type DialError struct {
-	Addr string // the instance's host:port
-	Err  error
-}
-
-// Error returns the dial error, naming the address.
-func (e *DialError) Error() string { return "connect to upstream " + e.Addr + ": " + e.Err.Error() }
-
-// Unwrap returns the underlying error (a *net.OpError, a context error, …).
-func (e *DialError) Unwrap() error { return e.Err }
-
-// Upstream connection tuning that is not per service.
-const (
-	maxIdleConnsPerHost = 256
-	idleConnTimeout     = 90 * time.Second
-	tcpKeepAlive        = 30 * time.Second
 )
 
 // retryBudget bounds a service's retries in flight to a fifth of its
@@ -105,20 +82,3 @@ func isTimeout(err error) bool {
 	ne, ok := errors.AsType[net.Error](err)
 	return ok && ne.Timeout()
 }
-
-// ClientBodyError is a failure to read the client's request body while
-// forwarding it: the client reset the connection, paused longer than the
-// read timeout, or sent more than the route's max_body_bytes. It is the
-// client's fault: answered 4xx, never retried and never counted against the
-// upstream. It is immutable and safe for concurrent use.
-type ClientBodyError struct {
-	Err error
-}
-
-// Error describes the failure.
-func (e *ClientBodyError) Error() string {
-	return "reading the client's request body: " + e.Err.Error()
-}
-
-// Unwrap returns the read error.
-func (e *ClientBodyError) Unwrap() error { return e.Err }

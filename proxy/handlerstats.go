@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// Reasons a request got no route, as HandlerStats.Unrouted takes them.
+const (
+	UnroutedNoRoute          = iota // 404: no route matches
+	UnroutedBadRequest              // 400: the path cannot be made canonical
+	UnroutedMethodNotAllowed        // 405: CONNECT
+	numUnrouted
+)
+
+// UnroutedReasons names the reasons, indexed by the Unrouted* constants.
+var UnroutedReasons = [numUnrouted]string{"no_route", "bad_request", "method_not_allowed"}
+
+// HandlerStats counts what no route accounts for. Safe for concurrent use.
+type HandlerStats struct {
+	acceptErrors atomic.Uint64
+	unrouted     [numUnrouted]atomic.Uint64
+	handoffs     atomic.Uint64
+}
+
+// AcceptErrors returns how many times accepting a connection failed for
+// want of file descriptors (or another temporary error) and was backed off.
+func (s *HandlerStats) AcceptErrors() uint64 { return s.acceptErrors.Load() }
+
+// unroute counts a request answered without a route.
+func (s *HandlerStats) unroute(status int) {
+	switch status {
+	case http.StatusMethodNotAllowed:
+		s.unrouted[UnroutedMethodNotAllowed].Add(1)
+	case http.StatusBadRequest:
+		s.unrouted[UnroutedBadRequest].Add(1)
+	default:
+		s.unrouted[UnroutedNoRoute].Add(1)
+	}
+}
+
+// record counts a finished exchange, for both front-ends. Atomics only.
+func (x *exchange) record(start time.Time) {
+	recordRequest(x.route, x.upstream, x.status, x.bytesSent, time.Since(start), x.attempts)
+}
+
+// describe fills the access-log fields the exchange knows; x may be nil (a
+// request answered before routing).
+func (x *exchange) describe(e *AccessEntry) {
+	if x == nil {
+		return
+	}
+	e.Route, e.Service, e.Attempts = x.route.spec.Name, x.svc.name, x.attempts
+	if x.upstream != nil {
+		e.Upstream = x.upstream.addr
+	}
+}
+
+// Handoffs returns how many client connections the fast lane handed to the
+// Handler's net/http server (see Server).
+func (s *HandlerStats) Handoffs() uint64 { return s.handoffs.Load() }
+
+// Unrouted returns how many requests were answered without a route for
+// reason i (one of the Unrouted* constants).
+func (s *HandlerStats) Unrouted(i int) uint64 { return s.unrouted[i].Load() }
+
+// Stats returns the handler's own counters. Safe for concurrent use.
+func (h *Handler) Stats() *HandlerStats { return &h.stats }
