@@ -39,7 +39,7 @@ func NewHandler(opts Options) *Handler {
 		logger = hclog.NewNullLogger()
 	}
 	h := &Handler{logger: logger, access: opts.AccessLog}
-	h.table.Store(emptyTable())
+	h.table.Store(EmptyTable())
 	return h
 }
 
@@ -47,7 +47,7 @@ func NewHandler(opts Options) *Handler {
 // Safe for concurrent use.
 func (h *Handler) Store(t *Table) {
 	if t == nil {
-		t = emptyTable()
+		t = EmptyTable()
 	}
 	h.table.Store(t)
 }
@@ -55,9 +55,6 @@ func (h *Handler) Store(t *Table) {
 // Table returns the table in use; never nil. Safe for concurrent use.
 func (h *Handler) Table() *Table { return h.table.Load() }
 
-func emptyTable() *Table {
-	return &Table{hosts: map[string]*hostRoutes{}, services: map[string]*Service{}}
-}
 
 // ServeHTTP is the net/http front-end: it serves every request the fast
 // lane hands over (and, with HTTP/2, every h2 request). It refuses what the

@@ -79,8 +79,7 @@ func TestMatchWithoutCatchAll(t *testing.T) {
 }
 
 func TestMatchEmptyTable(t *testing.T) {
-	h := NewHandler(Options{})
-	if r := h.Table().Match("x", "/"); r != nil {
+	if r := EmptyTable().Match("x", "/"); r != nil {
 		t.Fatalf("empty table matched %v", r)
 	}
 }

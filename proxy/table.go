@@ -184,3 +184,9 @@ func (u *Upstream) Addr() string { return u.addr }
 func (u *Upstream) eligible(avoid *Upstream) bool {
 	return u != avoid && u.state.Available()
 }
+
+// EmptyTable returns a table with no routes (what a Handler serves before
+// its first Store).
+func EmptyTable() *Table {
+	return &Table{hosts: map[string]*hostRoutes{}, services: map[string]*Service{}}
+}
