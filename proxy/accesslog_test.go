@@ -11,18 +11,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 func TestAccessLogText(t *testing.T) {
 	var buf bytes.Buffer
-	l := NewAccessLog(&buf, "text")
-	l.Log(&AccessEntry{
+	l := accesslog.New(&buf, "text")
+	l.Log(&accesslog.Entry{
 		Start:    time.Date(2026, 11, 24, 18, 0, 0, 0, time.FixedZone("CET", 3600)),
 		Duration: 1234567 * time.Nanosecond,
 		Client:   "127.0.0.1:5555", Method: "GET", Host: "x", Path: "/api/user/1", Proto: "HTTP/1.1",
 		Status: 200, BytesSent: 64, Route: "users", Service: "user", Upstream: "127.0.0.1:9001", Attempts: 1,
 	})
-	l.Log(&AccessEntry{
+	l.Log(&accesslog.Entry{
 		Start:  time.Date(2026, 11, 24, 17, 0, 0, 5e6, time.UTC),
 		Client: "[::1]:1", Method: "GET", Path: "/a\"b\\c\x00 d", Proto: "HTTP/1.0", Status: 404,
 	})
@@ -35,8 +38,8 @@ func TestAccessLogText(t *testing.T) {
 
 func TestAccessLogJSON(t *testing.T) {
 	var buf bytes.Buffer
-	l := NewAccessLog(&buf, "json")
-	l.Log(&AccessEntry{
+	l := accesslog.New(&buf, "json")
+	l.Log(&accesslog.Entry{
 		Start:    time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC),
 		Duration: 2 * time.Millisecond,
 		Client:   "127.0.0.1:5555", Method: "POST", Host: "shop", Path: "/a\"\n\xff", Proto: "HTTP/1.1",
@@ -77,10 +80,10 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 func TestAccessLogOneWritePerLine(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		w := &countingWriter{}
-		l := NewAccessLog(w, format)
+		l := accesslog.New(w, format)
 		var wg sync.WaitGroup
 		for range 50 {
-			wg.Go(func() { l.Log(&AccessEntry{Method: "GET", Path: "/x", Status: 200}) })
+			wg.Go(func() { l.Log(&accesslog.Entry{Method: "GET", Path: "/x", Status: 200}) })
 		}
 		wg.Wait()
 		if len(w.writes) != 50 {
@@ -97,7 +100,7 @@ func TestAccessLogOneWritePerLine(t *testing.T) {
 func TestAccessLogOfProxiedRequest(t *testing.T) {
 	f := newFixture(t, "text")
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strings.Repeat("x", 64)) })
-	f.route([]RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil, setOf(t, "user", addr(be)))
+	f.route([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil, setOf(t, "user", addr(be)))
 	f.get("/api/user/1?secret=1")
 	f.get("/nowhere")
 	lines := f.accessLines(2)
@@ -137,10 +140,10 @@ func TestResponseWriterKeepsFlushAndUnwrap(t *testing.T) {
 func TestAccessLogFailoverDatacenter(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		var buf bytes.Buffer
-		l := NewAccessLog(&buf, format)
-		SetFailoverDatacenters(l, map[string]map[string]string{"user": {"10.0.0.9:80": "dc2"}})
-		l.Log(&AccessEntry{Start: time.Unix(0, 0), Service: "user", Upstream: "10.0.0.9:80", Status: 200})
-		l.Log(&AccessEntry{Start: time.Unix(0, 0), Service: "user", Upstream: "10.0.0.1:80", Status: 200})
+		l := accesslog.New(&buf, format)
+		accesslog.SetFailoverDatacenters(l, map[string]map[string]string{"user": {"10.0.0.9:80": "dc2"}})
+		l.Log(&accesslog.Entry{Start: time.Unix(0, 0), Service: "user", Upstream: "10.0.0.9:80", Status: 200})
+		l.Log(&accesslog.Entry{Start: time.Unix(0, 0), Service: "user", Upstream: "10.0.0.1:80", Status: 200})
 		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 		want := " dc=dc2"
 		if format == "json" {

@@ -10,6 +10,9 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
+
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // discardWriter is a minimal ResponseWriter, so that the benchmark measures
@@ -27,10 +30,10 @@ func BenchmarkHandler(b *testing.B) {
 		io.WriteString(w, "hello from the backend")
 	}))
 	defer be.Close()
-	builder := NewBuilder(health.NewRegistry(), nil)
+	builder := route.NewBuilder(health.NewRegistry(), nil)
 	defer builder.Close()
-	h := NewHandler(Options{AccessLog: NewAccessLog(io.Discard, "text")})
-	h.Store(builder.Build([]RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
+	h := NewHandler(Options{AccessLog: accesslog.New(io.Discard, "text")})
+	h.Store(builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
 		map[string]*discovery.InstanceSet{"user": setOf(b, "user", addr(be))}))
 
 	b.ReportAllocs()
@@ -76,10 +79,10 @@ func BenchmarkFastLane(b *testing.B) {
 			}()
 		}
 	}()
-	builder := NewBuilder(health.NewRegistry(), nil)
+	builder := route.NewBuilder(health.NewRegistry(), nil)
 	defer builder.Close()
-	h := NewHandler(Options{AccessLog: NewAccessLog(io.Discard, "text")})
-	h.Store(builder.Build([]RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
+	h := NewHandler(Options{AccessLog: accesslog.New(io.Discard, "text")})
+	h.Store(builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
 		map[string]*discovery.InstanceSet{"user": setOf(b, "user", be.Addr().String())}))
 	front := newFrontend(b, h)
 	defer front.Close()

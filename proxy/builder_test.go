@@ -7,39 +7,41 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 func TestBuilderDefaultsAndSpecs(t *testing.T) {
-	b := NewBuilder(health.NewRegistry(), testLogger(t))
+	b := route.NewBuilder(health.NewRegistry(), testLogger(t))
 	defer b.Close()
-	routes := []RouteSpec{
+	routes := []route.RouteSpec{
 		{Name: "a", PathPrefix: "/a", Service: "plain"},
 		{Name: "b", PathPrefix: "/b", Service: "tuned"},
 		{Name: "c", PathPrefix: "/c", Service: "odd"},
 	}
-	specs := map[string]ServiceSpec{
+	specs := map[string]route.ServiceSpec{
 		"tuned": {Name: "tuned", Balance: "least_request", ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, Retries: 0},
 		"odd":   {Name: "odd", Balance: "fastest"},
 	}
 	tab := b.Build(routes, specs, nil)
 	ejection30s := health.Outlier{BaseEjectionTime: 30 * time.Second}
 
-	want := map[string]ServiceSpec{
-		"plain": {Name: "plain", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 2, Outlier: ejection30s, QueueTimeout: DefaultQueueTimeout},
-		"tuned": {Name: "tuned", Balance: "least_request", ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, Retries: 0, Outlier: ejection30s, QueueTimeout: DefaultQueueTimeout},
-		"odd":   {Name: "odd", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 0, Outlier: ejection30s, QueueTimeout: DefaultQueueTimeout},
+	want := map[string]route.ServiceSpec{
+		"plain": {Name: "plain", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 2, Outlier: ejection30s, QueueTimeout: route.DefaultQueueTimeout},
+		"tuned": {Name: "tuned", Balance: "least_request", ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, Retries: 0, Outlier: ejection30s, QueueTimeout: route.DefaultQueueTimeout},
+		"odd":   {Name: "odd", Balance: "round_robin", ConnectTimeout: 2 * time.Second, ResponseTimeout: 30 * time.Second, Retries: 0, Outlier: ejection30s, QueueTimeout: route.DefaultQueueTimeout},
 	}
 	for name, w := range want {
 		s := tab.Service(name)
 		if s == nil {
 			t.Fatalf("service %q missing", name)
 		}
-		if got := s.Spec(); got != w {
+		if got := *s.Spec(); got != w {
 			t.Errorf("service %q: got %+v, want %+v", name, got, w)
 		}
 	}
-	if _, ok := tab.Service("odd").balancer.(roundRobin); !ok {
-		t.Errorf("unknown policy: got %T, want roundRobin", tab.Service("odd").balancer)
+	if _, ok := tab.Service("odd").Balancer.(route.RoundRobin); !ok {
+		t.Errorf("unknown policy: got %T, want roundRobin", tab.Service("odd").Balancer)
 	}
 	if got := tab.Routes(); !reflect.DeepEqual(got, routes) {
 		t.Errorf("Routes() = %+v, want %+v", got, routes)
@@ -51,10 +53,10 @@ func TestBuilderDefaultsAndSpecs(t *testing.T) {
 
 func TestBuilderKeepsTransportAndCounters(t *testing.T) {
 	reg := health.NewRegistry()
-	b := NewBuilder(reg, testLogger(t))
+	b := route.NewBuilder(reg, testLogger(t))
 	defer b.Close()
-	routes := []RouteSpec{{Name: "u", PathPrefix: "/", Service: "user"}}
-	spec := map[string]ServiceSpec{"user": {Balance: "round_robin"}}
+	routes := []route.RouteSpec{{Name: "u", PathPrefix: "/", Service: "user"}}
+	spec := map[string]route.ServiceSpec{"user": {Balance: "round_robin"}}
 	set := &discovery.InstanceSet{Service: "user", Known: true, Instances: []discovery.Instance{
 		{ID: "a", Node: "n", Address: "10.0.0.1", Port: 1, Weight: 1},
 		{ID: "b", Node: "n", Address: "10.0.0.2", Port: 2, Weight: 1},
@@ -64,44 +66,44 @@ func TestBuilderKeepsTransportAndCounters(t *testing.T) {
 
 	t1 := b.Build(routes, spec, sets)
 	s1 := t1.Service("user")
-	if got := s1.balancer.pick(s1.upstreams, nil).Addr(); got != "10.0.0.1:1" {
+	if got := s1.Balancer.Pick(s1.Upstreams(), nil).Addr(); got != "10.0.0.1:1" {
 		t.Fatalf("first pick: got %s", got)
 	}
 
 	t2 := b.Build(routes, spec, sets)
 	s2 := t2.Service("user")
-	if s2.upstreams[0].pool != s1.upstreams[0].pool {
+	if s2.Upstreams()[0].Pool != s1.Upstreams()[0].Pool {
 		t.Error("an instance's connection pool replaced across builds")
 	}
-	if s2.budget != s1.budget {
+	if s2.Budget != s1.Budget {
 		t.Error("retry budget replaced across builds")
 	}
-	if got := s2.balancer.pick(s2.upstreams, nil).Addr(); got != "10.0.0.2:2" {
+	if got := s2.Balancer.Pick(s2.Upstreams(), nil).Addr(); got != "10.0.0.2:2" {
 		t.Errorf("round robin restarted across builds: got %s, want 10.0.0.2:2", got)
 	}
 	// The same instance keeps its health state.
-	if s2.upstreams[0].state != reg.State("user", "n/a") || s1.upstreams[0].state != s2.upstreams[0].state {
+	if s2.Upstreams()[0].Health != reg.State("user", "n/a") || s1.Upstreams()[0].Health != s2.Upstreams()[0].Health {
 		t.Error("instance state not taken from the registry")
 	}
 
-	spec["user"] = ServiceSpec{ResponseTimeout: time.Second}
+	spec["user"] = route.ServiceSpec{ResponseTimeout: time.Second}
 	s3 := b.Build(routes, spec, sets).Service("user")
-	if s3.upstreams[0].pool != s1.upstreams[0].pool || s3.spec.ResponseTimeout != time.Second {
+	if s3.Upstreams()[0].Pool != s1.Upstreams()[0].Pool || s3.Spec().ResponseTimeout != time.Second {
 		t.Error("a timeout change must apply at once and keep the instance's connections")
 	}
 
 	// A service no longer routed gives up its pool.
-	b.Build([]RouteSpec{{Name: "o", PathPrefix: "/", Service: "order"}}, nil, nil)
-	if _, ok := b.pools["user"]; ok {
+	b.Build([]route.RouteSpec{{Name: "o", PathPrefix: "/", Service: "order"}}, nil, nil)
+	if _, ok := b.Pools["user"]; ok {
 		t.Error("pool of an unrouted service kept")
 	}
-	if !s1.upstreams[0].pool.closed {
+	if !s1.Upstreams()[0].Pool.Closed {
 		t.Error("the pools of an unrouted service stay open")
 	}
 }
 
 func TestBuilderSetFlagsAndBadInput(t *testing.T) {
-	b := NewBuilder(health.NewRegistry(), testLogger(t))
+	b := route.NewBuilder(health.NewRegistry(), testLogger(t))
 	defer b.Close()
 	sets := map[string]*discovery.InstanceSet{
 		"user": {Service: "user", Known: true, Stale: true, Instances: []discovery.Instance{
@@ -110,7 +112,7 @@ func TestBuilderSetFlagsAndBadInput(t *testing.T) {
 			{ID: "noport", Node: "n", Address: "10.0.0.2"},
 		}},
 	}
-	tab := b.Build([]RouteSpec{
+	tab := b.Build([]route.RouteSpec{
 		{Name: "users", PathPrefix: "/api/user/", Service: "user"}, // trailing slash trimmed
 		{Name: "dup", PathPrefix: "/api/user", Service: "other"},   // same host and prefix: left out
 		{Name: "bad", PathPrefix: "/a%2Fb", Service: "other"},      // not a path: left out

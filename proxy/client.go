@@ -8,6 +8,11 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
+	"github.com/ferry-proxy/ferry/proxy/sock"
+	"github.com/ferry-proxy/ferry/proxy/upstream"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // ferry's HTTP/1.1 upstream client: one attempt of an exchange on one
@@ -42,33 +47,33 @@ func (*timeoutError) Temporary() bool { return true }
 // attempt exchanges the request with one instance up to the response head.
 // On success x.uc is the connection and x.resp the head; the instance's
 // lease is held until the response is relayed.
-func (x *exchange) attempt(up *Upstream) error {
+func (x *exchange) attempt(up *route.Upstream) error {
 	x.unlease()
-	up.state.Acquire()
+	up.Health.Acquire()
 	x.leased = up
-	spec := &x.svc.spec
+	spec := x.svc.Spec()
 	now := x.start // one clock read per request, not per step
 	if x.attempts > 1 {
 		now = time.Now()
 	}
-	uc := up.pool.get(now)
-	for uc != nil && !alive(uc) {
+	uc := up.Pool.Get(now)
+	for uc != nil && !upstream.Alive(uc) {
 		uc.Conn.Close() // closed by the upstream, or out of step: never reused
-		uc = up.pool.get(now)
+		uc = up.Pool.Get(now)
 	}
 	reused := uc != nil
 	for {
 		if uc == nil {
 			var err error
-			if uc, err = up.pool.dial(context.Background(), spec.ConnectTimeout); err != nil {
-				x.svc.attemptDone(up, 0, err, now)
+			if uc, err = up.Pool.Dial(context.Background(), spec.ConnectTimeout); err != nil {
+				x.svc.AttemptDone(up, 0, err, now)
 				return err
 			}
 		}
 		err := x.exchangeHead(uc, reused, now)
 		if err == nil {
 			x.uc = uc
-			x.svc.attemptDone(up, x.resp.status, nil, now)
+			x.svc.AttemptDone(up, x.resp.Status, nil, now)
 			return nil
 		}
 		uc.Conn.Close()
@@ -77,7 +82,7 @@ func (x *exchange) attempt(up *Upstream) error {
 			continue
 		}
 		if _, ok := errors.AsType[*ClientBodyError](err); !ok && !errors.Is(err, errClientGone) {
-			x.svc.attemptDone(up, 0, err, now)
+			x.svc.AttemptDone(up, 0, err, now)
 		}
 		return err
 	}
@@ -91,7 +96,7 @@ const clientCheckInterval = 500 * time.Millisecond
 
 // exchangeHead writes the request on uc and reads the response head into
 // x.resp, relaying 1xx heads.
-func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) error {
+func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) error {
 	if _, err := uc.Write(x.req); err != nil {
 		if reused {
 			return &staleConnError{err}
@@ -110,27 +115,27 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) error {
 	if x.bodyRead {
 		now = time.Now() // streaming the body took time
 	}
-	deadline := now.Add(x.svc.spec.ResponseTimeout)
+	deadline := now.Add(x.svc.Spec().ResponseTimeout)
 	slice := nextSlice(now, deadline)
-	setReadLazy(uc.Conn, &uc.rdl, slice, slice.Sub(now)/8)
+	sock.SetReadLazy(uc.Conn, &uc.ReadDeadline, slice, slice.Sub(now)/8)
 	x.inR, x.inW = 0, 0
 	informational := 0
 	for {
-		complete, perr := parseResponse(x.in[x.inR:x.inW], &x.resp)
+		complete, perr := wire.ParseResponseHead(x.in[x.inR:x.inW], &x.resp)
 		if perr != nil {
 			return perr
 		}
 		if complete {
-			st := x.resp.status
+			st := x.resp.Status
 			if st >= 200 {
-				x.inR += x.resp.size
+				x.inR += x.resp.Size
 				return nil
 			}
 			if st == 101 {
 				if !x.upgrade {
 					return errUnexpected101
 				}
-				x.inR += x.resp.size
+				x.inR += x.resp.Size
 				return nil
 			}
 			if informational++; informational > 5 {
@@ -140,7 +145,7 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) error {
 			if err := x.d.informational(x); err != nil {
 				return &clientError{err}
 			}
-			x.inR += x.resp.size
+			x.inR += x.resp.Size
 			continue
 		}
 		if x.inR > 0 {
@@ -164,7 +169,7 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) error {
 					if x.d.gone() {
 						return errClientGone
 					}
-					setRead(uc.Conn, &uc.rdl, nextSlice(now, deadline))
+					sock.SetRead(uc.Conn, &uc.ReadDeadline, nextSlice(now, deadline))
 					continue
 				}
 				if sendErr != nil {
@@ -178,7 +183,7 @@ func (x *exchange) exchangeHead(uc *upConn, reused bool, now time.Time) error {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			if reused && x.inW == 0 && !x.bodyRead && informational == 0 && !isTimeout(err) {
+			if reused && x.inW == 0 && !x.bodyRead && informational == 0 && !route.IsTimeout(err) {
 				return &staleConnError{err}
 			}
 			return err
@@ -198,7 +203,7 @@ func nextSlice(now, deadline time.Time) time.Time {
 // chunked when its length is unknown (with the client's trailers). It stops
 // early when the upstream answers before taking the whole body (a 413, a
 // 401): the answer is relayed and the client connection closed after it.
-func (x *exchange) streamBody(uc *upConn) error {
+func (x *exchange) streamBody(uc *upstream.Conn) error {
 	x.grow()
 	buf := x.in
 	if x.bodyChunk {
@@ -215,12 +220,12 @@ func (x *exchange) streamBody(uc *upConn) error {
 			if left > 0 {
 				left -= int64(n)
 			}
-			setWriteLazy(uc.Conn, &uc.wdl, time.Now().Add(x.svc.spec.ResponseTimeout), clientDeadlineSlack)
+			sock.SetWriteLazy(uc.Conn, &uc.WriteDeadline, time.Now().Add(x.svc.Spec().ResponseTimeout), sock.ClientDeadlineSlack)
 			if werr := x.sendBody(uc, buf[:n]); werr != nil {
 				x.bodyUnread = true
 				return werr
 			}
-			if uc.peek() != peekQuiet {
+			if uc.Peek() != sock.PeekQuiet {
 				// The upstream answered (or gave up) before the whole
 				// body: stop sending, read its answer.
 				x.bodyUnread = left != 0
@@ -244,7 +249,7 @@ func (x *exchange) streamBody(uc *upConn) error {
 			return &ClientBodyError{Err: err}
 		}
 	}
-	setWrite(uc.Conn, &uc.wdl, time.Time{})
+	sock.SetWrite(uc.Conn, &uc.WriteDeadline, time.Time{})
 	x.bodyLeft = 0
 	x.shrink() // before the response: nothing of it is in the buffer yet
 	return nil
@@ -252,13 +257,13 @@ func (x *exchange) streamBody(uc *upConn) error {
 
 // sendBody writes body bytes p (which lie at the start of x.in, with room
 // after them) to uc, as one chunk when the body goes chunked.
-func (x *exchange) sendBody(uc *upConn, p []byte) error {
+func (x *exchange) sendBody(uc *upstream.Conn, p []byte) error {
 	if !x.bodyChunk {
 		_, err := uc.Write(p)
 		return err
 	}
 	size := strconv.AppendInt(x.hex[:0], int64(len(p)), 16)
-	bufs := net.Buffers{append(size, '\r', '\n'), p, crlfBytes}
+	bufs := net.Buffers{append(size, '\r', '\n'), p, wire.CRLF}
 	_, err := bufs.WriteTo(uc.Conn)
 	return err
 }

@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
+	"github.com/ferry-proxy/ferry/proxy/upstream"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // The forwarding core (SPEC §11). A front-end owns the client connection and
@@ -62,8 +66,8 @@ type exchange struct {
 	d     downstream
 	fast  fastDown // the fast lane's downstream (d is &fast there)
 	start time.Time
-	route *Route
-	svc   *Service
+	route *route.Route
+	svc   *route.Service
 	path  string // canonical
 
 	method     string
@@ -79,15 +83,15 @@ type exchange struct {
 
 	req []byte // the outbound head and bodyHead
 
-	upstream  *Upstream // the last attempt's
-	uc        *upConn   // the connection the response comes on
-	leased    *Upstream // holds the instance's in-flight count
+	upstream  *route.Upstream // the last attempt's
+	uc        *upstream.Conn  // the connection the response comes on
+	leased    *route.Upstream // holds the instance's in-flight count
 	attempts  int
 	retries   int
 	status    int
 	bytesSent int64
 
-	resp     respHead
+	resp     wire.ResponseHead
 	in       []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
 	inR, inW int
 	small    []byte           // the exchange's own input buffer
@@ -146,8 +150,8 @@ func (x *exchange) shrink() {
 }
 
 // reset prepares a pooled exchange for a request routed to route.
-func (x *exchange) reset(d downstream, start time.Time, method string, route *Route, path string) {
-	x.d, x.start, x.method, x.route, x.svc, x.path = d, start, method, route, route.service, path
+func (x *exchange) reset(d downstream, start time.Time, method string, route *route.Route, path string) {
+	x.d, x.start, x.method, x.route, x.svc, x.path = d, start, method, route, route.Service(), path
 	x.clientStop, x.upgrade = false, false
 	x.bodyHead, x.bodyLeft, x.bodyChunk, x.bodyRead, x.bodyUnread, x.relayed = nil, 0, false, false, false, false
 	x.upstream, x.uc, x.leased = nil, nil, nil
@@ -171,7 +175,7 @@ func (x *exchange) release() {
 
 func (x *exchange) unlease() {
 	if x.leased != nil {
-		x.leased.state.Release()
+		x.leased.Health.Release()
 		x.leased = nil
 	}
 }
@@ -195,7 +199,7 @@ func (e *clientError) Unwrap() error { return e.err }
 // forward sends the request to up and, where the attempt policy allows, to
 // other instances, then relays the response. It reports whether the client
 // connection may serve another request.
-func (x *exchange) forward(up *Upstream) bool {
+func (x *exchange) forward(up *route.Upstream) bool {
 	svc := x.svc
 	for {
 		x.attempts++
@@ -212,11 +216,11 @@ func (x *exchange) forward(up *Upstream) bool {
 			x.status = statusClientClosed
 			return false
 		}
-		if decide(x.facts(err)) != retryElsewhere || x.attempts > svc.spec.Retries {
+		if decide(x.facts(err)) != retryElsewhere || x.attempts > svc.Spec().Retries {
 			return x.upstreamFailed(err)
 		}
-		next := svc.balancer.pick(svc.upstreams, up)
-		if next == nil || next == up || !svc.budget.tryRetry() {
+		next := svc.Balancer.Pick(svc.Upstreams(), up)
+		if next == nil || next == up || !svc.Budget.TryRetry() {
 			return x.upstreamFailed(err)
 		}
 		x.retries++
@@ -226,12 +230,12 @@ func (x *exchange) forward(up *Upstream) bool {
 
 // facts gathers what the attempt policy decides on after err.
 func (x *exchange) facts(err error) attemptFacts {
-	_, dial := errors.AsType[*DialError](err)
+	_, dial := errors.AsType[*upstream.DialError](err)
 	_, stale := errors.AsType[*staleConnError](err)
 	return attemptFacts{
 		connectFailed:   dial,
 		staleReuse:      stale,
-		timedOut:        isTimeout(err),
+		timedOut:        route.IsTimeout(err),
 		idempotent:      idempotentMethod(x.method),
 		replayable:      !x.bodyRead && x.bodyLeft == 0 && !x.upgrade,
 		responseStarted: x.relayed,
@@ -242,12 +246,12 @@ func (x *exchange) facts(err error) attemptFacts {
 // timeout, else 502.
 func (x *exchange) upstreamFailed(err error) bool {
 	x.unlease()
-	log := x.svc.logger.With("route", x.route.spec.Name, "address", x.upstream.addr,
-		"instance_id", x.upstream.instance.ID, "attempts", x.attempts, "error", err)
-	code, msg := http.StatusBadGateway, "ferry: upstream of service "+quote(x.svc.name)+" failed"
-	if isTimeout(err) {
+	log := x.svc.Logger.With("route", x.route.Spec().Name, "address", x.upstream.Addr(),
+		"instance_id", x.upstream.Instance().ID, "attempts", x.attempts, "error", err)
+	code, msg := http.StatusBadGateway, "ferry: upstream of service "+quote(x.svc.Name())+" failed"
+	if route.IsTimeout(err) {
 		log.Warn("upstream timed out")
-		code, msg = http.StatusGatewayTimeout, "ferry: upstream of service "+quote(x.svc.name)+" timed out"
+		code, msg = http.StatusGatewayTimeout, "ferry: upstream of service "+quote(x.svc.Name())+" timed out"
 	} else {
 		log.Warn("upstream failed")
 	}
@@ -262,11 +266,11 @@ func (x *exchange) upstreamFailed(err error) bool {
 // lost.
 func (x *exchange) clientBodyFailed(ce *ClientBodyError) bool {
 	x.unlease()
-	x.svc.logger.Debug("client request body failed", "route", x.route.spec.Name, "error", ce)
+	x.svc.Logger.Debug("client request body failed", "route", x.route.Spec().Name, "error", ce)
 	code, msg := http.StatusBadRequest, "ferry: bad request body"
 	if _, ok := errors.AsType[*http.MaxBytesError](ce); ok {
 		code, msg = http.StatusRequestEntityTooLarge, msgBodyTooLarge
-	} else if isTimeout(ce.Err) {
+	} else if route.IsTimeout(ce.Err) {
 		code, msg = http.StatusRequestTimeout, "ferry: timed out reading the request body"
 	}
 	x.answer(code, msg, true)

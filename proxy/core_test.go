@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // The eleven behaviours of the forwarding-core issue, each through both
@@ -123,8 +125,8 @@ func TestNoResendOnReusedConnection(t *testing.T) {
 				}
 				return answer(c, "warm")
 			})
-			f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
-				map[string]ServiceSpec{"s": {Retries: 2, ResponseTimeout: 300 * time.Millisecond}}, setOf(t, "s", be.addr))
+			f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
+				map[string]route.ServiceSpec{"s": {Retries: 2, ResponseTimeout: 300 * time.Millisecond}}, setOf(t, "s", be.addr))
 			if _, body := f.get("/warm"); body != "warm" {
 				t.Fatalf("warm-up: got %q", body)
 			}
@@ -166,7 +168,7 @@ func TestLateBytesNeverAnswerAnotherRequest(t *testing.T) {
 				io.WriteString(c, tc.resp)
 				return true
 			})
-			f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", be.addr))
+			f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", be.addr))
 			req, _ := http.NewRequest(tc.method, f.front.URL+"/first", nil)
 			f.do(req)
 			time.Sleep(100 * time.Millisecond) // let late bytes arrive
@@ -191,7 +193,7 @@ func TestClientGoneWhileBodyStreams(t *testing.T) {
 		closed <- time.Now()
 		return false
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", be.addr))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", be.addr))
 	c := f.dial()
 	br := bufio.NewReader(c)
 	io.WriteString(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -214,7 +216,7 @@ func TestClientGoneWhileBodyStreams(t *testing.T) {
 	}
 	svc := f.handler.Table().Service("s")
 	waitFor(t, "counts released", func() bool {
-		return svc.budget.requests.Load() == 0 && svc.Upstreams()[0].state.InFlight() == 0
+		return svc.Budget.Requests.Load() == 0 && svc.Upstreams()[0].Health.InFlight() == 0
 	})
 }
 
@@ -230,8 +232,8 @@ func TestAnswersFollowRFC9110(t *testing.T) {
 		return answer(c, "next")
 	})
 	dead := deadAddr(t)
-	f.route([]RouteSpec{{Name: "dead", PathPrefix: "/dead", Service: "dead"}, {Name: "r", PathPrefix: "/", Service: "s"}},
-		map[string]ServiceSpec{"dead": {Retries: 0}}, setOf(t, "s", be.addr), setOf(t, "dead", dead))
+	f.route([]route.RouteSpec{{Name: "dead", PathPrefix: "/dead", Service: "dead"}, {Name: "r", PathPrefix: "/", Service: "s"}},
+		map[string]route.ServiceSpec{"dead": {Retries: 0}}, setOf(t, "s", be.addr), setOf(t, "dead", dead))
 	c := f.dial()
 	br := bufio.NewReader(c)
 	resp, body := rawRoundTrip(t, c, br, "HEAD", "HEAD /dead HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -265,7 +267,7 @@ func TestAuthorityAndQueryAsSent(t *testing.T) {
 		}).addr
 	}
 	admin, other := backendNamed("admin"), backendNamed("other")
-	f.route([]RouteSpec{{Name: "admin", Host: "admin.example", PathPrefix: "/", Service: "admin"}, {Name: "any", PathPrefix: "/", Service: "other"}},
+	f.route([]route.RouteSpec{{Name: "admin", Host: "admin.example", PathPrefix: "/", Service: "admin"}, {Name: "any", PathPrefix: "/", Service: "other"}},
 		nil, setOf(t, "admin", admin), setOf(t, "other", other))
 	check := func(raw, wantBackend, wantURI, wantHost string) {
 		t.Helper()
@@ -300,8 +302,8 @@ func TestBareLFResponseRelayed(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\n\nok")
 		return true
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
-		map[string]ServiceSpec{"s": {ResponseTimeout: 5 * time.Second}}, setOf(t, "s", be.addr))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
+		map[string]route.ServiceSpec{"s": {ResponseTimeout: 5 * time.Second}}, setOf(t, "s", be.addr))
 	start := time.Now()
 	resp, body := f.get("/lf")
 	if resp.StatusCode != 200 || body != "ok" || resp.Header.Get("X-A") != "1" {
@@ -339,7 +341,7 @@ func TestEarlyAnswerRelayed(t *testing.T) {
 		io.Copy(io.Discard, c) // a lingering close, as nginx does
 	}()
 	t.Cleanup(func() { ln.Close(); <-done })
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", ln.Addr().String()))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", ln.Addr().String()))
 
 	c := f.dial()
 	const size = 4 << 20
@@ -368,7 +370,7 @@ func TestRequestTrailersForwarded(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		got <- r.Trailer.Get("X-Checksum")
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 	c := f.dial()
 	resp, _ := rawRoundTrip(t, c, bufio.NewReader(c), "POST", "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"+
 		"3\r\nabc\r\n0\r\nX-Checksum: 900150983cd24fb0\r\n\r\n")

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 func TestErrorAnswers(t *testing.T) {
@@ -23,11 +25,11 @@ func TestErrorAnswers(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(hang) }) // runs before the backend's Close
-	f.route([]RouteSpec{
+	f.route([]route.RouteSpec{
 		{Name: "users", PathPrefix: "/api/user", Service: "user"},
 		{Name: "gone", PathPrefix: "/gone", Service: "gone"},
 		{Name: "slow", PathPrefix: "/slow", Service: "slow"},
-	}, map[string]ServiceSpec{
+	}, map[string]route.ServiceSpec{
 		"slow": {ResponseTimeout: 200 * time.Millisecond, Retries: 2},
 	},
 		setOf(t, "user"), // known, but no instance
@@ -76,7 +78,7 @@ func TestErrorConnectAndBadPath(t *testing.T) {
 	f := newFixture(t, "text")
 	var hits atomic.Int32
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
-	f.route([]RouteSpec{{Name: "all", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "all", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 
 	tests := []struct {
 		name, request string
@@ -119,7 +121,7 @@ func TestErrorConnectAndBadPath(t *testing.T) {
 
 func TestRetryConnectFailureWithBody(t *testing.T) {
 	f := newFixture(t, "text")
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil,
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil,
 		setOf(t, "s", deadAddr(t), echoBackend(t, "live"), deadAddr(t)))
 	payload := strings.Repeat("payload-", 8<<10)
 	for i := range 6 { // every rotation position, twice
@@ -166,8 +168,8 @@ func TestNoRetryAfterUpstreamGotRequest(t *testing.T) {
 		good.Add(1)
 		io.WriteString(w, "fine")
 	}))
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
-		map[string]ServiceSpec{"s": {Retries: 2, Balance: "round_robin"}},
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
+		map[string]route.ServiceSpec{"s": {Retries: 2, Balance: "round_robin"}},
 		setOf(t, "s", brokenBackend(t, &broken), goodAddr))
 
 	// Round robin starts at the broken instance.
@@ -205,8 +207,8 @@ func TestRetriesBounded(t *testing.T) {
 	for i := range addrs {
 		addrs[i] = brokenBackend(t, &hits)
 	}
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
-		map[string]ServiceSpec{"s": {Retries: 2}}, setOf(t, "s", addrs...))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
+		map[string]route.ServiceSpec{"s": {Retries: 2}}, setOf(t, "s", addrs...))
 	if resp, _ := f.get("/"); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("got %d, want 502", resp.StatusCode)
 	}
@@ -222,7 +224,7 @@ func TestClientGoneIsLogged499(t *testing.T) {
 		entered <- struct{}{}
 		<-r.Context().Done()
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 
 	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
 	if err != nil {

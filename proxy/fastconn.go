@@ -6,6 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/sock"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // fastBufSize is a client connection's read buffer: a request head that
@@ -22,15 +26,15 @@ type fastConn struct {
 
 	buf  []byte // buf[r:w] is read and not yet consumed
 	r, w int
-	head reqHead
+	head wire.RequestHead
 
 	rdl, wdl time.Time // the deadlines armed on raw (see deadline.go)
 
-	remote   string // RemoteAddr().String(), once
-	clientIP string // its host part, for X-Forwarded-For
-	edge     *Edge  // the policy trusted was computed for
-	trusted  bool
-	peeker   // the client connection's
+	remote      string // RemoteAddr().String(), once
+	clientIP    string // its host part, for X-Forwarded-For
+	edge        *Edge  // the policy trusted was computed for
+	trusted     bool
+	sock.Peeker // the client connection's
 }
 
 const (
@@ -46,7 +50,7 @@ var fastConns = sync.Pool{New: func() any { return &fastConn{buf: make([]byte, f
 func newFastConn(s *Server, gc *guardConn) *fastConn {
 	c := fastConns.Get().(*fastConn)
 	c.s, c.gc, c.raw = s, gc, gc.Conn
-	c.bind(c.raw)
+	c.Bind(c.raw)
 	c.remote = gc.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.clientIP = host
@@ -64,24 +68,24 @@ func (c *fastConn) serve() {
 	}
 	for {
 		h := &c.head
-		v := headIncomplete
+		v := wire.HeadIncomplete
 		if c.r < c.w {
-			v = parseHead(c.buf[c.r:c.w], h, c.s.opts.MaxHeaderCount, c.s.maxHeaderBytes)
+			v = wire.ParseRequestHead(c.buf[c.r:c.w], h, c.s.opts.MaxHeaderCount, c.s.maxHeaderBytes)
 		}
 		headStarted := false
-		for v == headIncomplete {
+		for v == wire.HeadIncomplete {
 			if c.r == c.w {
 				c.r, c.w = 0, 0
 				if !c.idle() {
 					return
 				}
 				if c.s.idleTimeout > 0 {
-					setReadLazy(c.raw, &c.rdl, time.Now().Add(c.s.idleTimeout), clientDeadlineSlack)
+					sock.SetReadLazy(c.raw, &c.rdl, time.Now().Add(c.s.idleTimeout), sock.ClientDeadlineSlack)
 				}
 			} else {
 				if !headStarted && c.s.readHeaderTimeout > 0 {
 					headStarted = true
-					setRead(c.raw, &c.rdl, time.Now().Add(c.s.readHeaderTimeout))
+					sock.SetRead(c.raw, &c.rdl, time.Now().Add(c.s.readHeaderTimeout))
 				}
 				if c.w == len(c.buf) {
 					if c.r == 0 {
@@ -98,7 +102,7 @@ func (c *fastConn) serve() {
 					return // closed by Shutdown
 				}
 				c.w += n
-				v = parseHead(c.buf[c.r:c.w], h, c.s.opts.MaxHeaderCount, c.s.maxHeaderBytes)
+				v = wire.ParseRequestHead(c.buf[c.r:c.w], h, c.s.opts.MaxHeaderCount, c.s.maxHeaderBytes)
 				continue
 			}
 			if err != nil {
@@ -108,7 +112,7 @@ func (c *fastConn) serve() {
 				return
 			}
 		}
-		if v == headHandoff {
+		if v == wire.HeadHandoff {
 			c.handoff()
 			return
 		}
@@ -124,12 +128,12 @@ func (c *fastConn) recycle() {
 	c.s.forget(c)
 	buf := c.buf
 	c.s, c.gc, c.raw, c.remote, c.clientIP, c.edge, c.trusted = nil, nil, nil, "", "", nil, false
-	c.fd = -1
+	c.Fd = -1
 	c.rdl, c.wdl = time.Time{}, time.Time{}
 	c.r, c.w = 0, 0
 	c.state.Store(connActive)
-	c.head.path, c.head.query, c.head.host = nil, nil, nil
-	clear(c.head.fields[:])
+	c.head.Path, c.head.Query, c.head.Host = nil, nil, nil
+	clear(c.head.Fields[:])
 	c.buf = buf
 	fastConns.Put(c)
 }
@@ -154,8 +158,8 @@ func (c *fastConn) closeIfIdle() {
 // handoff gives the connection, from the head at buf[r], to the Handler's
 // server. It always returns false: the fast lane is done with it.
 func (c *fastConn) handoff() bool {
-	setRead(c.raw, &c.rdl, time.Time{})
-	setWrite(c.raw, &c.wdl, time.Time{})
+	sock.SetRead(c.raw, &c.rdl, time.Time{})
+	sock.SetWrite(c.raw, &c.wdl, time.Time{})
 	c.s.h.stats.handoffs.Add(1)
 	c.gc.handOver(c.buf[c.r:c.w])
 	c.s.handoff.give(c.gc)
@@ -174,31 +178,31 @@ func (c *fastConn) isTrusted() bool {
 // serveRequest serves the parsed head h, or hands the connection off before
 // consuming anything when the Handler must answer. It reports whether the
 // connection stays with the fast lane for another request.
-func (c *fastConn) serveRequest(h *reqHead) bool {
+func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	start := time.Now()
 	hd := c.s.h
-	p := planRequest(hd.table.Load(), unsafeString(h.host), unsafeString(h.path), h.contentLength, nil)
+	p := planRequest(hd.table.Load(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil)
 	if p.code != 0 {
 		return c.answerPlan(h, &p, start)
 	}
 	route, first, canonical := p.route, p.first, p.path
-	svc := route.service
+	svc := route.Service()
 
 	// Committed: consume the head and the part of the body already read.
 	x := exchanges.Get().(*exchange)
 	x.fast.c = c
-	x.reset(&x.fast, start, h.method, route, canonical)
-	x.clientStop = h.close
-	c.r += h.size
-	inBuf := min(int64(c.w-c.r), h.contentLength)
+	x.reset(&x.fast, start, h.Method, route, canonical)
+	x.clientStop = h.Close
+	c.r += h.Size
+	inBuf := min(int64(c.w-c.r), h.ContentLength)
 	x.bodyHead = c.buf[c.r : c.r+int(inBuf)]
-	x.bodyLeft = h.contentLength - inBuf
+	x.bodyLeft = h.ContentLength - inBuf
 	c.r += int(inBuf)
 	x.req = appendFastRequest(x.req[:0], x, h, c)
 
-	svc.budget.beginRequest()
+	svc.Budget.BeginRequest()
 	keep := x.forward(first)
-	svc.budget.endRequest(x.retries)
+	svc.Budget.EndRequest(x.retries)
 	p.done()
 
 	x.record(start)
@@ -209,7 +213,7 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 	exchanges.Put(x)
 
 	if !keep || c.s.done.Load() {
-		c.closeWrite(h.close)
+		c.closeWrite(h.Close)
 		return false
 	}
 	if c.r == c.w {
@@ -221,33 +225,33 @@ func (c *fastConn) serveRequest(h *reqHead) bool {
 // answerPlan answers a request that is not forwarded (400, 404, 413, 503)
 // in the fast lane, so that the connection stays here. A request with a
 // body is answered and the connection closed: its body is left unread.
-func (c *fastConn) answerPlan(h *reqHead, p *plan, start time.Time) bool {
-	c.r += h.size
-	closing := p.closing || h.contentLength > 0 || h.close || c.s.done.Load()
+func (c *fastConn) answerPlan(h *wire.RequestHead, p *plan, start time.Time) bool {
+	c.r += h.Size
+	closing := p.closing || h.ContentLength > 0 || h.Close || c.s.done.Load()
 	extra := ""
 	if p.retryAfter {
 		extra = "Retry-After: 1\r\n"
 	}
 	x := exchanges.Get().(*exchange)
-	b := appendErrorResponse(x.fast.out[:0], p.code, p.msg, extra, closing, h.method == "HEAD", start)
+	b := wire.AppendErrorResponse(x.fast.out[:0], p.code, p.msg, extra, closing, h.Method == "HEAD", start)
 	err := c.write(b)
 	x.fast.out = b[:0]
 	exchanges.Put(x)
 	hd := c.s.h
 	hd.recordAnswered(p, p.code, int64(len(p.msg)+1), start)
 	if hd.access != nil {
-		e := entries.Get().(*AccessEntry)
-		*e = AccessEntry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.method,
-			Host: unsafeString(h.host), Path: p.path, Proto: "HTTP/1.1", Status: p.code, BytesSent: int64(len(p.msg) + 1)}
+		e := accesslog.Entries.Get().(*accesslog.Entry)
+		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
+			Host: unsafeString(h.Host), Path: p.path, Proto: "HTTP/1.1", Status: p.code, BytesSent: int64(len(p.msg) + 1)}
 		if p.route != nil {
-			e.Route, e.Service = p.route.spec.Name, p.route.service.name
+			e.Route, e.Service = p.route.Spec().Name, p.route.Service().Name()
 		}
 		hd.access.Log(e)
-		*e = AccessEntry{}
-		entries.Put(e)
+		*e = accesslog.Entry{}
+		accesslog.Entries.Put(e)
 	}
 	if err != nil || closing {
-		c.closeWrite(h.close)
+		c.closeWrite(h.Close)
 		return false
 	}
 	if c.r == c.w {
@@ -265,12 +269,12 @@ func (c *fastConn) answerPlan(h *reqHead, p *plan, start time.Time) bool {
 // same).
 func (c *fastConn) closeWrite(clientClosing bool) {
 	c.state.Store(connClosed)
-	if c.r == c.w && (clientClosing || c.peek() != peekData) {
+	if c.r == c.w && (clientClosing || c.Peek() != sock.PeekData) {
 		c.gc.Close()
 		return
 	}
 	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		setRead(c.raw, &c.rdl, time.Now().Add(closeDrainTime))
+		sock.SetRead(c.raw, &c.rdl, time.Now().Add(closeDrainTime))
 		for {
 			if _, err := c.raw.Read(c.buf); err != nil {
 				break
@@ -282,20 +286,20 @@ func (c *fastConn) closeWrite(clientClosing bool) {
 
 const closeDrainTime = 500 * time.Millisecond
 
-func (c *fastConn) logAccess(start time.Time, x *exchange, h *reqHead, path string) {
-	e := entries.Get().(*AccessEntry)
-	*e = AccessEntry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.method,
-		Host: unsafeString(h.host), Path: path, Proto: "HTTP/1.1", Status: x.status, BytesSent: x.bytesSent}
+func (c *fastConn) logAccess(start time.Time, x *exchange, h *wire.RequestHead, path string) {
+	e := accesslog.Entries.Get().(*accesslog.Entry)
+	*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
+		Host: unsafeString(h.Host), Path: path, Proto: "HTTP/1.1", Status: x.status, BytesSent: x.bytesSent}
 	x.describe(e)
 	c.s.h.access.Log(e)
-	*e = AccessEntry{}
-	entries.Put(e)
+	*e = accesslog.Entry{}
+	accesslog.Entries.Put(e)
 }
 
 // write sends b to the client within the write-idle timeout.
 func (c *fastConn) write(b []byte) error {
 	if d := c.s.opts.WriteIdleTimeout; d > 0 {
-		setWriteLazy(c.raw, &c.wdl, time.Now().Add(d), clientDeadlineSlack)
+		sock.SetWriteLazy(c.raw, &c.wdl, time.Now().Add(d), sock.ClientDeadlineSlack)
 	}
 	_, err := c.raw.Write(b)
 	return err
@@ -304,7 +308,7 @@ func (c *fastConn) write(b []byte) error {
 // writev sends a then b in one system call.
 func (c *fastConn) writev(iov *net.Buffers, a, b []byte) error {
 	if d := c.s.opts.WriteIdleTimeout; d > 0 {
-		setWriteLazy(c.raw, &c.wdl, time.Now().Add(d), clientDeadlineSlack)
+		sock.SetWriteLazy(c.raw, &c.wdl, time.Now().Add(d), sock.ClientDeadlineSlack)
 	}
 	(*iov) = append((*iov)[:0], a, b)
 	_, err := iov.WriteTo(c.raw)

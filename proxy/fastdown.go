@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/sock"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // fastDown is the fast lane's downstream: it reads a Content-Length body
@@ -27,7 +30,7 @@ type fastDown struct {
 func (f *fastDown) readBody(p []byte) (int, error) {
 	c := f.c
 	if d := c.s.opts.ReadTimeout; d > 0 {
-		setReadLazy(c.raw, &c.rdl, time.Now().Add(d), clientDeadlineSlack)
+		sock.SetReadLazy(c.raw, &c.rdl, time.Now().Add(d), sock.ClientDeadlineSlack)
 	}
 	n, err := c.raw.Read(p)
 	if err != nil && n == 0 && err != io.EOF {
@@ -38,7 +41,7 @@ func (f *fastDown) readBody(p []byte) (int, error) {
 
 func (f *fastDown) requestTrailers(b []byte) []byte { return b } // no chunked uploads here
 
-func (f *fastDown) gone() bool { return f.c.peek() == peekClosed }
+func (f *fastDown) gone() bool { return f.c.Peek() == sock.PeekClosed }
 
 // closing reports whether the client connection ends after this response.
 func (f *fastDown) closing(x *exchange) bool {
@@ -47,8 +50,8 @@ func (f *fastDown) closing(x *exchange) bool {
 
 func (f *fastDown) informational(x *exchange) error {
 	f.wrote = true
-	b := appendStatusLine(f.out[:0], &x.resp)
-	b = appendFields(b, &x.resp, false, false)
+	b := wire.AppendStatusLine(f.out[:0], &x.resp)
+	b = wire.AppendFields(b, &x.resp, false, false)
 	b = append(b, "\r\n"...)
 	err := f.c.write(b)
 	f.out = b[:0]
@@ -63,17 +66,17 @@ func (f *fastDown) informational(x *exchange) error {
 func (f *fastDown) head(x *exchange) error {
 	r := &x.resp
 	isHead := x.method == http.MethodHead
-	noBody := isHead || r.status == http.StatusNoContent || r.status == http.StatusNotModified
-	f.chunked = !noBody && (r.chunked || r.contentLength < 0)
+	noBody := isHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
+	f.chunked = !noBody && (r.Chunked || r.ContentLength < 0)
 	f.trailing, f.wrote = false, false
 	// A HEAD answer mirrors a GET's framing fields, unless its status has
 	// no body at all.
-	headChunked := isHead && r.chunked && r.status != http.StatusNoContent && r.status != http.StatusNotModified
-	b := appendStatusLine(f.out[:0], r)
-	b = appendFields(b, r, f.chunked || headChunked, r.status != http.StatusNoContent)
-	if !r.hasDate {
+	headChunked := isHead && r.Chunked && r.Status != http.StatusNoContent && r.Status != http.StatusNotModified
+	b := wire.AppendStatusLine(f.out[:0], r)
+	b = wire.AppendFields(b, r, f.chunked || headChunked, r.Status != http.StatusNoContent)
+	if !r.HasDate {
 		b = append(b, "Date: "...)
-		b = append(b, httpDate(x.start)...)
+		b = append(b, wire.HTTPDate(x.start)...)
 		b = append(b, "\r\n"...)
 	}
 	if f.chunked || headChunked {
@@ -98,7 +101,7 @@ func (f *fastDown) data(p []byte) error {
 		if err := f.emit(p); err != nil {
 			return err
 		}
-		return f.emit(crlfBytes)
+		return f.emit(wire.CRLF)
 	}
 	return f.emit(p)
 }
@@ -109,24 +112,24 @@ func (f *fastDown) trailer(line []byte) error {
 	}
 	if !f.trailing {
 		f.trailing = true
-		if err := f.emit(lastChunkHead); err != nil {
+		if err := f.emit(wire.LastChunkHead); err != nil {
 			return err
 		}
 	}
 	if err := f.emit(line); err != nil {
 		return err
 	}
-	return f.emit(crlfBytes)
+	return f.emit(wire.CRLF)
 }
 
 func (f *fastDown) end() error {
 	if f.chunked {
 		if !f.trailing {
-			if err := f.emit(lastChunkHead); err != nil {
+			if err := f.emit(wire.LastChunkHead); err != nil {
 				return err
 			}
 		}
-		if err := f.emit(crlfBytes); err != nil {
+		if err := f.emit(wire.CRLF); err != nil {
 			return err
 		}
 	}
@@ -165,7 +168,7 @@ func (f *fastDown) emit(p []byte) error {
 }
 
 func (f *fastDown) answer(x *exchange, code int, msg string, closing bool) error {
-	f.out = appendErrorResponse(f.out[:0], code, msg, "", closing || f.closing(x), x.method == http.MethodHead, time.Now())
+	f.out = wire.AppendErrorResponse(f.out[:0], code, msg, "", closing || f.closing(x), x.method == http.MethodHead, time.Now())
 	return f.flush()
 }
 

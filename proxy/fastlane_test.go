@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // echoed is what jsonEchoBackend reports of the request it got.
@@ -77,7 +79,7 @@ func TestLaneParity(t *testing.T) {
 	t.Cleanup(slowHandler.Close)
 
 	be := jsonEchoBackend(t)
-	f.route([]RouteSpec{
+	f.route([]route.RouteSpec{
 		{Name: "users", PathPrefix: "/api/user", Service: "user"},
 		{Name: "strip", PathPrefix: "/strip", Service: "user", StripPrefix: true},
 	}, nil, setOf(t, "user", be))
@@ -141,7 +143,7 @@ func TestLaneSelection(t *testing.T) {
 	}
 	f := newFixture(t, "text")
 	be := jsonEchoBackend(t)
-	f.route([]RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil, setOf(t, "user", be))
+	f.route([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil, setOf(t, "user", be))
 	long := strings.Repeat("a", fastBufSize)
 	many := strings.Repeat("X-A: 1\r\n", 101)
 	tests := []struct {
@@ -256,7 +258,7 @@ func TestUpstreamFramings(t *testing.T) {
 		r := responses[path]
 		return r.resp, r.close
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 0}}, setOf(t, "s", be))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]route.ServiceSpec{"s": {Retries: 0}}, setOf(t, "s", be))
 	tests := []struct {
 		path, body string
 		status     int
@@ -319,7 +321,7 @@ func TestStaleUpstreamConnectionRetried(t *testing.T) {
 	be, accepted := rawBackend(t, func(string) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 0}}, setOf(t, "s", be))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]route.ServiceSpec{"s": {Retries: 0}}, setOf(t, "s", be))
 	for i := 0; i < 5; i++ {
 		method := http.MethodGet
 		var body io.Reader
@@ -356,7 +358,7 @@ func readEcho(t *testing.T, br *bufio.Reader, what string) echoed {
 
 func TestPipelinedRequests(t *testing.T) {
 	f := newFixture(t, "text")
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", jsonEchoBackend(t)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", jsonEchoBackend(t)))
 	c := f.dial()
 	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
@@ -372,7 +374,7 @@ func TestPipelinedRequests(t *testing.T) {
 // once a request hands it to the Handler.
 func TestHandoffMidConnection(t *testing.T) {
 	f := newFixture(t, "text")
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", jsonEchoBackend(t)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", jsonEchoBackend(t)))
 	c := f.dial()
 	br := bufio.NewReader(c)
 	steps := []struct{ raw, uri, body string }{
@@ -402,7 +404,7 @@ func TestServerShutdownDrains(t *testing.T) {
 		}
 		io.WriteString(w, "done")
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 
 	idle, err := net.Dial("tcp", f.front.Listener.Addr().String())
 	if err != nil {
@@ -466,7 +468,7 @@ func TestStreamedBodyReusesPooledConnection(t *testing.T) {
 	be, accepted := rawBackend(t, func(string) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", be))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", be))
 	if resp, body := f.get("/first"); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("first: %d %q", resp.StatusCode, body)
 	}
@@ -501,7 +503,7 @@ func TestNoRetryAfterInformational(t *testing.T) {
 	}
 	a, _ := rawBackend(t, hint)
 	b, _ := rawBackend(t, hint)
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 2}}, setOf(t, "s", a, b))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]route.ServiceSpec{"s": {Retries: 2}}, setOf(t, "s", a, b))
 	if resp, _ := f.get("/"); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("got %d, want 502", resp.StatusCode)
 	}
@@ -537,7 +539,7 @@ func TestUpstreamBreaksDuringUpload(t *testing.T) {
 		ln.Close()
 		<-done
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 0}},
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]route.ServiceSpec{"s": {Retries: 0}},
 		setOf(t, "s", ln.Addr().String()))
 
 	c := f.dial()

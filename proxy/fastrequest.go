@@ -1,31 +1,35 @@
 package proxy
 
+import (
+	"github.com/ferry-proxy/ferry/proxy/wire"
+)
+
 // appendFastRequest appends the outbound head of a fast-lane request: the
 // canonical path (less the prefix when the route strips it), the query byte
 // for byte, the client's fields in its order and spelling less hop-by-hop
 // ones, and X-Forwarded-* (replaced unless the peer is a trusted proxy; see
 // Edge), followed by the body read so far.
-func appendFastRequest(b []byte, x *exchange, h *reqHead, c *fastConn) []byte {
-	b = append(b, h.method...)
+func appendFastRequest(b []byte, x *exchange, h *wire.RequestHead, c *fastConn) []byte {
+	b = append(b, h.Method...)
 	b = append(b, ' ')
 	b = appendTarget(b, x)
-	if h.hasQuery {
+	if h.HasQuery {
 		b = append(b, '?')
-		b = append(b, h.query...)
+		b = append(b, h.Query...)
 	}
 	b = append(b, " HTTP/1.1\r\n"...)
 	trusted := c.isTrusted()
 	var xff, xfh, xfp bool
-	for i := 0; i < h.nfields; i++ {
-		f := &h.fields[i]
-		switch f.kind {
-		case fieldHopByHop:
+	for i := 0; i < h.NFields; i++ {
+		f := &h.Fields[i]
+		switch f.Kind {
+		case wire.FieldHopByHop:
 			continue
-		case fieldForwarded:
+		case wire.FieldForwarded:
 			if !trusted {
 				continue
 			}
-			switch len(f.name) {
+			switch len(f.Name) {
 			case len("X-Forwarded-For"):
 				xff = true
 				continue // joined below
@@ -34,18 +38,18 @@ func appendFastRequest(b []byte, x *exchange, h *reqHead, c *fastConn) []byte {
 			case len("X-Forwarded-Proto"):
 				xfp = true
 			case len("X-Forwarded-Prefix"):
-				if x.route.spec.StripPrefix {
+				if x.route.Spec().StripPrefix {
 					continue // replaced by this route's prefix below
 				}
 			}
 		}
-		b = appendHeaderLine(b, f.name, f.value)
+		b = wire.AppendHeaderLine(b, f.Name, f.Value)
 	}
 	b = append(b, "X-Forwarded-For: "...)
 	if xff {
-		for i := 0; i < h.nfields; i++ {
-			if f := &h.fields[i]; f.kind == fieldForwarded && len(f.name) == len("X-Forwarded-For") {
-				b = append(b, f.value...)
+		for i := 0; i < h.NFields; i++ {
+			if f := &h.Fields[i]; f.Kind == wire.FieldForwarded && len(f.Name) == len("X-Forwarded-For") {
+				b = append(b, f.Value...)
 				b = append(b, ", "...)
 			}
 		}
@@ -53,7 +57,7 @@ func appendFastRequest(b []byte, x *exchange, h *reqHead, c *fastConn) []byte {
 	b = append(b, c.clientIP...)
 	b = append(b, "\r\n"...)
 	if !xfh {
-		b = appendHeaderLine(b, []byte("X-Forwarded-Host"), h.host)
+		b = wire.AppendHeaderLine(b, []byte("X-Forwarded-Host"), h.Host)
 	}
 	if !xfp {
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
@@ -67,8 +71,8 @@ func appendFastRequest(b []byte, x *exchange, h *reqHead, c *fastConn) []byte {
 // route's prefix when it strips it. Both lanes use it.
 func appendTarget(b []byte, x *exchange) []byte {
 	path := x.path
-	if x.route.spec.StripPrefix {
-		path = stripPrefix(path, x.route.spec.PathPrefix)
+	if x.route.Spec().StripPrefix {
+		path = wire.StripPrefix(path, x.route.Spec().PathPrefix)
 	}
 	return append(b, path...)
 }
@@ -78,10 +82,10 @@ func appendTarget(b []byte, x *exchange) []byte {
 // Spring's convention). A client's own X-Forwarded-Prefix passes only from
 // a trusted proxy (it is a forwarding header: see Edge).
 func appendStripped(b []byte, x *exchange) []byte {
-	if !x.route.spec.StripPrefix || x.route.spec.PathPrefix == "/" {
+	if !x.route.Spec().StripPrefix || x.route.Spec().PathPrefix == "/" {
 		return b
 	}
 	b = append(b, "X-Forwarded-Prefix: "...)
-	b = append(b, x.route.spec.PathPrefix...)
+	b = append(b, x.route.Spec().PathPrefix...)
 	return append(b, "\r\n"...)
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // echo is what the echo backend reports about the request it got.
@@ -52,7 +54,7 @@ func decodeEcho(t *testing.T, body string) echo {
 
 func TestForwardRoundRobinOverThree(t *testing.T) {
 	f := newFixture(t, "text")
-	f.route([]RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
+	f.route([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
 		setOf(t, "user", echoBackend(t, "a"), echoBackend(t, "b"), echoBackend(t, "c")))
 	got := make(map[string]int)
 	for i := range 9 {
@@ -69,7 +71,7 @@ func TestForwardRoundRobinOverThree(t *testing.T) {
 
 func TestForwardPathQueryAndStripPrefix(t *testing.T) {
 	f := newFixture(t, "text")
-	f.route([]RouteSpec{
+	f.route([]route.RouteSpec{
 		{Name: "users", PathPrefix: "/api/user", Service: "user", StripPrefix: true},
 		{Name: "keep", PathPrefix: "/keep", Service: "user"},
 	}, nil, setOf(t, "user", echoBackend(t, "a")))
@@ -125,7 +127,7 @@ func TestForwardHeaders(t *testing.T) {
 		w.Header().Set("X-Kept", "yes")
 		io.WriteString(w, "ok")
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 
 	req, _ := http.NewRequest(http.MethodGet, f.front.URL+"/h", nil)
 	req.Host = "Shop.Example.com:8443"
@@ -183,7 +185,7 @@ func TestForwardHeaders(t *testing.T) {
 
 func TestForwardLargeUpload(t *testing.T) {
 	f := newFixture(t, "text")
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", echoBackend(t, "a")))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", echoBackend(t, "a")))
 	data := make([]byte, 5<<20)
 	rand.Read(data)
 	sum := sha256.Sum256(data)
@@ -228,7 +230,7 @@ func TestForwardStreamedDownload(t *testing.T) {
 			}
 		}
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 
 	resp, err := f.front.Client().Get(f.front.URL + "/big")
 	if err != nil {
@@ -272,7 +274,7 @@ func TestForwardServerSentEvents(t *testing.T) {
 			}
 		}
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 
 	resp, err := f.front.Client().Get(f.front.URL + "/events")
 	if err != nil {
@@ -317,7 +319,7 @@ func TestForwardUpgradeTunnelled(t *testing.T) {
 			brw.Flush()
 		}
 	})
-	f.route([]RouteSpec{{Name: "ws", PathPrefix: "/ws", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "ws", PathPrefix: "/ws", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 
 	c, err := net.Dial("tcp", f.front.Listener.Addr().String())
 	if err != nil {
@@ -358,7 +360,7 @@ func TestForwardTrailers(t *testing.T) {
 		io.WriteString(w, "body")
 		w.Header().Set("X-Checksum", "abc123")
 	})
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 	resp, body := f.get("/t")
 	if body != "body" {
 		t.Fatalf("body: got %q", body)
@@ -384,7 +386,7 @@ func TestForwardHeadersTrustedProxy(t *testing.T) {
 	f := newFixture(t, "text")
 	var got *http.Request
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) { got = r.Clone(r.Context()) })
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
 	f.handler.SetEdge(Edge{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 
 	req, _ := http.NewRequest(http.MethodGet, f.front.URL+"/h", nil)

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // TestQueueAbsorbsBurst: a burst beyond max_requests waits for a slot
@@ -25,8 +27,8 @@ func TestQueueAbsorbsBurst(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, "text")
 			be := backend(t, func(w http.ResponseWriter, r *http.Request) { time.Sleep(tc.work) })
-			f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
-				map[string]ServiceSpec{"s": {MaxRequests: 2, MaxPendingRequests: tc.maxPending, QueueTimeout: tc.timeout}},
+			f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
+				map[string]route.ServiceSpec{"s": {MaxRequests: 2, MaxPendingRequests: tc.maxPending, QueueTimeout: tc.timeout}},
 				setOf(t, "s", addr(be)))
 			var mu sync.Mutex
 			codes := map[int]int{}
@@ -53,7 +55,7 @@ func TestQueueAbsorbsBurst(t *testing.T) {
 			if codes[200] != tc.ok || codes[503] != tc.overflow+tc.timeout503 {
 				t.Errorf("got %v, want %d × 200 and %d × 503", codes, tc.ok, tc.overflow+tc.timeout503)
 			}
-			st := f.handler.Table().Service("s").stats
+			st := f.handler.Table().Service("s").Stats()
 			if got := st.QueueOverflows(); got != uint64(tc.overflow) {
 				t.Errorf("overflows: got %d, want %d", got, tc.overflow)
 			}
@@ -73,25 +75,25 @@ func TestQueueAbsorbsBurst(t *testing.T) {
 // TestGateLeaveFreesASlotForAWaiter: slots go to waiters in turn, and a
 // gate without max_requests admits everything.
 func TestGateLeaveFreesASlotForAWaiter(t *testing.T) {
-	g := newGate(1, 1, time.Second, &ServiceStats{})
-	if g.enter(nil) != gateIn {
+	g := route.NewGate(1, 1, time.Second, &route.ServiceStats{})
+	if g.Enter(nil) != route.GateIn {
 		t.Fatal("first enter refused")
 	}
-	got := make(chan gateVerdict)
-	go func() { got <- g.enter(nil) }()
+	got := make(chan route.GateVerdict)
+	go func() { got <- g.Enter(nil) }()
 	for g.Waiting() != 1 {
 		time.Sleep(time.Millisecond)
 	}
-	if v := g.enter(nil); v != gateFull {
+	if v := g.Enter(nil); v != route.GateFull {
 		t.Errorf("third enter with a full queue: got %d, want gateFull", v)
 	}
-	g.leave()
-	if v := <-got; v != gateIn {
+	g.Leave()
+	if v := <-got; v != route.GateIn {
 		t.Errorf("the waiter got %d, want gateIn", v)
 	}
-	g.leave()
-	var none *gate
-	if none.enter(nil) != gateIn || newGate(0, 0, time.Second, nil).enter(nil) != gateIn {
+	g.Leave()
+	var none *route.Gate
+	if none.Enter(nil) != route.GateIn || route.NewGate(0, 0, time.Second, nil).Enter(nil) != route.GateIn {
 		t.Error("no max_requests must admit everything")
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // The connection guard sits between the data-plane listener and net/http.
@@ -92,7 +94,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &guardConn{Conn: c, l: l, readTimeout: l.g.opts.ReadTimeout,
-		writeIdle: l.g.opts.WriteIdleTimeout, t: tracker{maxHeaders: l.g.opts.MaxHeaderCount, maxHeadBytes: l.g.opts.MaxHeaderBytes}}, nil
+		writeIdle: l.g.opts.WriteIdleTimeout, t: wire.Tracker{MaxHeaders: l.g.opts.MaxHeaderCount, MaxHeadBytes: l.g.opts.MaxHeaderBytes}}, nil
 }
 
 func (l *guardListener) release() {
@@ -114,7 +116,7 @@ type guardConn struct {
 	l           *guardListener
 	readTimeout time.Duration
 	writeIdle   time.Duration
-	t           tracker
+	t           wire.Tracker
 
 	served    atomic.Int64 // requests the handler has seen on this connection
 	badSeq    atomic.Int64 // the first refused head's number (1-based); 0: none
@@ -137,7 +139,7 @@ type guardConn struct {
 // from there on.
 func (c *guardConn) handOver(buffered []byte) {
 	c.prefix = append([]byte(nil), buffered...)
-	c.t = tracker{maxHeaders: c.t.maxHeaders, maxHeadBytes: c.t.maxHeadBytes}
+	c.t = wire.Tracker{MaxHeaders: c.t.MaxHeaders, MaxHeadBytes: c.t.MaxHeadBytes}
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -150,7 +152,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if tracking && c.readTimeout > 0 && c.t.inBody() {
+	if tracking && c.readTimeout > 0 && c.t.InBody() {
 		c.arm()
 	}
 	n, err := c.Conn.Read(p)
@@ -164,15 +166,15 @@ func (c *guardConn) Read(p []byte) (int, error) {
 // request line were dropped (RFC 9112 §2.2: a server SHOULD ignore them, as
 // nginx does; net/http would refuse the request).
 func (c *guardConn) track(p []byte) int {
-	n, seq, reason := c.t.scan(p)
-	if reason != refuseNone {
+	n, seq, reason := c.t.Scan(p)
+	if reason != wire.RefuseNone {
 		c.badReason.Store(uint32(reason))
 		// seq is the refused head, or the request whose body could not
 		// be judged (its own verdict may already have been given; the
 		// heads after it are refused either way), or 0 before the first.
 		c.badSeq.Store(max(seq, 1))
 	}
-	if c.armed && !c.t.inBody() {
+	if c.armed && !c.t.InBody() {
 		c.disarm()
 	}
 	return n
@@ -247,11 +249,11 @@ func (c *guardConn) verdict() uint8 {
 	bad := c.badSeq.Load()
 	switch {
 	case bad == 0 && c.badReason.Load() == 0, n < bad:
-		return refuseNone
+		return wire.RefuseNone
 	case n == bad:
 		return uint8(c.badReason.Load())
 	}
-	return refuseUnjudged
+	return wire.RefuseUnjudged
 }
 
 func guardConnFrom(ctx context.Context) *guardConn {

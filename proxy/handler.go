@@ -12,21 +12,24 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // Options configures a Handler. It is a plain value, read once by NewHandler.
 type Options struct {
-	Logger    hclog.Logger // nil: no logging
-	AccessLog AccessLogger // nil: no access log
+	Logger    hclog.Logger           // nil: no logging
+	AccessLog accesslog.Logger // nil: no access log
 }
 
 // Handler is the data plane's http.Handler. It routes each request on the
 // Table stored last, picks an instance and forwards the request. It is safe
 // for concurrent use; Store may be called at any time.
 type Handler struct {
-	table  atomic.Pointer[Table]
+	table  atomic.Pointer[route.Table]
 	logger hclog.Logger
-	access AccessLogger
+	access accesslog.Logger
 	stats  HandlerStats         // see stats.go
 	edge   atomic.Pointer[Edge] // see limits.go; nil: trust nobody
 }
@@ -39,22 +42,21 @@ func NewHandler(opts Options) *Handler {
 		logger = hclog.NewNullLogger()
 	}
 	h := &Handler{logger: logger, access: opts.AccessLog}
-	h.table.Store(EmptyTable())
+	h.table.Store(route.EmptyTable())
 	return h
 }
 
 // Store swaps in a new table. Requests in flight keep the table they loaded.
 // Safe for concurrent use.
-func (h *Handler) Store(t *Table) {
+func (h *Handler) Store(t *route.Table) {
 	if t == nil {
-		t = EmptyTable()
+		t = route.EmptyTable()
 	}
 	h.table.Store(t)
 }
 
 // Table returns the table in use; never nil. Safe for concurrent use.
-func (h *Handler) Table() *Table { return h.table.Load() }
-
+func (h *Handler) Table() *route.Table { return h.table.Load() }
 
 // ServeHTTP is the net/http front-end: it serves every request the fast
 // lane hands over (and, with HTTP/2, every h2 request). It refuses what the
@@ -64,9 +66,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
 	var x *exchange
-	var route *Route
+	var rt *route.Route
 	path := ""
-	defer func() { h.finish(start, rw, r, path, route, x) }()
+	defer func() { h.finish(start, rw, r, path, rt, x) }()
 
 	if r.Method == http.MethodConnect {
 		rw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
@@ -83,7 +85,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// when there is one (RFC 9112 §3.2.2), else the Host field. Routing and
 	// the forwarded Host both use it.
 	p := planRequest(h.table.Load(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done())
-	path, route = p.path, p.route
+	path, rt = p.path, p.route
 	if p.code == statusClientClosed {
 		rw.status = statusClientClosed // logged, never sent
 		return
@@ -98,11 +100,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rw, p.code, p.msg)
 		return
 	}
-	limitBody(w, r, route) // a chunked body is cut off at max_body_bytes
-	svc, first, canonical := route.service, p.first, p.path
+	limitBody(w, r, rt) // a chunked body is cut off at max_body_bytes
+	svc, first, canonical := rt.Service(), p.first, p.path
 
 	x = exchanges.Get().(*exchange)
-	x.reset(&httpDown{w: rw, r: r}, start, r.Method, route, canonical)
+	x.reset(&httpDown{w: rw, r: r}, start, r.Method, rt, canonical)
 	x.clientStop = r.Close
 	x.upgrade = wantsUpgrade(r)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
@@ -117,15 +119,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.req = appendHTTPRequest(x.req[:0], x, r, h.edge.Load().trusted(r.RemoteAddr), ip)
 
-	svc.budget.beginRequest()
+	svc.Budget.BeginRequest()
 	x.forward(first)
-	svc.budget.endRequest(x.retries)
+	svc.Budget.EndRequest(x.retries)
 	p.done()
 }
 
 // finish counts and logs a request the Handler served and returns its
 // exchange to the pool.
-func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, route *Route, x *exchange) {
+func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, rt *route.Route, x *exchange) {
 	status := http.StatusOK
 	switch {
 	case rw.wroteHeader, rw.status != 0:
@@ -139,23 +141,23 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 		bytes = max(bytes, x.bytesSent)
 		x.status = status
 		x.record(start)
-	case route != nil: // answered before forwarding (503, 413)
-		recordRequest(route, nil, status, bytes, time.Since(start), 0)
+	case rt != nil: // answered before forwarding (503, 413)
+		route.RecordRequest(rt, nil, status, bytes, time.Since(start), 0)
 	default:
 		h.stats.unroute(status)
 	}
 	if h.access != nil {
-		e := entries.Get().(*AccessEntry)
-		*e = AccessEntry{Start: start, Duration: time.Since(start), Client: r.RemoteAddr,
+		e := accesslog.Entries.Get().(*accesslog.Entry)
+		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: r.RemoteAddr,
 			Method: r.Method, Host: r.Host, Path: path, Proto: r.Proto, Status: status, BytesSent: bytes}
 		if x != nil {
 			x.describe(e)
-		} else if route != nil {
-			e.Route, e.Service = route.spec.Name, route.service.name
+		} else if rt != nil {
+			e.Route, e.Service = rt.Spec().Name, rt.Service().Name()
 		}
 		h.access.Log(e)
-		*e = AccessEntry{}
-		entries.Put(e)
+		*e = accesslog.Entry{}
+		accesslog.Entries.Put(e)
 	}
 	if x != nil {
 		x.release()

@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // Reasons a request got no route, as HandlerStats.Unrouted takes them.
@@ -42,18 +45,18 @@ func (s *HandlerStats) unroute(status int) {
 
 // record counts a finished exchange, for both front-ends. Atomics only.
 func (x *exchange) record(start time.Time) {
-	recordRequest(x.route, x.upstream, x.status, x.bytesSent, time.Since(start), x.attempts)
+	route.RecordRequest(x.route, x.upstream, x.status, x.bytesSent, time.Since(start), x.attempts)
 }
 
 // describe fills the access-log fields the exchange knows; x may be nil (a
 // request answered before routing).
-func (x *exchange) describe(e *AccessEntry) {
+func (x *exchange) describe(e *accesslog.Entry) {
 	if x == nil {
 		return
 	}
-	e.Route, e.Service, e.Attempts = x.route.spec.Name, x.svc.name, x.attempts
+	e.Route, e.Service, e.Attempts = x.route.Spec().Name, x.svc.Name(), x.attempts
 	if x.upstream != nil {
-		e.Upstream = x.upstream.addr
+		e.Upstream = x.upstream.Addr()
 	}
 }
 

@@ -19,6 +19,9 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
+
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // handlerLane, while true, makes every test frontend hand each connection
@@ -150,7 +153,7 @@ func setOf(t testing.TB, service string, addrs ...string) *discovery.InstanceSet
 type fixture struct {
 	t       *testing.T
 	reg     *health.Registry
-	builder *Builder
+	builder *route.Builder
 	handler *Handler
 	front   *frontend
 	access  *lockedBuffer
@@ -160,8 +163,8 @@ func newFixture(t *testing.T, format string) *fixture {
 	t.Helper()
 	f := &fixture{t: t, reg: health.NewRegistry(), access: &lockedBuffer{}}
 	logger := testLogger(t)
-	f.builder = NewBuilder(f.reg, logger.Named("builder"))
-	f.handler = NewHandler(Options{Logger: logger, AccessLog: NewAccessLog(f.access, format)})
+	f.builder = route.NewBuilder(f.reg, logger.Named("builder"))
+	f.handler = NewHandler(Options{Logger: logger, AccessLog: accesslog.New(f.access, format)})
 	f.front = newFrontend(t, f.handler)
 	t.Cleanup(func() {
 		f.front.Close()
@@ -193,7 +196,7 @@ func (f *fixture) accessLines(n int) []string {
 }
 
 // route stores a table with the given routes, specs and sets.
-func (f *fixture) route(routes []RouteSpec, specs map[string]ServiceSpec, sets ...*discovery.InstanceSet) {
+func (f *fixture) route(routes []route.RouteSpec, specs map[string]route.ServiceSpec, sets ...*discovery.InstanceSet) {
 	m := make(map[string]*discovery.InstanceSet)
 	for _, s := range sets {
 		m[s.Service] = s

@@ -10,6 +10,9 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // Hot-path benchmarks that complete bench_test.go (the whole handler over
@@ -21,17 +24,17 @@ import (
 // a failed attempt used (the retry path). It must not allocate.
 func BenchmarkPickRetry(b *testing.B) {
 	reg := health.NewRegistry()
-	ups := make([]*Upstream, 8)
+	ups := make([]*route.Upstream, 8)
 	for i := range ups {
 		inst := discovery.Instance{ID: fmt.Sprint(i), Node: "n", Address: "10.0.0.1", Port: 9000 + i, Weight: i + 1}
-		ups[i] = &Upstream{instance: inst, addr: inst.HostPort(), state: reg.State("svc", inst.Key())}
+		ups[i] = route.NewUpstream(inst, reg.State("svc", inst.Key()))
 	}
-	for _, p := range policies {
-		bal, _ := newBalancer(p, ups, new(atomic.Uint64))
+	for _, p := range route.Policies {
+		bal, _ := route.NewBalancer(p, ups, new(atomic.Uint64))
 		b.Run(p, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if bal.pick(ups, ups[3]) == nil {
+				if bal.Pick(ups, ups[3]) == nil {
 					b.Fatal("nil pick")
 				}
 			}
@@ -62,13 +65,12 @@ func benchRequest() *http.Request {
 func BenchmarkHTTPRequest(b *testing.B) {
 	for _, strip := range []bool{false, true} {
 		b.Run(fmt.Sprintf("strip_prefix=%v", strip), func(b *testing.B) {
-			route := &Route{spec: RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user", StripPrefix: strip},
-				service: &Service{name: "user"}}
+			rt := route.NewRoute(route.RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user", StripPrefix: strip})
 			in := benchRequest()
 			x := newExchange()
 			b.ReportAllocs()
 			for b.Loop() {
-				x.reset(&httpDown{r: in}, time.Time{}, in.Method, route, "/api/user/42")
+				x.reset(&httpDown{r: in}, time.Time{}, in.Method, rt, "/api/user/42")
 				x.req = appendHTTPRequest(x.req[:0], x, in, false, "127.0.0.1")
 			}
 		})
@@ -86,10 +88,10 @@ const benchHead = "GET /api/user/42?x=1 HTTP/1.1\r\nHost: ferry.local\r\n" +
 // not allocate.
 func BenchmarkParseHead(b *testing.B) {
 	buf := []byte(benchHead)
-	var h reqHead
+	var h wire.RequestHead
 	b.ReportAllocs()
 	for b.Loop() {
-		if parseHead(buf, &h, 100, 64<<10) != headFast {
+		if wire.ParseRequestHead(buf, &h, 100, 64<<10) != wire.HeadFast {
 			b.Fatal("not fast")
 		}
 	}
@@ -100,17 +102,17 @@ func BenchmarkParseHead(b *testing.B) {
 // allocate.
 func BenchmarkBuildRequest(b *testing.B) {
 	buf := []byte(benchHead)
-	var h reqHead
-	if parseHead(buf, &h, 100, 64<<10) != headFast {
+	var h wire.RequestHead
+	if wire.ParseRequestHead(buf, &h, 100, 64<<10) != wire.HeadFast {
 		b.Fatal("not fast")
 	}
-	route := &Route{spec: RouteSpec{Name: "users", PathPrefix: "/api/user"}, service: &Service{name: "user"}}
+	rt := route.NewRoute(route.RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user"})
 	hd := NewHandler(Options{})
 	c := &fastConn{s: &Server{h: hd}, remote: "127.0.0.1:5555", clientIP: "127.0.0.1"}
 	x := newExchange()
 	b.ReportAllocs()
 	for b.Loop() {
-		x.reset(&x.fast, time.Time{}, h.method, route, "/api/user/42")
+		x.reset(&x.fast, time.Time{}, h.Method, rt, "/api/user/42")
 		x.req = appendFastRequest(x.req[:0], x, &h, c)
 	}
 }
@@ -121,10 +123,10 @@ func BenchmarkParseResponse(b *testing.B) {
 	buf := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\n" +
 		"Date: Tue, 24 Nov 2026 20:00:00 GMT\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n" +
 		"Set-Cookie: a=1; Path=/\r\nX-Request-Id: 9f8e7d6c\r\n\r\n")
-	var r respHead
+	var r wire.ResponseHead
 	b.ReportAllocs()
 	for b.Loop() {
-		if ok, err := parseResponse(buf, &r); !ok || err != nil {
+		if ok, err := wire.ParseResponseHead(buf, &r); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}

@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/sock"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // httpDown is the net/http lane's downstream: net/http has parsed the
@@ -43,7 +46,7 @@ func (d *httpDown) gone() bool { return d.r.Context().Err() != nil }
 func (d *httpDown) informational(x *exchange) error {
 	h := d.w.Header()
 	copyFields(h, &x.resp, false)
-	d.w.WriteHeader(x.resp.status)
+	d.w.WriteHeader(x.resp.Status)
 	clear(h) // a 1xx's fields are not the final answer's
 	return nil
 }
@@ -51,11 +54,11 @@ func (d *httpDown) informational(x *exchange) error {
 func (d *httpDown) head(x *exchange) error {
 	r := &x.resp
 	h := d.w.Header()
-	copyFields(h, r, r.status != http.StatusNoContent)
+	copyFields(h, r, r.Status != http.StatusNoContent)
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // relay none, as the upstream sent none: no sniffing
 	}
-	d.status = r.status
+	d.status = r.Status
 	return nil
 }
 
@@ -80,19 +83,19 @@ func (d *httpDown) abort() bool {
 // copyFields copies the response's end-to-end fields into h: no hop-by-hop
 // ones, no Trailer announcement (trailers go as they come, see trailer), and
 // Content-Length only with a length-delimited body and when length is true.
-func copyFields(h http.Header, r *respHead, length bool) {
-	for i := 0; i < r.nfields; i++ {
-		f := &r.fields[i]
-		switch f.kind {
-		case respHopByHop, respTrailer:
+func copyFields(h http.Header, r *wire.ResponseHead, length bool) {
+	for i := 0; i < r.NFields; i++ {
+		f := &r.Fields[i]
+		switch f.Kind {
+		case wire.RespHopByHop, wire.RespTrailer:
 			continue
-		case respLength:
-			if r.chunked || !length || r.status < 200 {
+		case wire.RespLength:
+			if r.Chunked || !length || r.Status < 200 {
 				continue
 			}
 		}
-		k := textproto.CanonicalMIMEHeaderKey(string(f.name))
-		h[k] = append(h[k], string(f.value))
+		k := textproto.CanonicalMIMEHeaderKey(string(f.Name))
+		h[k] = append(h[k], string(f.Value))
 	}
 }
 
@@ -115,7 +118,7 @@ func (d *httpDown) trailer(line []byte) error {
 	}
 	name, value, _ := bytes.Cut(line, []byte(":"))
 	k := http.TrailerPrefix + textproto.CanonicalMIMEHeaderKey(string(name))
-	d.w.Header()[k] = append(d.w.Header()[k], string(trimOWS(value)))
+	d.w.Header()[k] = append(d.w.Header()[k], string(wire.TrimOWS(value)))
 	return nil
 }
 
@@ -147,20 +150,20 @@ func (d *httpDown) tunnel(x *exchange) error {
 		return &clientError{err}
 	}
 	defer conn.Close()
-	setRead(uc.Conn, &uc.rdl, time.Time{})
-	setWrite(uc.Conn, &uc.wdl, time.Time{})
+	sock.SetRead(uc.Conn, &uc.ReadDeadline, time.Time{})
+	sock.SetWrite(uc.Conn, &uc.WriteDeadline, time.Time{})
 	conn.SetDeadline(time.Time{})
 
 	r := &x.resp
-	b := appendStatusLine(nil, r)
-	for i := 0; i < r.nfields; i++ {
-		f := &r.fields[i]
-		if f.kind == respHopByHop {
-			if n := classify(f.name); n != nameConnection && n != nameUpgrade {
+	b := wire.AppendStatusLine(nil, r)
+	for i := 0; i < r.NFields; i++ {
+		f := &r.Fields[i]
+		if f.Kind == wire.RespHopByHop {
+			if n := wire.Classify(f.Name); n != wire.NameConnection && n != wire.NameUpgrade {
 				continue
 			}
 		}
-		b = appendHeaderLine(b, f.name, f.value)
+		b = wire.AppendHeaderLine(b, f.Name, f.Value)
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, x.in[x.inR:x.inW]...) // what the upstream sent after its head
@@ -234,7 +237,7 @@ func appendHTTPRequest(b []byte, x *exchange, r *http.Request, trusted bool, cli
 			}
 			xfp = true
 		case "X-Forwarded-Prefix":
-			if !trusted || x.route.spec.StripPrefix {
+			if !trusted || x.route.Spec().StripPrefix {
 				continue
 			}
 		default:

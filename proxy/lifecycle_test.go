@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 func TestInFlightCountedUntilBodyClosed(t *testing.T) {
@@ -18,7 +20,7 @@ func TestInFlightCountedUntilBodyClosed(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	set := setOf(t, "s", addr(be), deadAddr(t))
-	f.route([]RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]ServiceSpec{"s": {Retries: 0}}, set)
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]route.ServiceSpec{"s": {Retries: 0}}, set)
 	live := f.reg.State("s", set.Instances[0].Key())
 	dead := f.reg.State("s", set.Instances[1].Key())
 
@@ -44,7 +46,7 @@ func TestInFlightCountedUntilBodyClosed(t *testing.T) {
 	waitFor(t, "in-flight counts back to 0", func() bool { return live.InFlight() == 0 && dead.InFlight() == 0 })
 	svc := f.handler.Table().Service("s")
 	waitFor(t, "the retry budget back to 0", func() bool {
-		return svc.budget.requests.Load() == 0 && svc.budget.retries.Load() == 0
+		return svc.Budget.Requests.Load() == 0 && svc.Budget.Retries.Load() == 0
 	})
 }
 
@@ -57,7 +59,7 @@ func TestStoreKeepsInFlightRequestsOnTheirTable(t *testing.T) {
 		io.WriteString(w, "old")
 	})
 	newer := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "new") })
-	routes := []RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}
+	routes := []route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}
 	f.route(routes, nil, setOf(t, "s", addr(old)))
 
 	done := make(chan string)

@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // Edge is the handler's hostile-input policy that may change on reload. It
@@ -30,22 +33,22 @@ type refusal struct {
 // refusals by guard reason (see guard.go); package-level so that refusing
 // allocates nothing.
 var refusals = [...]refusal{
-	refuseCLAndTE:        {http.StatusBadRequest, "ferry: bad request: both Content-Length and Transfer-Encoding"},
-	refuseTEOnHTTP10:     {http.StatusBadRequest, "ferry: bad request: Transfer-Encoding in an HTTP/1.0 request"},
-	refuseDuplicateCL:    {http.StatusBadRequest, "ferry: bad request: more than one Content-Length"},
-	refuseObsFold:        {http.StatusBadRequest, "ferry: bad request: folded header line"},
-	refuseUnderscore:     {http.StatusBadRequest, "ferry: bad request: header name with an underscore"},
-	refuseFragment:       {http.StatusBadRequest, "ferry: bad request: fragment in the request target"},
-	refuseTooManyHeaders: {http.StatusRequestHeaderFieldsTooLarge, "ferry: too many header fields"},
-	refuseUnjudged:       {http.StatusBadRequest, "ferry: bad request: framing that cannot be judged"},
-	refuseBadCoding:      {http.StatusNotImplemented, "ferry: unsupported transfer coding"},
-	refuseEmptyHost:      {http.StatusBadRequest, "ferry: bad request: empty Host"},
-	refuseHeadTooLarge:   {http.StatusRequestHeaderFieldsTooLarge, "ferry: request head too large"},
+	wire.RefuseCLAndTE:        {http.StatusBadRequest, "ferry: bad request: both Content-Length and Transfer-Encoding"},
+	wire.RefuseTEOnHTTP10:     {http.StatusBadRequest, "ferry: bad request: Transfer-Encoding in an HTTP/1.0 request"},
+	wire.RefuseDuplicateCL:    {http.StatusBadRequest, "ferry: bad request: more than one Content-Length"},
+	wire.RefuseObsFold:        {http.StatusBadRequest, "ferry: bad request: folded header line"},
+	wire.RefuseUnderscore:     {http.StatusBadRequest, "ferry: bad request: header name with an underscore"},
+	wire.RefuseFragment:       {http.StatusBadRequest, "ferry: bad request: fragment in the request target"},
+	wire.RefuseTooManyHeaders: {http.StatusRequestHeaderFieldsTooLarge, "ferry: too many header fields"},
+	wire.RefuseUnjudged:       {http.StatusBadRequest, "ferry: bad request: framing that cannot be judged"},
+	wire.RefuseBadCoding:      {http.StatusNotImplemented, "ferry: unsupported transfer coding"},
+	wire.RefuseEmptyHost:      {http.StatusBadRequest, "ferry: bad request: empty Host"},
+	wire.RefuseHeadTooLarge:   {http.StatusRequestHeaderFieldsTooLarge, "ferry: request head too large"},
 }
 
 var (
 	refuseAsterisk = refusal{http.StatusBadRequest, "ferry: bad request: request target \"*\""}
-	refuseHash     = refusals[refuseFragment]
+	refuseHash     = refusals[wire.RefuseFragment]
 	refuseUpgrade  = refusal{http.StatusBadRequest, "ferry: bad request"}
 )
 
@@ -56,7 +59,7 @@ var (
 // a server that does not speak the protocol. It allocates nothing.
 func admit(r *http.Request) (refusal, bool) {
 	if gc := guardConnFrom(r.Context()); gc != nil {
-		if reason := gc.verdict(); reason != refuseNone {
+		if reason := gc.verdict(); reason != wire.RefuseNone {
 			return refusals[reason], false
 		}
 	}
@@ -120,8 +123,8 @@ const (
 // MaxBodyBytes; the core then answers 413 (see exchange.clientBodyFailed).
 // A declared Content-Length above it was answered by planRequest. w is the
 // server's writer, which MaxBytesReader tells to close the connection.
-func limitBody(w http.ResponseWriter, r *http.Request, route *Route) {
-	if limit := route.spec.MaxBodyBytes; limit > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+func limitBody(w http.ResponseWriter, r *http.Request, route *route.Route) {
+	if limit := route.Spec().MaxBodyBytes; limit > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 }

@@ -3,14 +3,17 @@ package proxy
 import (
 	"net/http"
 	"time"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // plan is the routing decision for a parsed request, made once for both
 // front-ends: where the request goes, or the answer it gets instead.
 type plan struct {
-	route *Route
-	first *Upstream // the balancer's pick
-	path  string    // canonical
+	route *route.Route
+	first *route.Upstream // the balancer's pick
+	path  string          // canonical
 	// An answer instead of forwarding: code 0 forwards.
 	code       int
 	msg        string
@@ -18,12 +21,12 @@ type plan struct {
 	closing    bool // the client's body is left unread: the connection ends
 	// gate holds a max_requests slot of the service while the request is
 	// forwarded: the front-end calls done when it ends.
-	gate *gate
+	gate *route.Gate
 }
 
 // done gives back what the plan holds.
 func (p *plan) done() {
-	p.gate.leave()
+	p.gate.Leave()
 	p.gate = nil
 }
 
@@ -31,36 +34,36 @@ func (p *plan) done() {
 // applies the route's and service's limits: beyond max_requests the request
 // waits in the service's queue (see gate.go; clientGone, when not nil, ends
 // the wait). It allocates only for an answer that echoes the path.
-func planRequest(t *Table, authority, escapedPath string, contentLength int64, clientGone <-chan struct{}) plan {
-	canonical, err := CanonicalPath(escapedPath)
+func planRequest(t *route.Table, authority, escapedPath string, contentLength int64, clientGone <-chan struct{}) plan {
+	canonical, err := wire.CanonicalPath(escapedPath)
 	if err != nil {
 		return plan{path: escapedPath, code: http.StatusBadRequest, msg: "ferry: " + err.Error()}
 	}
-	route := t.Match(authority, canonical)
-	if route == nil {
+	rt := t.Match(authority, canonical)
+	if rt == nil {
 		return plan{path: canonical, code: http.StatusNotFound, msg: "ferry: no route for " + canonical}
 	}
-	p := plan{route: route, path: canonical}
-	svc := route.service
-	if route.spec.MaxBodyBytes > 0 && contentLength > route.spec.MaxBodyBytes {
+	p := plan{route: rt, path: canonical}
+	svc := rt.Service()
+	if rt.Spec().MaxBodyBytes > 0 && contentLength > rt.Spec().MaxBodyBytes {
 		p.code, p.msg, p.closing = http.StatusRequestEntityTooLarge, msgBodyTooLarge, true
 		return p
 	}
-	switch svc.gate.enter(clientGone) {
-	case gateFull:
-		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.name)+" is at its max_requests and its queue is full", true
+	switch svc.Gate.Enter(clientGone) {
+	case route.GateFull:
+		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.Name())+" is at its max_requests and its queue is full", true
 		return p
-	case gateTimedOut:
-		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.name)+" is at its max_requests (queue_timeout passed)", true
+	case route.GateTimedOut:
+		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.Name())+" is at its max_requests (queue_timeout passed)", true
 		return p
-	case gateGone:
+	case route.GateGone:
 		p.code = statusClientClosed // nobody to answer
 		return p
 	}
-	p.gate = svc.gate
-	if p.first = svc.balancer.pick(svc.upstreams, nil); p.first == nil {
+	p.gate = svc.Gate
+	if p.first = svc.Balancer.Pick(svc.Upstreams(), nil); p.first == nil {
 		p.done()
-		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: no healthy instance of service "+quote(svc.name), true
+		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: no healthy instance of service "+quote(svc.Name()), true
 	}
 	return p
 }
@@ -71,5 +74,5 @@ func (h *Handler) recordAnswered(p *plan, status int, bytes int64, start time.Ti
 		h.stats.unroute(status)
 		return
 	}
-	recordRequest(p.route, nil, status, bytes, time.Since(start), 0)
+	route.RecordRequest(p.route, nil, status, bytes, time.Since(start), 0)
 }

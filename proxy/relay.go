@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/ferry-proxy/ferry/health"
+
+	"github.com/ferry-proxy/ferry/proxy/sock"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // relay sends the response whose head is in x.resp to the client through
@@ -19,8 +22,8 @@ import (
 // connection may go on.
 func (x *exchange) relay() bool {
 	r := &x.resp
-	x.status = r.status
-	if r.status == http.StatusSwitchingProtocols {
+	x.status = r.Status
+	if r.Status == http.StatusSwitchingProtocols {
 		// An upgrade the client asked for: the connection becomes a
 		// tunnel, owned by the downstream until either side ends.
 		err := x.d.tunnel(x)
@@ -32,20 +35,20 @@ func (x *exchange) relay() bool {
 		}
 		return false
 	}
-	noBody := x.method == http.MethodHead || r.status == http.StatusNoContent || r.status == http.StatusNotModified
+	noBody := x.method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
 	if err := x.d.head(x); err != nil {
 		x.bodyFailed(&clientError{err})
 		return false
 	}
-	upstreamClean := !r.close && !r.http10
+	upstreamClean := !r.Close && !r.HTTP10
 	var err error
 	switch {
 	case noBody:
 		err = x.end()
-	case r.chunked:
+	case r.Chunked:
 		err = x.relayChunked()
-	case r.contentLength >= 0:
-		err = x.relayLength(r.contentLength)
+	case r.ContentLength >= 0:
+		err = x.relayLength(r.ContentLength)
 	default:
 		err = x.relayUntilClose()
 		upstreamClean = false
@@ -60,7 +63,7 @@ func (x *exchange) relay() bool {
 			// instead of a connection closed after a complete request
 			// (which a client may take for a stale keep-alive and send
 			// again).
-			x.svc.report(x.upstream, health.Failure)
+			x.svc.Report(x.upstream, health.Failure)
 			x.bytesSent = 0
 			return x.upstreamFailed(err)
 		}
@@ -71,7 +74,7 @@ func (x *exchange) relay() bool {
 	x.uc = nil
 	x.unlease()
 	if upstreamClean {
-		uc.pool.put(uc, x.start) // an idle age a response's time too old errs on the safe side
+		uc.Pool.Put(uc, x.start) // an idle age a response's time too old errs on the safe side
 	} else {
 		uc.Conn.Close()
 	}
@@ -85,9 +88,9 @@ func (x *exchange) bodyFailed(err error) {
 	if _, ok := errors.AsType[*clientError](err); ok {
 		return // the client went away: nobody to tell, no fault of the upstream's
 	}
-	x.svc.report(x.upstream, health.Failure)
-	x.svc.logger.Warn("upstream failed after the response started", "route", x.route.spec.Name,
-		"address", x.upstream.addr, "instance_id", x.upstream.instance.ID, "error", err)
+	x.svc.Report(x.upstream, health.Failure)
+	x.svc.Logger.Warn("upstream failed after the response started", "route", x.route.Spec().Name,
+		"address", x.upstream.Addr(), "instance_id", x.upstream.Instance().ID, "error", err)
 }
 
 func (x *exchange) data(p []byte) error {
@@ -122,11 +125,11 @@ func (x *exchange) more() error {
 		x.inR = 0
 	}
 	if x.inW == len(x.in) {
-		return errBadResponse
+		return wire.ErrBadResponse
 	}
 	uc := x.uc
 	for {
-		setReadLazy(uc.Conn, &uc.rdl, time.Now().Add(clientCheckInterval), clientCheckInterval/4)
+		sock.SetReadLazy(uc.Conn, &uc.ReadDeadline, time.Now().Add(clientCheckInterval), clientCheckInterval/4)
 		n, err := uc.Read(x.in[x.inW:])
 		x.inW += n
 		if n > 0 {
@@ -183,9 +186,9 @@ func (x *exchange) relayChunked() error {
 		if err != nil {
 			return err
 		}
-		size, ok := chunkSize(line)
+		size, ok := wire.ChunkSize(line)
 		if !ok {
-			return errBadResponse
+			return wire.ErrBadResponse
 		}
 		if size == 0 {
 			for {
@@ -197,8 +200,8 @@ func (x *exchange) relayChunked() error {
 					break
 				}
 				colon := bytes.IndexByte(line, ':')
-				if colon <= 0 || !isResponseToken(line[:colon]) || !validValue(line[colon+1:]) {
-					return errBadResponse
+				if colon <= 0 || !wire.IsResponseToken(line[:colon]) || !wire.ValidValue(line[colon+1:]) {
+					return wire.ErrBadResponse
 				}
 				if err := x.d.trailer(line); err != nil {
 					return &clientError{err}
@@ -225,7 +228,7 @@ func (x *exchange) relayChunked() error {
 		if line, err := x.line(); err != nil {
 			return err
 		} else if len(line) != 0 {
-			return errBadResponse
+			return wire.ErrBadResponse
 		}
 	}
 }
@@ -273,7 +276,7 @@ func (x *exchange) line() ([]byte, error) {
 			return l, nil
 		}
 		if x.inW-x.inR >= maxChunkLine {
-			return nil, errBadResponse
+			return nil, wire.ErrBadResponse
 		}
 		if err := x.more(); err != nil {
 			return nil, unexpected(err)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
+
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 func TestClassOf(t *testing.T) {
@@ -15,7 +17,7 @@ func TestClassOf(t *testing.T) {
 		{100, 0}, {101, 0}, {200, 1}, {204, 1}, {302, 2}, {404, 3}, {499, 3}, {500, 4}, {504, 4},
 		{0, 0}, {99, 0}, {600, 4}, {999, 4},
 	} {
-		if got := classOf(tc.status); got != tc.want {
+		if got := route.ClassOf(tc.status); got != tc.want {
 			t.Errorf("classOf(%d): got %d, want %d", tc.status, got, tc.want)
 		}
 	}
@@ -34,7 +36,7 @@ func TestStatsCountRequests(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	dead := deadAddr(t)
-	routes := []RouteSpec{
+	routes := []route.RouteSpec{
 		{Name: "users", PathPrefix: "/api/user", Service: "user"},
 		{Name: "orders", PathPrefix: "/api/order", Service: "order"},
 		{Name: "empty", PathPrefix: "/empty", Service: "none"},
@@ -64,8 +66,8 @@ func TestStatsCountRequests(t *testing.T) {
 	f.do(req)
 
 	tab := f.handler.Table()
-	byRoute := map[string]*RouteStats{}
-	tab.EachRoute(func(r *Route) { byRoute[r.Spec().Name] = r.Stats() })
+	byRoute := map[string]*route.RouteStats{}
+	tab.EachRoute(func(r *route.Route) { byRoute[r.Spec().Name] = r.Stats() })
 	// The fast lane counts a request after its response reached the client.
 	waitFor(t, "the counts of the last requests", func() bool {
 		return byRoute["users"].Requests(1)+byRoute["users"].Requests(4) == 4 && byRoute["orders"].Requests(1) == 1
@@ -131,16 +133,16 @@ func TestStatsCountRequests(t *testing.T) {
 // TestStatsSurviveRebuilds checks that counters are long-lived: a new table
 // keeps a route's and a service's counters, and a removed route starts over.
 func TestStatsSurviveRebuilds(t *testing.T) {
-	b := NewBuilder(health.NewRegistry(), testLogger(t))
+	b := route.NewBuilder(health.NewRegistry(), testLogger(t))
 	defer b.Close()
-	users := RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user"}
-	orders := RouteSpec{Name: "orders", PathPrefix: "/api/order", Service: "order"}
-	t1 := b.Build([]RouteSpec{users, orders}, nil, nil)
+	users := route.RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user"}
+	orders := route.RouteSpec{Name: "orders", PathPrefix: "/api/order", Service: "order"}
+	t1 := b.Build([]route.RouteSpec{users, orders}, nil, nil)
 	r1 := t1.Match("", "/api/user/1")
-	recordRequest(r1, nil, 200, 10, time.Millisecond, 1)
+	route.RecordRequest(r1, nil, 200, 10, time.Millisecond, 1)
 	t1.Service("order").Stats().Ejected()
 
-	t2 := b.Build([]RouteSpec{users, orders}, nil, nil)
+	t2 := b.Build([]route.RouteSpec{users, orders}, nil, nil)
 	if got := t2.Match("", "/api/user/1").Stats(); got != r1.Stats() || got.Requests(1) != 1 {
 		t.Errorf("route stats not carried over to the next table")
 	}
@@ -148,8 +150,8 @@ func TestStatsSurviveRebuilds(t *testing.T) {
 		t.Errorf("service stats: got %d ejections, want 1 carried over", got)
 	}
 
-	b.Build([]RouteSpec{users}, nil, nil) // orders goes away…
-	t4 := b.Build([]RouteSpec{users, orders}, nil, nil)
+	b.Build([]route.RouteSpec{users}, nil, nil) // orders goes away…
+	t4 := b.Build([]route.RouteSpec{users, orders}, nil, nil)
 	if got := t4.Service("order").Stats().Ejections(); got != 0 {
 		t.Errorf("a service routed again: got %d ejections, want a fresh 0", got)
 	}
@@ -161,9 +163,9 @@ func TestStatsSurviveRebuilds(t *testing.T) {
 // benchExchange returns an exchange as a proxied request on a built table
 // leaves it.
 func benchExchange(b *testing.B) *exchange {
-	builder := NewBuilder(health.NewRegistry(), nil)
+	builder := route.NewBuilder(health.NewRegistry(), nil)
 	b.Cleanup(builder.Close)
-	tab := builder.Build([]RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
+	tab := builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
 		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
 	route := tab.Match("", "/api/user/1")
 	x := newExchange()

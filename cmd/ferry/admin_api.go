@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-proxy/ferry/discovery"
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // The read-only admin API: /v1/routes, /v1/upstreams, /metrics, the status
@@ -160,7 +160,7 @@ func (a *app) upstreams(now time.Time) []serviceJSON {
 	return out
 }
 
-func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now time.Time) serviceJSON {
+func (a *app) serviceView(svc *route.Service, set *discovery.InstanceSet, now time.Time) serviceJSON {
 	checked := a.probed(svc.Name(), svc.Stale())
 	sj := serviceJSON{
 		Name:      svc.Name(),
@@ -188,12 +188,12 @@ func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now ti
 	if c := a.liveConfig().Services[svc.Name()]; c != nil && c.Health != "" {
 		sj.HealthPolicy = c.Health
 	}
-	ups := make(map[string]*proxy.Upstream, len(svc.Upstreams()))
+	ups := make(map[string]*route.Upstream, len(svc.Upstreams()))
 	for _, up := range svc.Upstreams() {
 		ups[up.Instance().Key()] = up
 	}
 	listed := make(map[string]bool)
-	add := func(inst discovery.Instance, up *proxy.Upstream) {
+	add := func(inst discovery.Instance, up *route.Upstream) {
 		ij := a.instanceView(inst, up, checked, svc.Spec().Outlier.ConsecutiveFailures)
 		if ij.Healthy {
 			sj.Healthy++
@@ -223,7 +223,7 @@ func (a *app) serviceView(svc *proxy.Service, set *discovery.InstanceSet, now ti
 
 // instanceView is one instance in GET /v1/upstreams; up is its place in the
 // routing table, nil when it is not routable.
-func (a *app) instanceView(inst discovery.Instance, up *proxy.Upstream, checked bool, consecutiveFailures int) instanceJSON {
+func (a *app) instanceView(inst discovery.Instance, up *route.Upstream, checked bool, consecutiveFailures int) instanceJSON {
 	ij := instanceJSON{
 		ID: inst.ID, Node: inst.Node, Address: inst.Address, Port: inst.Port, Weight: inst.Weight,
 		Tags: append([]string{}, inst.Tags...), ConsulStatus: inst.Status, Datacenter: inst.Datacenter,

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // Draining an instance (HAProxy's "set server state drain"): it gets no new
@@ -38,7 +38,7 @@ func (a *app) handleDrain(drain bool) http.HandlerFunc {
 			http.Error(w, "no routed service "+quoteName(name), http.StatusNotFound)
 			return
 		}
-		var found []*proxy.Upstream
+		var found []*route.Upstream
 		for _, up := range svc.Upstreams() {
 			if inst := up.Instance(); inst.ID == id && (node == "" || inst.Node == node) {
 				found = append(found, up)

@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ferry-proxy/ferry/discovery"
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // Recent state changes, for the status page and GET /v1/events: instances
@@ -75,7 +75,7 @@ func (l *eventLog) recent() []event {
 // observe compares each instance's health state in t with what the last
 // call saw and records ejections and active-check changes, at the time the
 // state recorded for them.
-func (l *eventLog) observe(t *proxy.Table) {
+func (l *eventLog) observe(t *route.Table) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pass++

@@ -7,14 +7,14 @@ import (
 	"github.com/ferry-proxy/ferry/config"
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // probeTargets lists the instances ferry must check itself: every instance of
 // a service with a health_check block, and — while Consul cannot be reached
 // for a service without one — every instance of it with a TCP connect probe,
 // so that the last known set stays governed by someone.
-func probeTargets(cfg *config.Config, table *proxy.Table, reg *health.Registry) []health.Target {
+func probeTargets(cfg *config.Config, table *route.Table, reg *health.Registry) []health.Target {
 	var out []health.Target
 	for _, svc := range table.Services() {
 		conf := cfg.Services[svc.Name()]
@@ -64,7 +64,7 @@ func forgetGoneInstances(reg *health.Registry, sets map[string]*discovery.Instan
 // applyPanic gives each routed service's panic mode its threshold and the
 // states of the table's (routable) instances. Transitions are logged and
 // counted.
-func (a *app) applyPanic(cfg *config.Config, table *proxy.Table) {
+func (a *app) applyPanic(cfg *config.Config, table *route.Table) {
 	for _, svc := range table.Services() {
 		name := svc.Name()
 		threshold := 0

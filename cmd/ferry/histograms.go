@@ -1,9 +1,8 @@
 package main
 
 import (
+	"github.com/ferry-proxy/ferry/proxy/route"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/ferry-proxy/ferry/proxy"
 )
 
 // histogramCollector exports proxy's duration histograms (request durations
@@ -15,10 +14,10 @@ type histogramCollector struct {
 	am *appMetrics
 }
 
-// bucketBounds are proxy.DurationBuckets in seconds.
+// bucketBounds are route.DurationBuckets in seconds.
 var bucketBounds = func() []float64 {
-	out := make([]float64, len(proxy.DurationBuckets))
-	for i, b := range proxy.DurationBuckets {
+	out := make([]float64, len(route.DurationBuckets))
+	for i, b := range route.DurationBuckets {
 		out[i] = b.Seconds()
 	}
 	return out
@@ -41,7 +40,7 @@ func (c histogramCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	t := c.am.src.table()
-	t.EachRoute(func(r *proxy.Route) {
+	t.EachRoute(func(r *route.Route) {
 		if rs := r.Stats(); rs != nil {
 			spec := r.Spec()
 			ch <- constHistogram(descDuration, rs.Durations().Snapshot(), spec.Name, spec.Service)
@@ -54,7 +53,7 @@ func (c histogramCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func constHistogram(desc *prometheus.Desc, s proxy.HistogramSnapshot, labels ...string) prometheus.Metric {
+func constHistogram(desc *prometheus.Desc, s route.HistogramSnapshot, labels ...string) prometheus.Metric {
 	cum := s.Cumulative()
 	buckets := make(map[float64]uint64, len(cum))
 	for i, n := range cum {

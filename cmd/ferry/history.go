@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // Traffic history for the status page.
@@ -41,11 +41,11 @@ type trafficPoint struct {
 type counts struct {
 	classes [5]uint64 // by status class; an instance's failed attempts count as 5xx
 	bytes   uint64
-	hist    proxy.HistogramSnapshot
+	hist    route.HistogramSnapshot
 	at      time.Time
 }
 
-func routeCounts(rs *proxy.RouteStats, now time.Time) counts {
+func routeCounts(rs *route.RouteStats, now time.Time) counts {
 	c := counts{bytes: rs.Bytes(), hist: rs.Durations().Snapshot(), at: now}
 	for i := range c.classes {
 		c.classes[i] = rs.Requests(i)
@@ -53,7 +53,7 @@ func routeCounts(rs *proxy.RouteStats, now time.Time) counts {
 	return c
 }
 
-func instanceCounts(is *proxy.InstanceStats, now time.Time) counts {
+func instanceCounts(is *route.InstanceStats, now time.Time) counts {
 	c := counts{bytes: is.Bytes(), hist: is.Durations().Snapshot(), at: now}
 	for i := range c.classes {
 		c.classes[i] = is.Answers(i)
@@ -143,14 +143,14 @@ type trafficKey struct {
 // history samples the table's counters and keeps every series. Safe for
 // concurrent use.
 type history struct {
-	table func() *proxy.Table
+	table func() *route.Table
 
 	mu     sync.Mutex
 	pass   uint64
 	series map[trafficKey]*series
 }
 
-func newHistory(table func() *proxy.Table) *history {
+func newHistory(table func() *route.Table) *history {
 	return &history{table: table, series: make(map[trafficKey]*series)}
 }
 
@@ -160,7 +160,7 @@ func (h *history) sample(now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.pass++
-	t.EachRoute(func(r *proxy.Route) {
+	t.EachRoute(func(r *route.Route) {
 		if rs := r.Stats(); rs != nil {
 			spec := r.Spec()
 			h.step(trafficKey{kind: 'r', service: spec.Service, name: spec.Name}, routeCounts(rs, now))

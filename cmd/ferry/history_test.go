@@ -10,7 +10,7 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // TestHistoryPoints drives real requests through a Handler and samples
@@ -69,7 +69,7 @@ func TestHistoryPoints(t *testing.T) {
 	}
 
 	// A route that leaves the table loses its series at the next step.
-	f.handler.Store(proxy.NewBuilder(health.NewRegistry(), nil).Build(nil, nil, nil))
+	f.handler.Store(route.NewBuilder(health.NewRegistry(), nil).Build(nil, nil, nil))
 	h.sample(t0.Add(1000 * historyStep))
 	if routes, inst := h.snapshot(""); len(routes)+len(inst) != 0 {
 		t.Errorf("after the route went away: %d route and %d instance series kept", len(routes), len(inst))
@@ -80,15 +80,15 @@ func TestHistoryPoints(t *testing.T) {
 // changes become events with their time and reason, and log lines.
 func TestEventsFromStateChanges(t *testing.T) {
 	reg := health.NewRegistry()
-	b := proxy.NewBuilder(reg, nil)
+	b := route.NewBuilder(reg, nil)
 	defer b.Close()
 	inst := func(id string, port int) discovery.Instance {
 		return discovery.Instance{ID: id, Node: "n1", Address: "127.0.0.1", Port: port, Weight: 1}
 	}
 	set := &discovery.InstanceSet{Service: "user", Known: true, Instances: []discovery.Instance{inst("u1", 9001), inst("u2", 9002)}}
 	sets := map[string]*discovery.InstanceSet{"user": set}
-	tab := b.Build([]proxy.RouteSpec{{Name: "users", PathPrefix: "/u", Service: "user"}},
-		map[string]proxy.ServiceSpec{"user": {Outlier: health.Outlier{ConsecutiveFailures: 3, BaseEjectionTime: time.Minute}}}, sets)
+	tab := b.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/u", Service: "user"}},
+		map[string]route.ServiceSpec{"user": {Outlier: health.Outlier{ConsecutiveFailures: 3, BaseEjectionTime: time.Minute}}}, sets)
 
 	var logs bytes.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})

@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ferry-proxy/ferry/config"
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
 )
 
 // newLogger builds the root logger; components take Named sub-loggers of it.
@@ -24,19 +24,19 @@ func newLogger(c config.Log, w io.Writer) hclog.Logger {
 
 // openAccessLog opens the access log named by log.access_log. The returned
 // close function is always safe to call.
-func openAccessLog(c config.Log, stdout, stderr io.Writer) (proxy.AccessLogger, func(), error) {
+func openAccessLog(c config.Log, stdout, stderr io.Writer) (accesslog.Logger, func(), error) {
 	nop := func() {}
 	switch c.AccessLog {
 	case "off":
 		return nil, nop, nil
 	case "", "stdout":
-		return proxy.NewAccessLog(stdout, c.Format), nop, nil
+		return accesslog.New(stdout, c.Format), nop, nil
 	case "stderr":
-		return proxy.NewAccessLog(stderr, c.Format), nop, nil
+		return accesslog.New(stderr, c.Format), nop, nil
 	}
 	f, err := os.OpenFile(c.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, nop, fmt.Errorf("access log: %w", err)
 	}
-	return proxy.NewAccessLog(f, c.Format), func() { f.Close() }, nil
+	return accesslog.New(f, c.Format), func() { f.Close() }, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // Metrics design.
@@ -148,7 +149,7 @@ var allMetrics = []metricDef{
 
 // metricSources is what publish reads. Fields are set once before run.
 type metricSources struct {
-	table    func() *proxy.Table                      // the routing table in use
+	table    func() *route.Table                      // the routing table in use
 	handler  *proxy.Handler                           // unrouted counters
 	sets     func() map[string]*discovery.InstanceSet // discovery's snapshot
 	reloads  func() (ok, failed uint64)               // nil when reloads are not counted
@@ -274,13 +275,13 @@ func (am *appMetrics) publish() {
 	}
 	t := src.table()
 
-	t.EachRoute(func(r *proxy.Route) {
+	t.EachRoute(func(r *route.Route) {
 		rs := r.Stats()
 		if rs == nil {
 			return
 		}
 		spec := r.Spec()
-		for i, class := range proxy.CodeClasses {
+		for i, class := range route.CodeClasses {
 			am.counter(mRequests, rs.Requests(i),
 				metrics.Label{Name: "route", Value: spec.Name},
 				metrics.Label{Name: "service", Value: spec.Service},

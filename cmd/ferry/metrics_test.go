@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
 	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // metricsFixture is a Handler over one real backend, with appMetrics
@@ -47,10 +48,10 @@ func newMetricsFixture(t *testing.T) *metricsFixture {
 	set := &discovery.InstanceSet{Service: "user", Known: true, Index: 7, LastContact: time.Now().Add(-3 * time.Second),
 		Instances: []discovery.Instance{{ID: "user-1", Node: "n1", Address: host, Port: p, Weight: 1}}}
 	f := &metricsFixture{am: am, sets: map[string]*discovery.InstanceSet{"user": set}}
-	b := proxy.NewBuilder(health.NewRegistry(), nil)
+	b := route.NewBuilder(health.NewRegistry(), nil)
 	t.Cleanup(b.Close)
 	f.handler = proxy.NewHandler(proxy.Options{})
-	f.handler.Store(b.Build([]proxy.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil, f.sets))
+	f.handler.Store(b.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil, f.sets))
 	am.src = metricSources{
 		table:   f.handler.Table,
 		handler: f.handler,

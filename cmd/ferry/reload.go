@@ -37,7 +37,7 @@ type lifecycle struct {
 	reloadMu sync.Mutex
 	stopping bool // set by beginShutdown; guarded by reloadMu
 
-	// buildMu serializes table builds (proxy.Builder is single-threaded):
+	// buildMu serializes table builds (route.Builder is single-threaded):
 	// the table goroutine and reloads both build.
 	buildMu       sync.Mutex
 	builderClosed bool // guarded by buildMu

@@ -59,7 +59,7 @@ func testConfig(listen, admin, consulAddr, routes string) string {
 		"consul {\n  address = \"" + consulAddr + "\"\n}\n" + routes
 }
 
-func route(name, service string) string {
+func routeBlock(name, service string) string {
 	return "route \"" + name + "\" {\n  path_prefix = \"/" + name + "\"\n  service = \"" + service + "\"\n}\n"
 }
 
@@ -160,7 +160,7 @@ func TestReloadDropsServiceWithoutLeaks(t *testing.T) {
 	backendFor(t, c, "order", "order-1")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
-	p := startInProcess(t, agent.HTTPAddr, route("users", "user")+route("orders", "order"))
+	p := startInProcess(t, agent.HTTPAddr, routeBlock("users", "user")+routeBlock("orders", "order"))
 	p.waitFor(t, "both routes", func() bool {
 		c1, b1 := p.get("http://" + p.listen + "/users/1")
 		c2, b2 := p.get("http://" + p.listen + "/orders/1")
@@ -179,7 +179,7 @@ func TestReloadDropsServiceWithoutLeaks(t *testing.T) {
 		t.Errorf("log has no diagnostic at %s:2,…", p.path)
 	}
 
-	p.write(t, route("users", "user"))
+	p.write(t, routeBlock("users", "user"))
 	if err := p.a.reload("test"); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -206,14 +206,14 @@ func TestReloadConsulUnreachableKeepsInstances(t *testing.T) {
 	backendFor(t, agent.Client(), "user", "user-1")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
-	p := startInProcess(t, agent.HTTPAddr, route("users", "user"))
+	p := startInProcess(t, agent.HTTPAddr, routeBlock("users", "user"))
 	p.waitFor(t, "users route", func() bool { code, _ := p.get("http://" + p.listen + "/users/1"); return code == 200 })
 
 	// Point the consul block at a port nobody listens on: the new connection
 	// never answers, yet the route keeps its last known instance.
 	p.a.lc.consulWait = 300 * time.Millisecond
 	p.consul = "127.0.0.1:" + strconv.Itoa(consultest.FreePorts(t, 1)[0])
-	p.write(t, route("users", "user"))
+	p.write(t, routeBlock("users", "user"))
 	if err := p.a.reload("test"); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -229,7 +229,7 @@ func TestReloadConsulUnreachableKeepsInstances(t *testing.T) {
 
 	// Back to the real agent: fresh answers replace the stand-in.
 	p.consul = agent.HTTPAddr
-	p.write(t, route("users", "user"))
+	p.write(t, routeBlock("users", "user"))
 	if err := p.a.reload("test"); err != nil {
 		t.Fatalf("reload: %v", err)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/ferry-proxy/ferry/config"
 	"github.com/ferry-proxy/ferry/health"
 	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 func runCommand(args []string, stdout, stderr io.Writer) int {
@@ -91,18 +93,18 @@ type app struct {
 
 	registry  *health.Registry
 	discovery *liveDiscovery // the current discovery.Manager (consul.go)
-	builder   *proxy.Builder
+	builder   *route.Builder
 	handler   *proxy.Handler
 	prober    *health.Prober
 	consul    *api.Client
 	metrics   *appMetrics     // metrics.go
 	snapshot  *snapshotWriter // snapshot.go
-	accessLog proxy.AccessLogger
+	accessLog accesslog.Logger
 	history   *history  // history.go: traffic for the status page
 	events    *eventLog // events.go: recent state changes
 }
 
-func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog proxy.AccessLogger) (*app, error) {
+func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog accesslog.Logger) (*app, error) {
 	consul, err := newConsulClient(cfg.Consul)
 	if err != nil {
 		return nil, err
@@ -123,7 +125,7 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		logger:     logger,
 		registry:   registry,
 		discovery:  disco,
-		builder:    proxy.NewBuilder(registry, logger.Named("proxy")),
+		builder:    route.NewBuilder(registry, logger.Named("proxy")),
 		handler:    proxy.NewHandler(proxy.Options{Logger: logger.Named("proxy"), AccessLog: accessLog}),
 		prober:     health.NewProber(logger.Named("health")),
 		consul:     consul,
@@ -167,7 +169,7 @@ func (a *app) rebuild() {
 	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
 	a.prober.Set(probeTargets(cfg, table, a.registry))
 	a.applyPanic(cfg, table) // health.go
-	proxy.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
+	accesslog.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
 	forgetGoneInstances(a.registry, sets)
 	a.events.membership(a.logger.Named("discovery"), sets, time.Now()) // events.go
 }

@@ -4,7 +4,7 @@ import (
 	"github.com/ferry-proxy/ferry/config"
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
-	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
 // watchesOf lists the services the routes need, each once.
@@ -26,11 +26,11 @@ func watchesOf(cfg *config.Config) []discovery.Watch {
 }
 
 // specsOf converts the config into the proxy's own specs.
-func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpec) {
-	routes := make([]proxy.RouteSpec, 0, len(cfg.Routes))
-	services := make(map[string]proxy.ServiceSpec)
+func specsOf(cfg *config.Config) ([]route.RouteSpec, map[string]route.ServiceSpec) {
+	routes := make([]route.RouteSpec, 0, len(cfg.Routes))
+	services := make(map[string]route.ServiceSpec)
 	for _, r := range cfg.Routes {
-		routes = append(routes, proxy.RouteSpec{
+		routes = append(routes, route.RouteSpec{
 			Name:         r.Name,
 			Host:         r.Host,
 			PathPrefix:   r.PathPrefix,
@@ -42,7 +42,7 @@ func specsOf(cfg *config.Config) ([]proxy.RouteSpec, map[string]proxy.ServiceSpe
 		if s == nil {
 			s = config.DefaultService(r.Service) // the documented defaults (max_requests and its queue included)
 		}
-		services[r.Service] = proxy.ServiceSpec{
+		services[r.Service] = route.ServiceSpec{
 			Name:               s.Name,
 			Tag:                s.Tag,
 			Balance:            s.Balance,

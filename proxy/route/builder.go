@@ -1,0 +1,195 @@
+package route
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/health"
+
+	"github.com/ferry-proxy/ferry/proxy/upstream"
+	"github.com/ferry-proxy/ferry/proxy/wire"
+)
+
+// Builder builds routing Tables and owns what must outlive any one table:
+// each routed service's connection pools (one per instance), round-robin
+// counter and retry budget. A Builder is not safe for concurrent use: one
+// goroutine builds tables (and finally calls Close); the tables themselves
+// are safe for concurrent use.
+type Builder struct {
+	reg    *health.Registry
+	logger hclog.Logger
+	Pools  map[string]*servicePool
+	stats  statsStore // per route and service, handed to every table
+}
+
+// servicePool is one routed service's long-lived forwarding state.
+type servicePool struct {
+	next   *atomic.Uint64 // round-robin counter
+	budget *retryBudget
+	gate   *Gate // the max_requests slots and queue
+	logger hclog.Logger
+	conns  map[string]*upstream.Pool // the fast lane's, by instance address
+}
+
+// NewBuilder returns a Builder that takes instance state from reg.
+func NewBuilder(reg *health.Registry, logger hclog.Logger) *Builder {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Builder{reg: reg, logger: logger, Pools: make(map[string]*servicePool)}
+}
+
+// Build returns a table for routes, with per service the spec in services
+// (defaults when absent) and the instances in sets. A route whose service has
+// no set, or an empty one, still matches (its requests get 503). A route
+// with an unusable prefix or a host and prefix already taken is logged and
+// left out; configuration validation rejects both before they get here.
+func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, sets map[string]*discovery.InstanceSet) *Table {
+	t := &Table{
+		routes:   append([]RouteSpec(nil), routes...),
+		hosts:    make(map[string]*hostRoutes),
+		services: make(map[string]*Service),
+	}
+	now := time.Now()
+	for _, rs := range routes {
+		prefix, err := wire.CanonicalPath(rs.PathPrefix)
+		if err != nil {
+			b.logger.Error("route left out: bad path_prefix", "route", rs.Name, "path_prefix", rs.PathPrefix, "error", err)
+			continue
+		}
+		if len(prefix) > 1 && prefix[len(prefix)-1] == '/' {
+			prefix = prefix[:len(prefix)-1]
+		}
+		host := normaliseHost(rs.Host)
+		hr := t.hosts[host]
+		if hr == nil {
+			hr = &hostRoutes{prefixes: make(map[string]*Route)}
+			t.hosts[host] = hr
+		}
+		if prev := hr.prefixes[prefix]; prev != nil {
+			b.logger.Error("route left out: another route has the same host and path_prefix",
+				"route", rs.Name, "other", prev.spec.Name, "host", host, "path_prefix", prefix)
+			continue
+		}
+		svc := t.services[rs.Service]
+		if svc == nil {
+			spec, given := services[rs.Service]
+			svc = b.service(rs.Service, spec, given, sets[rs.Service], now)
+			t.services[rs.Service] = svc
+		}
+		spec := rs
+		spec.Host, spec.PathPrefix = host, prefix
+		hr.prefixes[prefix] = &Route{spec: spec, service: svc, stats: b.stats.route(rs.Name)}
+		hr.maxLen = max(hr.maxLen, len(prefix))
+	}
+
+	for name, p := range b.Pools {
+		if _, routed := t.services[name]; !routed {
+			for _, cp := range p.conns {
+				cp.CloseIdle(true)
+			}
+			delete(b.Pools, name)
+		}
+	}
+	b.stats.retain(t)
+	return t
+}
+
+// service builds one service of a new table, reusing (or creating) its
+// long-lived pool.
+func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discovery.InstanceSet, now time.Time) *Service {
+	spec = withDefaults(name, spec, given)
+	p := b.Pools[name]
+	if p == nil {
+		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget), logger: b.logger.With("service", name),
+			conns: make(map[string]*upstream.Pool)}
+		b.Pools[name] = p
+	}
+
+	svc := &Service{name: name, spec: spec, Budget: p.budget, Logger: p.logger}
+	svc.stats = b.stats.service(name)
+	if g := p.gate; g == nil || g.max != int64(spec.MaxRequests) || g.maxPending != int64(spec.MaxPendingRequests) || g.timeout != spec.QueueTimeout {
+		// Requests holding a slot of the old gate give it back there.
+		p.gate = NewGate(spec.MaxRequests, spec.MaxPendingRequests, spec.QueueTimeout, svc.stats)
+	}
+	svc.Gate = p.gate
+	inSet := make(map[string]bool)
+	if set != nil {
+		svc.known, svc.stale = set.Known, set.Stale
+		svc.upstreams = make([]*Upstream, 0, len(set.Instances))
+		for _, inst := range set.Instances {
+			if inst.Address == "" || inst.Port <= 0 || inst.Port > 65535 {
+				b.logger.Warn("instance left out: no usable address", "service", name,
+					"instance_id", inst.ID, "address", inst.Address, "port", inst.Port)
+				continue
+			}
+			addr := inst.HostPort()
+			cp := p.conns[addr]
+			if cp == nil {
+				cp = upstream.NewPool(addr)
+				p.conns[addr] = cp
+			}
+			inSet[addr] = true
+			svc.upstreams = append(svc.upstreams, &Upstream{
+				instance: inst,
+				addr:     addr,
+				Health:   b.reg.State(name, inst.Key()),
+				Pool:     cp,
+				stats:    b.stats.instance(name, inst.Key()),
+			})
+		}
+	}
+	for addr, cp := range p.conns {
+		if !inSet[addr] {
+			cp.CloseIdle(true) // requests in flight close theirs when done
+			delete(p.conns, addr)
+		}
+	}
+	bal, ok := NewBalancer(spec.Balance, svc.upstreams, p.next)
+	if !ok {
+		b.logger.Warn("unknown balance policy, using round_robin", "service", name, "balance", spec.Balance)
+		svc.spec.Balance = balanceRoundRobin
+	}
+	svc.Balancer = bal
+	return svc
+}
+
+// withDefaults fills what the spec leaves zero. A service routed without
+// any spec also gets the default retries; with a spec, 0 retries is a choice.
+func withDefaults(name string, spec ServiceSpec, given bool) ServiceSpec {
+	if !given {
+		spec.Retries = DefaultRetries
+	}
+	spec.Name = name
+	if spec.Balance == "" {
+		spec.Balance = DefaultBalance
+	}
+	if spec.ConnectTimeout <= 0 {
+		spec.ConnectTimeout = DefaultConnectTimeout
+	}
+	if spec.ResponseTimeout <= 0 {
+		spec.ResponseTimeout = DefaultResponseTimeout
+	}
+	if spec.QueueTimeout <= 0 {
+		spec.QueueTimeout = DefaultQueueTimeout
+	}
+	if spec.Outlier.BaseEjectionTime <= 0 {
+		spec.Outlier.BaseEjectionTime = DefaultBaseEjectionTime
+	}
+	spec.Retries = max(spec.Retries, 0)
+	return spec
+}
+
+// Close closes the idle upstream connections of every pool. Call it once no
+// request is in flight any more (after the server has shut down); tables
+// built before keep working but reconnect.
+func (b *Builder) Close() {
+	for _, p := range b.Pools {
+		for _, cp := range p.conns {
+			cp.CloseIdle(false)
+		}
+	}
+}
