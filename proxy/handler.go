@@ -19,7 +19,7 @@ import (
 
 // Options configures a Handler. It is a plain value, read once by NewHandler.
 type Options struct {
-	Logger    hclog.Logger           // nil: no logging
+	Logger    hclog.Logger     // nil: no logging
 	AccessLog accesslog.Logger // nil: no access log
 }
 

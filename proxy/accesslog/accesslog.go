@@ -1,3 +1,5 @@
+// Package accesslog writes one line per finished request, as text or JSON,
+// without allocating on the request path.
 package accesslog
 
 import (
