@@ -142,7 +142,7 @@ func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 				return errTooMany1xx
 			}
 			x.relayed = true
-			if err := x.d.informational(x); err != nil {
+			if err := x.d.Informational(x); err != nil {
 				return &clientError{err}
 			}
 			x.inR += x.resp.Size
@@ -166,7 +166,7 @@ func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 				if now.Before(deadline) {
 					// A slice ended (or a lazily armed deadline came
 					// early): is the client still there?
-					if x.d.gone() {
+					if x.d.Gone() {
 						return errClientGone
 					}
 					sock.SetRead(uc.Conn, &uc.ReadDeadline, nextSlice(now, deadline))
@@ -214,7 +214,7 @@ func (x *exchange) streamBody(uc *upstream.Conn) error {
 		if left > 0 {
 			room = min(left, room)
 		}
-		n, err := x.d.readBody(buf[:room])
+		n, err := x.d.ReadBody(buf[:room])
 		if n > 0 {
 			x.bodyRead = true
 			if left > 0 {
@@ -234,7 +234,7 @@ func (x *exchange) streamBody(uc *upstream.Conn) error {
 		}
 		if err == io.EOF && left < 0 {
 			if x.bodyChunk {
-				tail := append(append(x.in[:0], "0\r\n"...), x.d.requestTrailers(nil)...)
+				tail := append(append(x.in[:0], "0\r\n"...), x.d.RequestTrailers(nil)...)
 				if _, werr := uc.Write(append(tail, "\r\n"...)); werr != nil {
 					return werr
 				}

@@ -29,42 +29,46 @@ import (
 // front-end. Only the exchange's goroutine calls it (and, for a tunnel, the
 // goroutines the tunnel owns).
 type downstream interface {
-	// readBody reads request body bytes (unframed) that the head did not
+	// ReadBody reads request body bytes (unframed) that the head did not
 	// bring; io.EOF at the end of the body.
-	readBody(p []byte) (int, error)
-	// requestTrailers appends the request's trailer fields ("Name: value\r\n"
-	// lines), known once readBody returned io.EOF.
-	requestTrailers(b []byte) []byte
-	// gone reports, without blocking, whether the client has left.
-	gone() bool
-	// informational sends the 1xx head in x.resp.
-	informational(x *exchange) error
-	// head sends the final head in x.resp; the body follows through data.
-	head(x *exchange) error
-	// data sends body bytes (unframed).
-	data(p []byte) error
-	// trailer sends one response trailer field ("Name: value", no CRLF).
-	trailer(line []byte) error
-	// end terminates the body and sends what is buffered.
-	end() error
-	// flush sends what is buffered (before a read that may block).
-	flush() error
-	// abort drops a response head not sent yet and reports true, or
+	ReadBody(p []byte) (int, error)
+	// RequestTrailers appends the request's trailer fields ("Name: value\r\n"
+	// lines), known once ReadBody returned io.EOF.
+	RequestTrailers(b []byte) []byte
+	// Gone reports, without blocking, whether the client has left.
+	Gone() bool
+	// Informational sends the 1xx head in x.resp.
+	Informational(x *exchange) error
+	// Head sends the final head in x.resp; the body follows through Data.
+	Head(x *exchange) error
+	// Data sends body bytes (unframed).
+	Data(p []byte) error
+	// Trailer sends one response trailer field ("Name: value", no CRLF).
+	Trailer(line []byte) error
+	// End terminates the body and sends what is buffered.
+	End() error
+	// Flush sends what is buffered (before a read that may block).
+	Flush() error
+	// Abort drops a response head not sent yet and reports true, or
 	// reports false when response bytes already reached the client.
-	abort() bool
-	// answer sends ferry's own error answer; closing ends the connection.
-	answer(x *exchange, code int, msg string, closing bool) error
-	// tunnel takes over after a 101 answer to an upgrade: it relays the
+	Abort() bool
+	// Answer sends ferry's own error answer; closing ends the connection.
+	Answer(x *exchange, code int, msg string, closing bool) error
+	// Tunnel takes over after a 101 answer to an upgrade: it relays the
 	// head in x.resp and then bytes both ways between the client and x.uc
 	// until either side ends.
-	tunnel(x *exchange) error
+	Tunnel(x *exchange) error
 }
 
 // exchange is one request on its way to an upstream and back. It is pooled
 // with its buffers; only the goroutine serving the request uses it.
 type exchange struct {
-	d     downstream
-	fast  fastDown // the fast lane's downstream (d is &fast there)
+	d downstream
+	// out and iov are scratch buffers a front-end may write the response
+	// through (the fast lane does), pooled with the exchange so that an
+	// idle client connection holds none.
+	out   []byte
+	iov   net.Buffers
 	start time.Time
 	route *route.Route
 	svc   *route.Service
@@ -120,8 +124,8 @@ func newExchange() *exchange {
 		req:   make([]byte, 0, exchangeOutSize),
 		small: make([]byte, smallInSize),
 	}
-	x.fast.out = make([]byte, 0, exchangeOutSize)
-	x.fast.iov = make(net.Buffers, 0, 2)
+	x.out = make([]byte, 0, exchangeOutSize)
+	x.iov = make(net.Buffers, 0, 2)
 	x.in = x.small
 	return x
 }
@@ -157,7 +161,7 @@ func (x *exchange) reset(d downstream, start time.Time, method string, route *ro
 	x.upstream, x.uc, x.leased = nil, nil, nil
 	x.attempts, x.retries, x.status, x.bytesSent = 0, 0, 0, 0
 	x.shrink()
-	x.fast.out = x.fast.out[:0]
+	x.out = x.out[:0]
 }
 
 // release returns what the exchange still holds (an exchange that ended in
@@ -169,7 +173,6 @@ func (x *exchange) release() {
 	}
 	x.unlease()
 	x.shrink()
-	x.fast.c = nil
 	x.d, x.route, x.svc, x.upstream, x.bodyHead = nil, nil, nil, nil, nil
 }
 
@@ -285,7 +288,7 @@ func (x *exchange) answer(code int, msg string, closing bool) bool {
 		x.bytesSent = int64(len(msg) + 1)
 	}
 	closing = closing || x.clientStop
-	if x.d.answer(x, code, msg, closing) != nil {
+	if x.d.Answer(x, code, msg, closing) != nil {
 		return false
 	}
 	return !closing

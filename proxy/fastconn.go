@@ -34,7 +34,8 @@ type fastConn struct {
 	clientIP    string // its host part, for X-Forwarded-For
 	edge        *Edge  // the policy trusted was computed for
 	trusted     bool
-	sock.Peeker // the client connection's
+	sock.Peeker          // the client connection's
+	down        fastDown // the downstream of the exchange in progress
 }
 
 const (
@@ -160,7 +161,7 @@ func (c *fastConn) closeIfIdle() {
 func (c *fastConn) handoff() bool {
 	sock.SetRead(c.raw, &c.rdl, time.Time{})
 	sock.SetWrite(c.raw, &c.wdl, time.Time{})
-	c.s.h.stats.handoffs.Add(1)
+	c.s.h.Stats().handedOff()
 	c.gc.handOver(c.buf[c.r:c.w])
 	c.s.handoff.give(c.gc)
 	return false
@@ -169,7 +170,7 @@ func (c *fastConn) handoff() bool {
 // isTrusted reports whether the peer is a trusted proxy under the edge
 // policy in force, computing it again only when the policy changed.
 func (c *fastConn) isTrusted() bool {
-	if e := c.s.h.edge.Load(); e != c.edge {
+	if e := c.s.h.EdgePolicy(); e != c.edge {
 		c.edge, c.trusted = e, e.trusted(c.remote)
 	}
 	return c.trusted
@@ -181,7 +182,7 @@ func (c *fastConn) isTrusted() bool {
 func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	start := time.Now()
 	hd := c.s.h
-	p := planRequest(hd.table.Load(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil)
+	p := planRequest(hd.Table(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil)
 	if p.code != 0 {
 		return c.answerPlan(h, &p, start)
 	}
@@ -190,8 +191,8 @@ func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 
 	// Committed: consume the head and the part of the body already read.
 	x := exchanges.Get().(*exchange)
-	x.fast.c = c
-	x.reset(&x.fast, start, h.Method, route, canonical)
+	c.down.c, c.down.x = c, x
+	x.reset(&c.down, start, h.Method, route, canonical)
 	x.clientStop = h.Close
 	c.r += h.Size
 	inBuf := min(int64(c.w-c.r), h.ContentLength)
@@ -206,10 +207,11 @@ func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	p.done()
 
 	x.record(start)
-	if hd.access != nil {
+	if hd.AccessLog() != nil {
 		c.logAccess(start, x, h, canonical)
 	}
 	x.release()
+	c.down.x = nil
 	exchanges.Put(x)
 
 	if !keep || c.s.done.Load() {
@@ -233,20 +235,20 @@ func (c *fastConn) answerPlan(h *wire.RequestHead, p *plan, start time.Time) boo
 		extra = "Retry-After: 1\r\n"
 	}
 	x := exchanges.Get().(*exchange)
-	b := wire.AppendErrorResponse(x.fast.out[:0], p.code, p.msg, extra, closing, h.Method == "HEAD", start)
+	b := wire.AppendErrorResponse(x.out[:0], p.code, p.msg, extra, closing, h.Method == "HEAD", start)
 	err := c.write(b)
-	x.fast.out = b[:0]
+	x.out = b[:0]
 	exchanges.Put(x)
 	hd := c.s.h
 	hd.recordAnswered(p, p.code, int64(len(p.msg)+1), start)
-	if hd.access != nil {
+	if hd.AccessLog() != nil {
 		e := accesslog.Entries.Get().(*accesslog.Entry)
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
 			Host: unsafeString(h.Host), Path: p.path, Proto: "HTTP/1.1", Status: p.code, BytesSent: int64(len(p.msg) + 1)}
 		if p.route != nil {
 			e.Route, e.Service = p.route.Spec().Name, p.route.Service().Name()
 		}
-		hd.access.Log(e)
+		hd.AccessLog().Log(e)
 		*e = accesslog.Entry{}
 		accesslog.Entries.Put(e)
 	}
@@ -291,7 +293,7 @@ func (c *fastConn) logAccess(start time.Time, x *exchange, h *wire.RequestHead, 
 	*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
 		Host: unsafeString(h.Host), Path: path, Proto: "HTTP/1.1", Status: x.status, BytesSent: x.bytesSent}
 	x.describe(e)
-	c.s.h.access.Log(e)
+	c.s.h.AccessLog().Log(e)
 	*e = accesslog.Entry{}
 	accesslog.Entries.Put(e)
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -15,19 +14,18 @@ import (
 // fastDown is the fast lane's downstream: it reads a Content-Length body
 // straight from the client connection and writes the response as raw
 // HTTP/1.1, buffering the head with a small body so that most responses
-// leave in one write (or one writev). It lives in the exchange, pooled with
-// it.
+// leave in one write (or one writev) through the exchange's scratch
+// buffers. One lives in each fastConn; x is the exchange it serves now.
 type fastDown struct {
 	c        *fastConn
-	out      []byte // what goes to the client next
-	iov      net.Buffers
+	x        *exchange
 	hex      [20]byte
 	chunked  bool // the client's body is chunked
 	trailing bool // the last chunk was sent, trailer fields follow
 	wrote    bool // response bytes were written to the client
 }
 
-func (f *fastDown) readBody(p []byte) (int, error) {
+func (f *fastDown) ReadBody(p []byte) (int, error) {
 	c := f.c
 	if d := c.s.opts.ReadTimeout; d > 0 {
 		sock.SetReadLazy(c.raw, &c.rdl, time.Now().Add(d), sock.ClientDeadlineSlack)
@@ -39,22 +37,22 @@ func (f *fastDown) readBody(p []byte) (int, error) {
 	return n, err
 }
 
-func (f *fastDown) requestTrailers(b []byte) []byte { return b } // no chunked uploads here
+func (f *fastDown) RequestTrailers(b []byte) []byte { return b } // no chunked uploads here
 
-func (f *fastDown) gone() bool { return f.c.Peek() == sock.PeekClosed }
+func (f *fastDown) Gone() bool { return f.c.Peek() == sock.PeekClosed }
 
 // closing reports whether the client connection ends after this response.
 func (f *fastDown) closing(x *exchange) bool {
 	return x.clientStop || x.bodyUnread || f.c.s.done.Load()
 }
 
-func (f *fastDown) informational(x *exchange) error {
+func (f *fastDown) Informational(x *exchange) error {
 	f.wrote = true
-	b := wire.AppendStatusLine(f.out[:0], &x.resp)
+	b := wire.AppendStatusLine(f.x.out[:0], &x.resp)
 	b = wire.AppendFields(b, &x.resp, false, false)
 	b = append(b, "\r\n"...)
 	err := f.c.write(b)
-	f.out = b[:0]
+	f.x.out = b[:0]
 	return err
 }
 
@@ -63,7 +61,7 @@ func (f *fastDown) informational(x *exchange) error {
 // connection lives on); a HEAD answer keeps the framing fields a GET would
 // get; 204 and 304 get no Transfer-Encoding, and 204 no Content-Length
 // (RFC 9110 §8.6, RFC 9112 §6.1).
-func (f *fastDown) head(x *exchange) error {
+func (f *fastDown) Head(x *exchange) error {
 	r := &x.resp
 	isHead := x.method == http.MethodHead
 	noBody := isHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
@@ -72,7 +70,7 @@ func (f *fastDown) head(x *exchange) error {
 	// A HEAD answer mirrors a GET's framing fields, unless its status has
 	// no body at all.
 	headChunked := isHead && r.Chunked && r.Status != http.StatusNoContent && r.Status != http.StatusNotModified
-	b := wire.AppendStatusLine(f.out[:0], r)
+	b := wire.AppendStatusLine(f.x.out[:0], r)
 	b = wire.AppendFields(b, r, f.chunked || headChunked, r.Status != http.StatusNoContent)
 	if !r.HasDate {
 		b = append(b, "Date: "...)
@@ -85,11 +83,11 @@ func (f *fastDown) head(x *exchange) error {
 	if f.closing(x) {
 		b = append(b, "Connection: close\r\n"...)
 	}
-	f.out = append(b, "\r\n"...)
+	f.x.out = append(b, "\r\n"...)
 	return nil
 }
 
-func (f *fastDown) data(p []byte) error {
+func (f *fastDown) Data(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -106,7 +104,7 @@ func (f *fastDown) data(p []byte) error {
 	return f.emit(p)
 }
 
-func (f *fastDown) trailer(line []byte) error {
+func (f *fastDown) Trailer(line []byte) error {
 	if !f.chunked {
 		return nil // a client body with a length carries no trailers
 	}
@@ -122,7 +120,7 @@ func (f *fastDown) trailer(line []byte) error {
 	return f.emit(wire.CRLF)
 }
 
-func (f *fastDown) end() error {
+func (f *fastDown) End() error {
 	if f.chunked {
 		if !f.trailing {
 			if err := f.emit(wire.LastChunkHead); err != nil {
@@ -133,46 +131,46 @@ func (f *fastDown) end() error {
 			return err
 		}
 	}
-	return f.flush()
+	return f.Flush()
 }
 
-// flush sends f.out to the client.
-func (f *fastDown) flush() error {
-	if len(f.out) == 0 {
+// flush sends f.x.out to the client.
+func (f *fastDown) Flush() error {
+	if len(f.x.out) == 0 {
 		return nil
 	}
-	err := f.c.write(f.out)
-	f.out = f.out[:0]
+	err := f.c.write(f.x.out)
+	f.x.out = f.x.out[:0]
 	f.wrote = true
 	return err
 }
 
-func (f *fastDown) abort() bool {
+func (f *fastDown) Abort() bool {
 	if f.wrote {
 		return false
 	}
-	f.out = f.out[:0]
+	f.x.out = f.x.out[:0]
 	return true
 }
 
 // emit queues p for the client, writing directly what would not fit.
 func (f *fastDown) emit(p []byte) error {
-	if len(f.out)+len(p) <= cap(f.out) {
-		f.out = append(f.out, p...)
+	if len(f.x.out)+len(p) <= cap(f.x.out) {
+		f.x.out = append(f.x.out, p...)
 		return nil
 	}
-	err := f.c.writev(&f.iov, f.out, p)
-	f.out = f.out[:0]
+	err := f.c.writev(&f.x.iov, f.x.out, p)
+	f.x.out = f.x.out[:0]
 	f.wrote = true
 	return err
 }
 
-func (f *fastDown) answer(x *exchange, code int, msg string, closing bool) error {
-	f.out = wire.AppendErrorResponse(f.out[:0], code, msg, "", closing || f.closing(x), x.method == http.MethodHead, time.Now())
-	return f.flush()
+func (f *fastDown) Answer(x *exchange, code int, msg string, closing bool) error {
+	f.x.out = wire.AppendErrorResponse(f.x.out[:0], code, msg, "", closing || f.closing(x), x.method == http.MethodHead, time.Now())
+	return f.Flush()
 }
 
 var errNoTunnel = errors.New("the fast lane tunnels nothing")
 
 // tunnel is never reached: the fast lane hands upgrades to net/http.
-func (f *fastDown) tunnel(x *exchange) error { return errNoTunnel }
+func (f *fastDown) Tunnel(x *exchange) error { return errNoTunnel }

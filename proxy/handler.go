@@ -8,7 +8,6 @@ package proxy
 import (
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,36 +26,14 @@ type Options struct {
 // Table stored last, picks an instance and forwards the request. It is safe
 // for concurrent use; Store may be called at any time.
 type Handler struct {
-	table  atomic.Pointer[route.Table]
-	logger hclog.Logger
-	access accesslog.Logger
-	stats  HandlerStats         // see stats.go
-	edge   atomic.Pointer[Edge] // see limits.go; nil: trust nobody
+	*Forwarder
 }
 
 // NewHandler returns a Handler serving an empty table (every request is a
 // 404) until Store is called.
 func NewHandler(opts Options) *Handler {
-	logger := opts.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	h := &Handler{logger: logger, access: opts.AccessLog}
-	h.table.Store(route.EmptyTable())
-	return h
+	return &Handler{NewForwarder(opts.Logger, opts.AccessLog)}
 }
-
-// Store swaps in a new table. Requests in flight keep the table they loaded.
-// Safe for concurrent use.
-func (h *Handler) Store(t *route.Table) {
-	if t == nil {
-		t = route.EmptyTable()
-	}
-	h.table.Store(t)
-}
-
-// Table returns the table in use; never nil. Safe for concurrent use.
-func (h *Handler) Table() *route.Table { return h.table.Load() }
 
 // ServeHTTP is the net/http front-end: it serves every request the fast
 // lane hands over (and, with HTTP/2, every h2 request). It refuses what the
@@ -84,7 +61,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// r.Host is the request's one authority: the absolute-form target's
 	// when there is one (RFC 9112 §3.2.2), else the Host field. Routing and
 	// the forwarded Host both use it.
-	p := planRequest(h.table.Load(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done())
+	p := planRequest(h.Table(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done())
 	path, rt = p.path, p.route
 	if p.code == statusClientClosed {
 		rw.status = statusClientClosed // logged, never sent
@@ -117,7 +94,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		ip = host
 	}
-	x.req = appendHTTPRequest(x.req[:0], x, r, h.edge.Load().trusted(r.RemoteAddr), ip)
+	x.req = appendHTTPRequest(x.req[:0], x, r, h.EdgePolicy().trusted(r.RemoteAddr), ip)
 
 	svc.Budget.BeginRequest()
 	x.forward(first)
@@ -144,9 +121,9 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 	case rt != nil: // answered before forwarding (503, 413)
 		route.RecordRequest(rt, nil, status, bytes, time.Since(start), 0)
 	default:
-		h.stats.unroute(status)
+		h.Stats().unroute(status)
 	}
-	if h.access != nil {
+	if h.AccessLog() != nil {
 		e := accesslog.Entries.Get().(*accesslog.Entry)
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: r.RemoteAddr,
 			Method: r.Method, Host: r.Host, Path: path, Proto: r.Proto, Status: status, BytesSent: bytes}
@@ -155,7 +132,7 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 		} else if rt != nil {
 			e.Route, e.Service = rt.Spec().Name, rt.Service().Name()
 		}
-		h.access.Log(e)
+		h.AccessLog().Log(e)
 		*e = accesslog.Entry{}
 		accesslog.Entries.Put(e)
 	}

@@ -27,6 +27,12 @@ type HandlerStats struct {
 	handoffs     atomic.Uint64
 }
 
+// handedOff counts a connection the fast lane handed to net/http.
+func (s *HandlerStats) handedOff() { s.handoffs.Add(1) }
+
+// acceptFailed counts a failed accept.
+func (s *HandlerStats) acceptFailed() { s.acceptErrors.Add(1) }
+
 // AcceptErrors returns how many times accepting a connection failed for
 // want of file descriptors (or another temporary error) and was backed off.
 func (s *HandlerStats) AcceptErrors() uint64 { return s.acceptErrors.Load() }
@@ -67,6 +73,3 @@ func (s *HandlerStats) Handoffs() uint64 { return s.handoffs.Load() }
 // Unrouted returns how many requests were answered without a route for
 // reason i (one of the Unrouted* constants).
 func (s *HandlerStats) Unrouted(i int) uint64 { return s.unrouted[i].Load() }
-
-// Stats returns the handler's own counters. Safe for concurrent use.
-func (h *Handler) Stats() *HandlerStats { return &h.stats }

@@ -110,9 +110,10 @@ func BenchmarkBuildRequest(b *testing.B) {
 	hd := NewHandler(Options{})
 	c := &fastConn{s: &Server{h: hd}, remote: "127.0.0.1:5555", clientIP: "127.0.0.1"}
 	x := newExchange()
+	c.down.x = x
 	b.ReportAllocs()
 	for b.Loop() {
-		x.reset(&x.fast, time.Time{}, h.Method, rt, "/api/user/42")
+		x.reset(&c.down, time.Time{}, h.Method, rt, "/api/user/42")
 		x.req = appendFastRequest(x.req[:0], x, &h, c)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,9 +26,9 @@ type httpDown struct {
 	status   int  // the final status, written with the first body byte (see commit)
 }
 
-func (d *httpDown) readBody(p []byte) (int, error) { return d.r.Body.Read(p) }
+func (d *httpDown) ReadBody(p []byte) (int, error) { return d.r.Body.Read(p) }
 
-func (d *httpDown) requestTrailers(b []byte) []byte {
+func (d *httpDown) RequestTrailers(b []byte) []byte {
 	for _, k := range slices.Sorted(maps.Keys(d.r.Trailer)) {
 		for _, v := range d.r.Trailer[k] {
 			b = append(b, k...)
@@ -41,9 +42,9 @@ func (d *httpDown) requestTrailers(b []byte) []byte {
 
 // gone: net/http cancels the request's context when its background read
 // sees the client close the connection.
-func (d *httpDown) gone() bool { return d.r.Context().Err() != nil }
+func (d *httpDown) Gone() bool { return d.r.Context().Err() != nil }
 
-func (d *httpDown) informational(x *exchange) error {
+func (d *httpDown) Informational(x *exchange) error {
 	h := d.w.Header()
 	copyFields(h, &x.resp, false)
 	d.w.WriteHeader(x.resp.Status)
@@ -51,7 +52,7 @@ func (d *httpDown) informational(x *exchange) error {
 	return nil
 }
 
-func (d *httpDown) head(x *exchange) error {
+func (d *httpDown) Head(x *exchange) error {
 	r := &x.resp
 	h := d.w.Header()
 	copyFields(h, r, r.Status != http.StatusNoContent)
@@ -71,7 +72,7 @@ func (d *httpDown) commit() {
 	}
 }
 
-func (d *httpDown) abort() bool {
+func (d *httpDown) Abort() bool {
 	if d.w.wroteHeader {
 		return false
 	}
@@ -99,13 +100,13 @@ func copyFields(h http.Header, r *wire.ResponseHead, length bool) {
 	}
 }
 
-func (d *httpDown) data(p []byte) error {
+func (d *httpDown) Data(p []byte) error {
 	d.commit()
 	_, err := d.w.Write(p)
 	return err
 }
 
-func (d *httpDown) trailer(line []byte) error {
+func (d *httpDown) Trailer(line []byte) error {
 	d.commit()
 	if !d.trailing {
 		// A flush commits net/http to a chunked body, which alone can
@@ -122,17 +123,17 @@ func (d *httpDown) trailer(line []byte) error {
 	return nil
 }
 
-func (d *httpDown) end() error {
+func (d *httpDown) End() error {
 	d.commit()
 	return nil
 }
 
-func (d *httpDown) flush() error {
+func (d *httpDown) Flush() error {
 	d.commit()
 	return d.w.flush()
 }
 
-func (d *httpDown) answer(x *exchange, code int, msg string, closing bool) error {
+func (d *httpDown) Answer(x *exchange, code int, msg string, closing bool) error {
 	if closing {
 		d.w.Header().Set("Connection", "close")
 	}
@@ -143,7 +144,7 @@ func (d *httpDown) answer(x *exchange, code int, msg string, closing bool) error
 // tunnel takes the client connection from net/http after a 101 and relays
 // bytes both ways until either side closes; it returns when both copies
 // have ended (the copy towards the upstream runs on a goroutine it owns).
-func (d *httpDown) tunnel(x *exchange) error {
+func (d *httpDown) Tunnel(x *exchange) error {
 	uc := x.uc
 	conn, brw, err := d.w.hijack()
 	if err != nil {
@@ -305,4 +306,15 @@ func wantsUpgrade(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// writeError answers with a short plain-text body. nosniff keeps a browser
+// from reading the echoed path as anything but text.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(msg)+1))
+	w.WriteHeader(code)
+	w.Write([]byte(msg + "\n"))
 }

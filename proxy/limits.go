@@ -2,27 +2,11 @@ package proxy
 
 import (
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/ferry-proxy/ferry/proxy/route"
 	"github.com/ferry-proxy/ferry/proxy/wire"
 )
-
-// Edge is the handler's hostile-input policy that may change on reload. It
-// is a plain value; SetEdge copies it.
-type Edge struct {
-	// TrustedProxies are the peers whose X-Forwarded-*, Forwarded and
-	// X-Real-IP headers are kept (X-Forwarded-For appended to). From any
-	// other peer they are replaced. Empty: trust nobody.
-	TrustedProxies []netip.Prefix
-}
-
-// SetEdge swaps in a new edge policy. Safe for concurrent use.
-func (h *Handler) SetEdge(e Edge) {
-	e.TrustedProxies = append([]netip.Prefix(nil), e.TrustedProxies...)
-	h.edge.Store(&e)
-}
 
 // refusal is a request refused before routing: a status and a fixed body.
 type refusal struct {
@@ -95,29 +79,6 @@ func printable(values []string) bool {
 func webSocketOnly(values []string) bool {
 	return len(values) == 1 && strings.EqualFold(strings.TrimSpace(values[0]), "websocket")
 }
-
-// trusted reports whether the request's peer is a trusted proxy.
-func (e *Edge) trusted(remoteAddr string) bool {
-	if e == nil || len(e.TrustedProxies) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
-	for _, p := range e.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// Answers for the per-route and per-service limits.
-const (
-	msgBodyTooLarge = "ferry: request body too large"
-)
 
 // limitBody cuts a body of unknown length (chunked) off at the route's
 // MaxBodyBytes; the core then answers 413 (see exchange.clientBodyFailed).

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/ferry-proxy/ferry/proxy/route"
 	"github.com/ferry-proxy/ferry/proxy/wire"
@@ -68,11 +67,7 @@ func planRequest(t *route.Table, authority, escapedPath string, contentLength in
 	return p
 }
 
-// recordAnswered counts a request answered without forwarding.
-func (h *Handler) recordAnswered(p *plan, status int, bytes int64, start time.Time) {
-	if p.route == nil {
-		h.stats.unroute(status)
-		return
-	}
-	route.RecordRequest(p.route, nil, status, bytes, time.Since(start), 0)
-}
+// Answers for the per-route and per-service limits.
+const (
+	msgBodyTooLarge = "ferry: request body too large"
+)

@@ -26,7 +26,7 @@ func (x *exchange) relay() bool {
 	if r.Status == http.StatusSwitchingProtocols {
 		// An upgrade the client asked for: the connection becomes a
 		// tunnel, owned by the downstream until either side ends.
-		err := x.d.tunnel(x)
+		err := x.d.Tunnel(x)
 		x.uc.Conn.Close()
 		x.uc = nil
 		x.unlease()
@@ -36,7 +36,7 @@ func (x *exchange) relay() bool {
 		return false
 	}
 	noBody := x.method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
-	if err := x.d.head(x); err != nil {
+	if err := x.d.Head(x); err != nil {
 		x.bodyFailed(&clientError{err})
 		return false
 	}
@@ -58,7 +58,7 @@ func (x *exchange) relay() bool {
 	// the connection out of step: it is closed, never reused.
 	upstreamClean = upstreamClean && x.inR == x.inW
 	if err != nil {
-		if _, client := errors.AsType[*clientError](err); !client && x.d.abort() {
+		if _, client := errors.AsType[*clientError](err); !client && x.d.Abort() {
 			// Nothing reached the client yet: a proper error answer
 			// instead of a connection closed after a complete request
 			// (which a client may take for a stale keep-alive and send
@@ -95,14 +95,14 @@ func (x *exchange) bodyFailed(err error) {
 
 func (x *exchange) data(p []byte) error {
 	x.bytesSent += int64(len(p))
-	if err := x.d.data(p); err != nil {
+	if err := x.d.Data(p); err != nil {
 		return &clientError{err}
 	}
 	return nil
 }
 
 func (x *exchange) end() error {
-	if err := x.d.end(); err != nil {
+	if err := x.d.End(); err != nil {
 		return &clientError{err}
 	}
 	return nil
@@ -115,7 +115,7 @@ func (x *exchange) end() error {
 // event stream or long poll whose client left releases its upstream
 // connection and counts.
 func (x *exchange) more() error {
-	if err := x.d.flush(); err != nil {
+	if err := x.d.Flush(); err != nil {
 		return &clientError{err}
 	}
 	if x.inR == x.inW {
@@ -136,7 +136,7 @@ func (x *exchange) more() error {
 			return nil
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if x.d.gone() {
+			if x.d.Gone() {
 				return &clientError{errClientGone}
 			}
 			continue
@@ -203,7 +203,7 @@ func (x *exchange) relayChunked() error {
 				if colon <= 0 || !wire.IsResponseToken(line[:colon]) || !wire.ValidValue(line[colon+1:]) {
 					return wire.ErrBadResponse
 				}
-				if err := x.d.trailer(line); err != nil {
+				if err := x.d.Trailer(line); err != nil {
 					return &clientError{err}
 				}
 			}

@@ -169,7 +169,7 @@ func benchExchange(b *testing.B) *exchange {
 		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
 	route := tab.Match("", "/api/user/1")
 	x := newExchange()
-	x.reset(&x.fast, time.Time{}, "GET", route, "/api/user/1")
+	x.reset(&fastDown{x: x}, time.Time{}, "GET", route, "/api/user/1")
 	x.attempts, x.status = 1, 200
 	return x
 }
