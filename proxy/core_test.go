@@ -357,8 +357,19 @@ func TestEarlyAnswerRelayed(t *testing.T) {
 	if resp.StatusCode != 413 || string(body) != "big!" {
 		t.Errorf("got %d %q, want the upstream's 413", resp.StatusCode, body)
 	}
-	if !resp.Close {
-		t.Error("the client connection stays open with its body unread")
+	if resp.Close {
+		return
+	}
+	// The answer came after ferry had read the whole body (the backend
+	// drains it before closing, and on a loaded machine ferry can finish
+	// sending first): then the connection is in step and must serve the
+	// next request.
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if resp2, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Errorf("the client connection stayed open but is out of step: %v", err)
+	} else {
+		resp2.Body.Close()
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/ferry-proxy/ferry/proxy/accesslog"
 	"github.com/ferry-proxy/ferry/proxy/sock"
 	"github.com/ferry-proxy/ferry/proxy/wire"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // fastBufSize is a client connection's read buffer: a request head that
@@ -30,9 +32,9 @@ type fastConn struct {
 
 	rdl, wdl time.Time // the deadlines armed on raw (see deadline.go)
 
-	remote      string // RemoteAddr().String(), once
-	clientIP    string // its host part, for X-Forwarded-For
-	edge        *Edge  // the policy trusted was computed for
+	remote      string     // RemoteAddr().String(), once
+	clientIP    string     // its host part, for X-Forwarded-For
+	edge        *core.Edge // the policy trusted was computed for
 	trusted     bool
 	sock.Peeker          // the client connection's
 	down        fastDown // the downstream of the exchange in progress
@@ -161,7 +163,7 @@ func (c *fastConn) closeIfIdle() {
 func (c *fastConn) handoff() bool {
 	sock.SetRead(c.raw, &c.rdl, time.Time{})
 	sock.SetWrite(c.raw, &c.wdl, time.Time{})
-	c.s.h.Stats().handedOff()
+	c.s.h.Stats().HandedOff()
 	c.gc.handOver(c.buf[c.r:c.w])
 	c.s.handoff.give(c.gc)
 	return false
@@ -171,7 +173,7 @@ func (c *fastConn) handoff() bool {
 // policy in force, computing it again only when the policy changed.
 func (c *fastConn) isTrusted() bool {
 	if e := c.s.h.EdgePolicy(); e != c.edge {
-		c.edge, c.trusted = e, e.trusted(c.remote)
+		c.edge, c.trusted = e, e.Trusted(c.remote)
 	}
 	return c.trusted
 }
@@ -182,37 +184,37 @@ func (c *fastConn) isTrusted() bool {
 func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	start := time.Now()
 	hd := c.s.h
-	p := planRequest(hd.Table(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil)
-	if p.code != 0 {
+	p := core.PlanRequest(hd.Table(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil)
+	if p.Code != 0 {
 		return c.answerPlan(h, &p, start)
 	}
-	route, first, canonical := p.route, p.first, p.path
+	route, first, canonical := p.Route, p.First, p.Path
 	svc := route.Service()
 
 	// Committed: consume the head and the part of the body already read.
-	x := exchanges.Get().(*exchange)
+	x := core.Exchanges.Get().(*core.Exchange)
 	c.down.c, c.down.x = c, x
-	x.reset(&c.down, start, h.Method, route, canonical)
-	x.clientStop = h.Close
+	x.Reset(&c.down, start, h.Method, route, canonical)
+	x.ClientStop = h.Close
 	c.r += h.Size
 	inBuf := min(int64(c.w-c.r), h.ContentLength)
-	x.bodyHead = c.buf[c.r : c.r+int(inBuf)]
-	x.bodyLeft = h.ContentLength - inBuf
+	x.BodyHead = c.buf[c.r : c.r+int(inBuf)]
+	x.BodyLeft = h.ContentLength - inBuf
 	c.r += int(inBuf)
-	x.req = appendFastRequest(x.req[:0], x, h, c)
+	x.Req = appendFastRequest(x.Req[:0], x, h, c)
 
 	svc.Budget.BeginRequest()
-	keep := x.forward(first)
-	svc.Budget.EndRequest(x.retries)
-	p.done()
+	keep := x.Forward(first)
+	svc.Budget.EndRequest(x.Retries)
+	p.Done()
 
-	x.record(start)
+	x.Record(start)
 	if hd.AccessLog() != nil {
 		c.logAccess(start, x, h, canonical)
 	}
-	x.release()
+	x.Release()
 	c.down.x = nil
-	exchanges.Put(x)
+	core.Exchanges.Put(x)
 
 	if !keep || c.s.done.Load() {
 		c.closeWrite(h.Close)
@@ -227,26 +229,26 @@ func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 // answerPlan answers a request that is not forwarded (400, 404, 413, 503)
 // in the fast lane, so that the connection stays here. A request with a
 // body is answered and the connection closed: its body is left unread.
-func (c *fastConn) answerPlan(h *wire.RequestHead, p *plan, start time.Time) bool {
+func (c *fastConn) answerPlan(h *wire.RequestHead, p *core.Plan, start time.Time) bool {
 	c.r += h.Size
-	closing := p.closing || h.ContentLength > 0 || h.Close || c.s.done.Load()
+	closing := p.Closing || h.ContentLength > 0 || h.Close || c.s.done.Load()
 	extra := ""
-	if p.retryAfter {
+	if p.RetryAfter {
 		extra = "Retry-After: 1\r\n"
 	}
-	x := exchanges.Get().(*exchange)
-	b := wire.AppendErrorResponse(x.out[:0], p.code, p.msg, extra, closing, h.Method == "HEAD", start)
+	x := core.Exchanges.Get().(*core.Exchange)
+	b := wire.AppendErrorResponse(x.Out[:0], p.Code, p.Msg, extra, closing, h.Method == "HEAD", start)
 	err := c.write(b)
-	x.out = b[:0]
-	exchanges.Put(x)
+	x.Out = b[:0]
+	core.Exchanges.Put(x)
 	hd := c.s.h
-	hd.recordAnswered(p, p.code, int64(len(p.msg)+1), start)
+	hd.RecordAnswered(p, p.Code, int64(len(p.Msg)+1), start)
 	if hd.AccessLog() != nil {
 		e := accesslog.Entries.Get().(*accesslog.Entry)
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
-			Host: unsafeString(h.Host), Path: p.path, Proto: "HTTP/1.1", Status: p.code, BytesSent: int64(len(p.msg) + 1)}
-		if p.route != nil {
-			e.Route, e.Service = p.route.Spec().Name, p.route.Service().Name()
+			Host: unsafeString(h.Host), Path: p.Path, Proto: "HTTP/1.1", Status: p.Code, BytesSent: int64(len(p.Msg) + 1)}
+		if p.Route != nil {
+			e.Route, e.Service = p.Route.Spec().Name, p.Route.Service().Name()
 		}
 		hd.AccessLog().Log(e)
 		*e = accesslog.Entry{}
@@ -288,11 +290,11 @@ func (c *fastConn) closeWrite(clientClosing bool) {
 
 const closeDrainTime = 500 * time.Millisecond
 
-func (c *fastConn) logAccess(start time.Time, x *exchange, h *wire.RequestHead, path string) {
+func (c *fastConn) logAccess(start time.Time, x *core.Exchange, h *wire.RequestHead, path string) {
 	e := accesslog.Entries.Get().(*accesslog.Entry)
 	*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
-		Host: unsafeString(h.Host), Path: path, Proto: "HTTP/1.1", Status: x.status, BytesSent: x.bytesSent}
-	x.describe(e)
+		Host: unsafeString(h.Host), Path: path, Proto: "HTTP/1.1", Status: x.Status, BytesSent: x.BytesSent}
+	x.Describe(e)
 	c.s.h.AccessLog().Log(e)
 	*e = accesslog.Entry{}
 	accesslog.Entries.Put(e)

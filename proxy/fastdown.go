@@ -9,6 +9,8 @@ import (
 
 	"github.com/ferry-proxy/ferry/proxy/sock"
 	"github.com/ferry-proxy/ferry/proxy/wire"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // fastDown is the fast lane's downstream: it reads a Content-Length body
@@ -18,7 +20,7 @@ import (
 // buffers. One lives in each fastConn; x is the exchange it serves now.
 type fastDown struct {
 	c        *fastConn
-	x        *exchange
+	x        *core.Exchange
 	hex      [20]byte
 	chunked  bool // the client's body is chunked
 	trailing bool // the last chunk was sent, trailer fields follow
@@ -42,17 +44,17 @@ func (f *fastDown) RequestTrailers(b []byte) []byte { return b } // no chunked u
 func (f *fastDown) Gone() bool { return f.c.Peek() == sock.PeekClosed }
 
 // closing reports whether the client connection ends after this response.
-func (f *fastDown) closing(x *exchange) bool {
-	return x.clientStop || x.bodyUnread || f.c.s.done.Load()
+func (f *fastDown) closing(x *core.Exchange) bool {
+	return x.ClientStop || x.BodyUnread || f.c.s.done.Load()
 }
 
-func (f *fastDown) Informational(x *exchange) error {
+func (f *fastDown) Informational(x *core.Exchange) error {
 	f.wrote = true
-	b := wire.AppendStatusLine(f.x.out[:0], &x.resp)
-	b = wire.AppendFields(b, &x.resp, false, false)
+	b := wire.AppendStatusLine(f.x.Out[:0], &x.Resp)
+	b = wire.AppendFields(b, &x.Resp, false, false)
 	b = append(b, "\r\n"...)
 	err := f.c.write(b)
-	f.x.out = b[:0]
+	f.x.Out = b[:0]
 	return err
 }
 
@@ -61,20 +63,20 @@ func (f *fastDown) Informational(x *exchange) error {
 // connection lives on); a HEAD answer keeps the framing fields a GET would
 // get; 204 and 304 get no Transfer-Encoding, and 204 no Content-Length
 // (RFC 9110 §8.6, RFC 9112 §6.1).
-func (f *fastDown) Head(x *exchange) error {
-	r := &x.resp
-	isHead := x.method == http.MethodHead
+func (f *fastDown) Head(x *core.Exchange) error {
+	r := &x.Resp
+	isHead := x.Method == http.MethodHead
 	noBody := isHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
 	f.chunked = !noBody && (r.Chunked || r.ContentLength < 0)
 	f.trailing, f.wrote = false, false
 	// A HEAD answer mirrors a GET's framing fields, unless its status has
 	// no body at all.
 	headChunked := isHead && r.Chunked && r.Status != http.StatusNoContent && r.Status != http.StatusNotModified
-	b := wire.AppendStatusLine(f.x.out[:0], r)
+	b := wire.AppendStatusLine(f.x.Out[:0], r)
 	b = wire.AppendFields(b, r, f.chunked || headChunked, r.Status != http.StatusNoContent)
 	if !r.HasDate {
 		b = append(b, "Date: "...)
-		b = append(b, wire.HTTPDate(x.start)...)
+		b = append(b, wire.HTTPDate(x.Start)...)
 		b = append(b, "\r\n"...)
 	}
 	if f.chunked || headChunked {
@@ -83,7 +85,7 @@ func (f *fastDown) Head(x *exchange) error {
 	if f.closing(x) {
 		b = append(b, "Connection: close\r\n"...)
 	}
-	f.x.out = append(b, "\r\n"...)
+	f.x.Out = append(b, "\r\n"...)
 	return nil
 }
 
@@ -136,11 +138,11 @@ func (f *fastDown) End() error {
 
 // flush sends f.x.out to the client.
 func (f *fastDown) Flush() error {
-	if len(f.x.out) == 0 {
+	if len(f.x.Out) == 0 {
 		return nil
 	}
-	err := f.c.write(f.x.out)
-	f.x.out = f.x.out[:0]
+	err := f.c.write(f.x.Out)
+	f.x.Out = f.x.Out[:0]
 	f.wrote = true
 	return err
 }
@@ -149,28 +151,28 @@ func (f *fastDown) Abort() bool {
 	if f.wrote {
 		return false
 	}
-	f.x.out = f.x.out[:0]
+	f.x.Out = f.x.Out[:0]
 	return true
 }
 
 // emit queues p for the client, writing directly what would not fit.
 func (f *fastDown) emit(p []byte) error {
-	if len(f.x.out)+len(p) <= cap(f.x.out) {
-		f.x.out = append(f.x.out, p...)
+	if len(f.x.Out)+len(p) <= cap(f.x.Out) {
+		f.x.Out = append(f.x.Out, p...)
 		return nil
 	}
-	err := f.c.writev(&f.x.iov, f.x.out, p)
-	f.x.out = f.x.out[:0]
+	err := f.c.writev(&f.x.IOV, f.x.Out, p)
+	f.x.Out = f.x.Out[:0]
 	f.wrote = true
 	return err
 }
 
-func (f *fastDown) Answer(x *exchange, code int, msg string, closing bool) error {
-	f.x.out = wire.AppendErrorResponse(f.x.out[:0], code, msg, "", closing || f.closing(x), x.method == http.MethodHead, time.Now())
+func (f *fastDown) Answer(x *core.Exchange, code int, msg string, closing bool) error {
+	f.x.Out = wire.AppendErrorResponse(f.x.Out[:0], code, msg, "", closing || f.closing(x), x.Method == http.MethodHead, time.Now())
 	return f.Flush()
 }
 
 var errNoTunnel = errors.New("the fast lane tunnels nothing")
 
 // tunnel is never reached: the fast lane hands upgrades to net/http.
-func (f *fastDown) Tunnel(x *exchange) error { return errNoTunnel }
+func (f *fastDown) Tunnel(x *core.Exchange) error { return errNoTunnel }

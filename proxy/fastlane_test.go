@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/ferry-proxy/ferry/proxy/route"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // echoed is what jsonEchoBackend reports of the request it got.
@@ -472,7 +474,7 @@ func TestStreamedBodyReusesPooledConnection(t *testing.T) {
 	if resp, body := f.get("/first"); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("first: %d %q", resp.StatusCode, body)
 	}
-	time.Sleep(clientCheckInterval + 200*time.Millisecond) // the pooled connection's deadline passes
+	time.Sleep(core.ClientCheckInterval + 200*time.Millisecond) // the pooled connection's deadline passes
 
 	c := f.dial()
 	io.WriteString(c, "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")

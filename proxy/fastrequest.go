@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"github.com/ferry-proxy/ferry/proxy/wire"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // appendFastRequest appends the outbound head of a fast-lane request: the
@@ -9,7 +11,7 @@ import (
 // for byte, the client's fields in its order and spelling less hop-by-hop
 // ones, and X-Forwarded-* (replaced unless the peer is a trusted proxy; see
 // Edge), followed by the body read so far.
-func appendFastRequest(b []byte, x *exchange, h *wire.RequestHead, c *fastConn) []byte {
+func appendFastRequest(b []byte, x *core.Exchange, h *wire.RequestHead, c *fastConn) []byte {
 	b = append(b, h.Method...)
 	b = append(b, ' ')
 	b = appendTarget(b, x)
@@ -38,7 +40,7 @@ func appendFastRequest(b []byte, x *exchange, h *wire.RequestHead, c *fastConn) 
 			case len("X-Forwarded-Proto"):
 				xfp = true
 			case len("X-Forwarded-Prefix"):
-				if x.route.Spec().StripPrefix {
+				if x.Route.Spec().StripPrefix {
 					continue // replaced by this route's prefix below
 				}
 			}
@@ -64,15 +66,15 @@ func appendFastRequest(b []byte, x *exchange, h *wire.RequestHead, c *fastConn) 
 	}
 	b = appendStripped(b, x)
 	b = append(b, "\r\n"...)
-	return append(b, x.bodyHead...)
+	return append(b, x.BodyHead...)
 }
 
 // appendTarget appends the outbound path: the canonical path, less the
 // route's prefix when it strips it. Both lanes use it.
-func appendTarget(b []byte, x *exchange) []byte {
-	path := x.path
-	if x.route.Spec().StripPrefix {
-		path = wire.StripPrefix(path, x.route.Spec().PathPrefix)
+func appendTarget(b []byte, x *core.Exchange) []byte {
+	path := x.Path
+	if x.Route.Spec().StripPrefix {
+		path = wire.StripPrefix(path, x.Route.Spec().PathPrefix)
 	}
 	return append(b, path...)
 }
@@ -81,11 +83,11 @@ func appendTarget(b []byte, x *exchange) []byte {
 // prefix, so that the upstream can build links to itself (Traefik's and
 // Spring's convention). A client's own X-Forwarded-Prefix passes only from
 // a trusted proxy (it is a forwarding header: see Edge).
-func appendStripped(b []byte, x *exchange) []byte {
-	if !x.route.Spec().StripPrefix || x.route.Spec().PathPrefix == "/" {
+func appendStripped(b []byte, x *core.Exchange) []byte {
+	if !x.Route.Spec().StripPrefix || x.Route.Spec().PathPrefix == "/" {
 		return b
 	}
 	b = append(b, "X-Forwarded-Prefix: "...)
-	b = append(b, x.route.Spec().PathPrefix...)
+	b = append(b, x.Route.Spec().PathPrefix...)
 	return append(b, "\r\n"...)
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/ferry-proxy/ferry/proxy/route"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // echo is what the echo backend reports about the request it got.
@@ -387,7 +389,7 @@ func TestForwardHeadersTrustedProxy(t *testing.T) {
 	var got *http.Request
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) { got = r.Clone(r.Context()) })
 	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, nil, setOf(t, "s", addr(be)))
-	f.handler.SetEdge(Edge{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	f.handler.SetEdge(core.Edge{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 
 	req, _ := http.NewRequest(http.MethodGet, f.front.URL+"/h", nil)
 	req.Header.Add("X-Forwarded-For", "203.0.113.7")

@@ -1,8 +1,13 @@
-// Package proxy is ferry's data plane: an immutable routing Table built from
-// routes and discovery's instance sets, balancers that pick an instance per
-// attempt, two front-ends (the fast lane and net/http's server running the
-// Handler) and one forwarding core with ferry's own HTTP/1.1 upstream
-// client (see core.go).
+// Package proxy holds ferry's front-ends: the HTTP/1.1 fast lane (Server:
+// fastconn.go, fastdown.go, fastrequest.go), which serves the everyday request
+// on the connection's own goroutine, and the net/http front-end (Handler:
+// handler.go, httpdown.go, writer.go), which serves what the fast lane hands
+// over and, with HTTP/2, every h2 request; the connection guard (guard.go)
+// judges every request head of both. Each front-end parses and writes its
+// protocol and nothing else: routing, the attempt policy, the upstream
+// client and ferry's answers are the core's (package core), over the
+// routing table (route), the instance pools (upstream) and the HTTP/1.1
+// codec (wire). Imports point that way only.
 package proxy
 
 import (
@@ -14,6 +19,8 @@ import (
 
 	"github.com/ferry-proxy/ferry/proxy/accesslog"
 	"github.com/ferry-proxy/ferry/proxy/route"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // Options configures a Handler. It is a plain value, read once by NewHandler.
@@ -26,13 +33,13 @@ type Options struct {
 // Table stored last, picks an instance and forwards the request. It is safe
 // for concurrent use; Store may be called at any time.
 type Handler struct {
-	*Forwarder
+	*core.Forwarder
 }
 
 // NewHandler returns a Handler serving an empty table (every request is a
 // 404) until Store is called.
 func NewHandler(opts Options) *Handler {
-	return &Handler{NewForwarder(opts.Logger, opts.AccessLog)}
+	return &Handler{core.NewForwarder(opts.Logger, opts.AccessLog)}
 }
 
 // ServeHTTP is the net/http front-end: it serves every request the fast
@@ -42,7 +49,7 @@ func NewHandler(opts Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
-	var x *exchange
+	var x *core.Exchange
 	var rt *route.Route
 	path := ""
 	defer func() { h.finish(start, rw, r, path, rt, x) }()
@@ -61,74 +68,74 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// r.Host is the request's one authority: the absolute-form target's
 	// when there is one (RFC 9112 §3.2.2), else the Host field. Routing and
 	// the forwarded Host both use it.
-	p := planRequest(h.Table(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done())
-	path, rt = p.path, p.route
-	if p.code == statusClientClosed {
-		rw.status = statusClientClosed // logged, never sent
+	p := core.PlanRequest(h.Table(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done())
+	path, rt = p.Path, p.Route
+	if p.Code == core.StatusClientClosed {
+		rw.status = core.StatusClientClosed // logged, never sent
 		return
 	}
-	if p.code != 0 {
-		if p.retryAfter {
+	if p.Code != 0 {
+		if p.RetryAfter {
 			rw.Header().Set("Retry-After", "1")
 		}
-		if p.closing {
+		if p.Closing {
 			rw.Header().Set("Connection", "close")
 		}
-		writeError(rw, p.code, p.msg)
+		writeError(rw, p.Code, p.Msg)
 		return
 	}
 	limitBody(w, r, rt) // a chunked body is cut off at max_body_bytes
-	svc, first, canonical := rt.Service(), p.first, p.path
+	svc, first, canonical := rt.Service(), p.First, p.Path
 
-	x = exchanges.Get().(*exchange)
-	x.reset(&httpDown{w: rw, r: r}, start, r.Method, rt, canonical)
-	x.clientStop = r.Close
-	x.upgrade = wantsUpgrade(r)
+	x = core.Exchanges.Get().(*core.Exchange)
+	x.Reset(&httpDown{w: rw, r: r}, start, r.Method, rt, canonical)
+	x.ClientStop = r.Close
+	x.Upgrade = wantsUpgrade(r)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		x.bodyLeft = r.ContentLength
+		x.BodyLeft = r.ContentLength
 		if r.ContentLength < 0 {
-			x.bodyChunk = true
+			x.BodyChunk = true
 		}
 	}
 	ip := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		ip = host
 	}
-	x.req = appendHTTPRequest(x.req[:0], x, r, h.EdgePolicy().trusted(r.RemoteAddr), ip)
+	x.Req = appendHTTPRequest(x.Req[:0], x, r, h.EdgePolicy().Trusted(r.RemoteAddr), ip)
 
 	svc.Budget.BeginRequest()
-	x.forward(first)
-	svc.Budget.EndRequest(x.retries)
-	p.done()
+	x.Forward(first)
+	svc.Budget.EndRequest(x.Retries)
+	p.Done()
 }
 
 // finish counts and logs a request the Handler served and returns its
 // exchange to the pool.
-func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, rt *route.Route, x *exchange) {
+func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, rt *route.Route, x *core.Exchange) {
 	status := http.StatusOK
 	switch {
 	case rw.wroteHeader, rw.status != 0:
 		status = rw.status
-	case x != nil && x.status != 0:
-		status = x.status // 499: nothing was written
+	case x != nil && x.Status != 0:
+		status = x.Status // 499: nothing was written
 	}
 	bytes := rw.bytes
 	switch {
 	case x != nil:
-		bytes = max(bytes, x.bytesSent)
-		x.status = status
-		x.record(start)
+		bytes = max(bytes, x.BytesSent)
+		x.Status = status
+		x.Record(start)
 	case rt != nil: // answered before forwarding (503, 413)
 		route.RecordRequest(rt, nil, status, bytes, time.Since(start), 0)
 	default:
-		h.Stats().unroute(status)
+		h.Stats().Unroute(status)
 	}
 	if h.AccessLog() != nil {
 		e := accesslog.Entries.Get().(*accesslog.Entry)
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: r.RemoteAddr,
 			Method: r.Method, Host: r.Host, Path: path, Proto: r.Proto, Status: status, BytesSent: bytes}
 		if x != nil {
-			x.describe(e)
+			x.Describe(e)
 		} else if rt != nil {
 			e.Route, e.Service = rt.Spec().Name, rt.Service().Name()
 		}
@@ -137,7 +144,7 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 		accesslog.Entries.Put(e)
 	}
 	if x != nil {
-		x.release()
-		exchanges.Put(x)
+		x.Release()
+		core.Exchanges.Put(x)
 	}
 }

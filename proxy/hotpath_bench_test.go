@@ -13,6 +13,8 @@ import (
 
 	"github.com/ferry-proxy/ferry/proxy/route"
 	"github.com/ferry-proxy/ferry/proxy/wire"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // Hot-path benchmarks that complete bench_test.go (the whole handler over
@@ -67,11 +69,11 @@ func BenchmarkHTTPRequest(b *testing.B) {
 		b.Run(fmt.Sprintf("strip_prefix=%v", strip), func(b *testing.B) {
 			rt := route.NewRoute(route.RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user", StripPrefix: strip})
 			in := benchRequest()
-			x := newExchange()
+			x := core.NewExchange()
 			b.ReportAllocs()
 			for b.Loop() {
-				x.reset(&httpDown{r: in}, time.Time{}, in.Method, rt, "/api/user/42")
-				x.req = appendHTTPRequest(x.req[:0], x, in, false, "127.0.0.1")
+				x.Reset(&httpDown{r: in}, time.Time{}, in.Method, rt, "/api/user/42")
+				x.Req = appendHTTPRequest(x.Req[:0], x, in, false, "127.0.0.1")
 			}
 		})
 	}
@@ -109,12 +111,12 @@ func BenchmarkBuildRequest(b *testing.B) {
 	rt := route.NewRoute(route.RouteSpec{Name: "users", PathPrefix: "/api/user", Service: "user"})
 	hd := NewHandler(Options{})
 	c := &fastConn{s: &Server{h: hd}, remote: "127.0.0.1:5555", clientIP: "127.0.0.1"}
-	x := newExchange()
+	x := core.NewExchange()
 	c.down.x = x
 	b.ReportAllocs()
 	for b.Loop() {
-		x.reset(&c.down, time.Time{}, h.Method, rt, "/api/user/42")
-		x.req = appendFastRequest(x.req[:0], x, &h, c)
+		x.Reset(&c.down, time.Time{}, h.Method, rt, "/api/user/42")
+		x.Req = appendFastRequest(x.Req[:0], x, &h, c)
 	}
 }
 

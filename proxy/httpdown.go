@@ -13,6 +13,8 @@ import (
 
 	"github.com/ferry-proxy/ferry/proxy/sock"
 	"github.com/ferry-proxy/ferry/proxy/wire"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // httpDown is the net/http lane's downstream: net/http has parsed the
@@ -44,16 +46,16 @@ func (d *httpDown) RequestTrailers(b []byte) []byte {
 // sees the client close the connection.
 func (d *httpDown) Gone() bool { return d.r.Context().Err() != nil }
 
-func (d *httpDown) Informational(x *exchange) error {
+func (d *httpDown) Informational(x *core.Exchange) error {
 	h := d.w.Header()
-	copyFields(h, &x.resp, false)
-	d.w.WriteHeader(x.resp.Status)
+	copyFields(h, &x.Resp, false)
+	d.w.WriteHeader(x.Resp.Status)
 	clear(h) // a 1xx's fields are not the final answer's
 	return nil
 }
 
-func (d *httpDown) Head(x *exchange) error {
-	r := &x.resp
+func (d *httpDown) Head(x *core.Exchange) error {
+	r := &x.Resp
 	h := d.w.Header()
 	copyFields(h, r, r.Status != http.StatusNoContent)
 	if _, ok := h["Content-Type"]; !ok {
@@ -133,7 +135,7 @@ func (d *httpDown) Flush() error {
 	return d.w.flush()
 }
 
-func (d *httpDown) Answer(x *exchange, code int, msg string, closing bool) error {
+func (d *httpDown) Answer(x *core.Exchange, code int, msg string, closing bool) error {
 	if closing {
 		d.w.Header().Set("Connection", "close")
 	}
@@ -144,18 +146,18 @@ func (d *httpDown) Answer(x *exchange, code int, msg string, closing bool) error
 // tunnel takes the client connection from net/http after a 101 and relays
 // bytes both ways until either side closes; it returns when both copies
 // have ended (the copy towards the upstream runs on a goroutine it owns).
-func (d *httpDown) Tunnel(x *exchange) error {
-	uc := x.uc
+func (d *httpDown) Tunnel(x *core.Exchange) error {
+	uc := x.Conn
 	conn, brw, err := d.w.hijack()
 	if err != nil {
-		return &clientError{err}
+		return &core.ClientError{Err: err}
 	}
 	defer conn.Close()
 	sock.SetRead(uc.Conn, &uc.ReadDeadline, time.Time{})
 	sock.SetWrite(uc.Conn, &uc.WriteDeadline, time.Time{})
 	conn.SetDeadline(time.Time{})
 
-	r := &x.resp
+	r := &x.Resp
 	b := wire.AppendStatusLine(nil, r)
 	for i := 0; i < r.NFields; i++ {
 		f := &r.Fields[i]
@@ -167,10 +169,10 @@ func (d *httpDown) Tunnel(x *exchange) error {
 		b = wire.AppendHeaderLine(b, f.Name, f.Value)
 	}
 	b = append(b, "\r\n"...)
-	b = append(b, x.in[x.inR:x.inW]...) // what the upstream sent after its head
-	x.inR = x.inW
+	b = append(b, x.In[x.InR:x.InW]...) // what the upstream sent after its head
+	x.InR = x.InW
 	if _, err := conn.Write(b); err != nil {
-		return &clientError{err}
+		return &core.ClientError{Err: err}
 	}
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ := brw.Reader.Peek(n) // what the client sent after its request
@@ -185,7 +187,7 @@ func (d *httpDown) Tunnel(x *exchange) error {
 		uc.Conn.Close() // the client ended: end the upstream side too
 	}()
 	n, _ := io.Copy(conn, uc.Conn)
-	x.bytesSent += n
+	x.BytesSent += n
 	conn.Close() // the upstream ended: end the client side too
 	<-up
 	return nil
@@ -197,7 +199,7 @@ func (d *httpDown) Tunnel(x *exchange) error {
 // (sorted by name) less hop-by-hop ones, those its Connection header
 // nominates and Expect (ferry answers 100-continue itself, as nginx does),
 // X-Forwarded-* as in the fast lane, and the body's framing.
-func appendHTTPRequest(b []byte, x *exchange, r *http.Request, trusted bool, clientIP string) []byte {
+func appendHTTPRequest(b []byte, x *core.Exchange, r *http.Request, trusted bool, clientIP string) []byte {
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	b = appendTarget(b, x)
@@ -238,7 +240,7 @@ func appendHTTPRequest(b []byte, x *exchange, r *http.Request, trusted bool, cli
 			}
 			xfp = true
 		case "X-Forwarded-Prefix":
-			if !trusted || x.route.Spec().StripPrefix {
+			if !trusted || x.Route.Spec().StripPrefix {
 				continue
 			}
 		default:
@@ -278,10 +280,10 @@ func appendHTTPRequest(b []byte, x *exchange, r *http.Request, trusted bool, cli
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
 	}
 	b = appendStripped(b, x)
-	if x.upgrade {
+	if x.Upgrade {
 		b = append(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n"...)
 	}
-	if x.bodyChunk {
+	if x.BodyChunk {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 		if len(r.Trailer) > 0 {
 			b = append(b, "Trailer: "...)

@@ -122,7 +122,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				// Out of file descriptors or the like: wait as net/http
 				// does, rather than spin, and count it.
-				s.h.Stats().acceptFailed()
+				s.h.Stats().AcceptFailed()
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				time.Sleep(backoff)
 				continue

@@ -10,6 +10,8 @@ import (
 	"github.com/ferry-proxy/ferry/health"
 
 	"github.com/ferry-proxy/ferry/proxy/route"
+
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 func TestClassOf(t *testing.T) {
@@ -116,9 +118,9 @@ func TestStatsCountRequests(t *testing.T) {
 	check("none attempts", tab.Service("none").Stats().Attempts(), 0)
 
 	hs := f.handler.Stats()
-	check("no_route", hs.Unrouted(UnroutedNoRoute), 1)
-	check("bad_request", hs.Unrouted(UnroutedBadRequest), 1)
-	check("method_not_allowed", hs.Unrouted(UnroutedMethodNotAllowed), 1)
+	check("no_route", hs.Unrouted(core.UnroutedNoRoute), 1)
+	check("bad_request", hs.Unrouted(core.UnroutedBadRequest), 1)
+	check("method_not_allowed", hs.Unrouted(core.UnroutedMethodNotAllowed), 1)
 
 	for _, s := range tab.Services() {
 		if s.InFlight() != 0 {
@@ -162,15 +164,15 @@ func TestStatsSurviveRebuilds(t *testing.T) {
 
 // benchExchange returns an exchange as a proxied request on a built table
 // leaves it.
-func benchExchange(b *testing.B) *exchange {
+func benchExchange(b *testing.B) *core.Exchange {
 	builder := route.NewBuilder(health.NewRegistry(), nil)
 	b.Cleanup(builder.Close)
 	tab := builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}}, nil,
 		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
 	route := tab.Match("", "/api/user/1")
-	x := newExchange()
-	x.reset(&fastDown{x: x}, time.Time{}, "GET", route, "/api/user/1")
-	x.attempts, x.status = 1, 200
+	x := core.NewExchange()
+	x.Reset(&fastDown{x: x}, time.Time{}, "GET", route, "/api/user/1")
+	x.Attempts, x.Status = 1, 200
 	return x
 }
 
@@ -181,7 +183,7 @@ func BenchmarkRecord(b *testing.B) {
 	start := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		x.record(start)
+		x.Record(start)
 	}
 }
 
@@ -192,9 +194,9 @@ func BenchmarkRecordParallel(b *testing.B) {
 	start := time.Now()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		x := &exchange{route: x.route, svc: x.svc, attempts: 1, status: 200}
+		x := &core.Exchange{Route: x.Route, Service: x.Service, Attempts: 1, Status: 200}
 		for pb.Next() {
-			x.record(start)
+			x.Record(start)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/core"
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
@@ -293,7 +294,7 @@ func (am *appMetrics) publish() {
 	})
 	if src.handler != nil {
 		hs := src.handler.Stats()
-		for i, reason := range proxy.UnroutedReasons {
+		for i, reason := range core.UnroutedReasons {
 			am.counter(mUnrouted, hs.Unrouted(i), metrics.Label{Name: "reason", Value: reason})
 		}
 		am.counter(mHandoffs, hs.Handoffs())

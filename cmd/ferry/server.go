@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-proxy/ferry/config"
 	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
 // HTTP/2 server limits (Envoy's edge guidance). ferry serves cleartext
@@ -81,8 +82,8 @@ func listenData(addr string) (net.Listener, error) {
 }
 
 // edgeOf is the proxy's hostile-input policy from the configuration.
-func edgeOf(cfg *config.Config) proxy.Edge {
-	return proxy.Edge{TrustedProxies: cfg.TrustedProxies}
+func edgeOf(cfg *config.Config) core.Edge {
+	return core.Edge{TrustedProxies: cfg.TrustedProxies}
 }
 
 // warnIfExposed logs a warning when the admin API listens on anything but a

@@ -1,4 +1,4 @@
-package proxy
+package core
 
 // ClientBodyError is a failure to read the client's request body while
 // forwarding it: the client reset the connection, paused longer than the

@@ -1,4 +1,4 @@
-package proxy
+package core
 
 import (
 	"errors"
@@ -38,9 +38,9 @@ type downstream interface {
 	// Gone reports, without blocking, whether the client has left.
 	Gone() bool
 	// Informational sends the 1xx head in x.resp.
-	Informational(x *exchange) error
+	Informational(x *Exchange) error
 	// Head sends the final head in x.resp; the body follows through Data.
-	Head(x *exchange) error
+	Head(x *Exchange) error
 	// Data sends body bytes (unframed).
 	Data(p []byte) error
 	// Trailer sends one response trailer field ("Name: value", no CRLF).
@@ -53,51 +53,51 @@ type downstream interface {
 	// reports false when response bytes already reached the client.
 	Abort() bool
 	// Answer sends ferry's own error answer; closing ends the connection.
-	Answer(x *exchange, code int, msg string, closing bool) error
+	Answer(x *Exchange, code int, msg string, closing bool) error
 	// Tunnel takes over after a 101 answer to an upgrade: it relays the
 	// head in x.resp and then bytes both ways between the client and x.uc
 	// until either side ends.
-	Tunnel(x *exchange) error
+	Tunnel(x *Exchange) error
 }
 
 // exchange is one request on its way to an upstream and back. It is pooled
 // with its buffers; only the goroutine serving the request uses it.
-type exchange struct {
+type Exchange struct {
 	d downstream
 	// out and iov are scratch buffers a front-end may write the response
 	// through (the fast lane does), pooled with the exchange so that an
 	// idle client connection holds none.
-	out   []byte
-	iov   net.Buffers
-	start time.Time
-	route *route.Route
-	svc   *route.Service
-	path  string // canonical
+	Out     []byte
+	IOV     net.Buffers
+	Start   time.Time
+	Route   *route.Route
+	Service *route.Service
+	Path    string // canonical
 
-	method     string
-	clientStop bool // the client asked to close its connection
-	upgrade    bool // the request asks for a (WebSocket) upgrade
+	Method     string
+	ClientStop bool // the client asked to close its connection
+	Upgrade    bool // the request asks for a (WebSocket) upgrade
 
-	bodyHead   []byte // the part of the request body read with the head
-	bodyLeft   int64  // body bytes still to read from the client; -1: until EOF
-	bodyChunk  bool   // the body goes upstream chunked (its length is unknown)
+	BodyHead   []byte // the part of the request body read with the head
+	BodyLeft   int64  // body bytes still to read from the client; -1: until EOF
+	BodyChunk  bool   // the body goes upstream chunked (its length is unknown)
 	bodyRead   bool   // a body byte beyond bodyHead was consumed: no replay
-	bodyUnread bool   // the client's body was not read to its end
+	BodyUnread bool   // the client's body was not read to its end
 	relayed    bool   // a 1xx head reached the client: no retry
 
-	req []byte // the outbound head and bodyHead
+	Req []byte // the outbound head and bodyHead
 
 	upstream  *route.Upstream // the last attempt's
-	uc        *upstream.Conn  // the connection the response comes on
+	Conn      *upstream.Conn  // the connection the response comes on
 	leased    *route.Upstream // holds the instance's in-flight count
-	attempts  int
-	retries   int
-	status    int
-	bytesSent int64
+	Attempts  int
+	Retries   int
+	Status    int
+	BytesSent int64
 
-	resp     wire.ResponseHead
-	in       []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
-	inR, inW int
+	Resp     wire.ResponseHead
+	In       []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
+	InR, InW int
 	small    []byte           // the exchange's own input buffer
 	big      *[bigInSize]byte // borrowed from bigIns; nil when in is small
 	hex      [20]byte         // a chunk-size line
@@ -117,66 +117,66 @@ const (
 var bigIns = sync.Pool{New: func() any { return new([bigInSize]byte) }}
 
 // exchanges recycles exchanges with their buffers.
-var exchanges = sync.Pool{New: func() any { return newExchange() }}
+var Exchanges = sync.Pool{New: func() any { return NewExchange() }}
 
-func newExchange() *exchange {
-	x := &exchange{
-		req:   make([]byte, 0, exchangeOutSize),
+func NewExchange() *Exchange {
+	x := &Exchange{
+		Req:   make([]byte, 0, exchangeOutSize),
 		small: make([]byte, smallInSize),
 	}
-	x.out = make([]byte, 0, exchangeOutSize)
-	x.iov = make(net.Buffers, 0, 2)
-	x.in = x.small
+	x.Out = make([]byte, 0, exchangeOutSize)
+	x.IOV = make(net.Buffers, 0, 2)
+	x.In = x.small
 	return x
 }
 
 // grow moves the unread input to a borrowed 64 KiB buffer, once per
 // exchange: for a head larger than the small buffer, a large body, or a
 // streamed request body.
-func (x *exchange) grow() {
+func (x *Exchange) grow() {
 	if x.big != nil {
 		return
 	}
 	x.big = bigIns.Get().(*[bigInSize]byte)
-	x.inW = copy(x.big[:], x.in[x.inR:x.inW])
-	x.inR = 0
-	x.in = x.big[:]
+	x.InW = copy(x.big[:], x.In[x.InR:x.InW])
+	x.InR = 0
+	x.In = x.big[:]
 }
 
 // shrink returns the borrowed buffer; the exchange must hold no unread
 // input it still needs.
-func (x *exchange) shrink() {
+func (x *Exchange) shrink() {
 	if x.big != nil {
 		bigIns.Put(x.big)
 		x.big = nil
 	}
-	x.in, x.inR, x.inW = x.small, 0, 0
+	x.In, x.InR, x.InW = x.small, 0, 0
 }
 
 // reset prepares a pooled exchange for a request routed to route.
-func (x *exchange) reset(d downstream, start time.Time, method string, route *route.Route, path string) {
-	x.d, x.start, x.method, x.route, x.svc, x.path = d, start, method, route, route.Service(), path
-	x.clientStop, x.upgrade = false, false
-	x.bodyHead, x.bodyLeft, x.bodyChunk, x.bodyRead, x.bodyUnread, x.relayed = nil, 0, false, false, false, false
-	x.upstream, x.uc, x.leased = nil, nil, nil
-	x.attempts, x.retries, x.status, x.bytesSent = 0, 0, 0, 0
+func (x *Exchange) Reset(d downstream, start time.Time, method string, route *route.Route, path string) {
+	x.d, x.Start, x.Method, x.Route, x.Service, x.Path = d, start, method, route, route.Service(), path
+	x.ClientStop, x.Upgrade = false, false
+	x.BodyHead, x.BodyLeft, x.BodyChunk, x.bodyRead, x.BodyUnread, x.relayed = nil, 0, false, false, false, false
+	x.upstream, x.Conn, x.leased = nil, nil, nil
+	x.Attempts, x.Retries, x.Status, x.BytesSent = 0, 0, 0, 0
 	x.shrink()
-	x.out = x.out[:0]
+	x.Out = x.Out[:0]
 }
 
 // release returns what the exchange still holds (an exchange that ended in
 // an error may hold a connection or a lease).
-func (x *exchange) release() {
-	if x.uc != nil {
-		x.uc.Conn.Close()
-		x.uc = nil
+func (x *Exchange) Release() {
+	if x.Conn != nil {
+		x.Conn.Conn.Close()
+		x.Conn = nil
 	}
 	x.unlease()
 	x.shrink()
-	x.d, x.route, x.svc, x.upstream, x.bodyHead = nil, nil, nil, nil, nil
+	x.d, x.Route, x.Service, x.upstream, x.BodyHead = nil, nil, nil, nil, nil
 }
 
-func (x *exchange) unlease() {
+func (x *Exchange) unlease() {
 	if x.leased != nil {
 		x.leased.Health.Release()
 		x.leased = nil
@@ -194,18 +194,18 @@ var (
 )
 
 // clientError marks a failure of the client's side while forwarding.
-type clientError struct{ err error }
+type ClientError struct{ Err error }
 
-func (e *clientError) Error() string { return "client: " + e.err.Error() }
-func (e *clientError) Unwrap() error { return e.err }
+func (e *ClientError) Error() string { return "client: " + e.Err.Error() }
+func (e *ClientError) Unwrap() error { return e.Err }
 
 // forward sends the request to up and, where the attempt policy allows, to
 // other instances, then relays the response. It reports whether the client
 // connection may serve another request.
-func (x *exchange) forward(up *route.Upstream) bool {
-	svc := x.svc
+func (x *Exchange) Forward(up *route.Upstream) bool {
+	svc := x.Service
 	for {
-		x.attempts++
+		x.Attempts++
 		x.upstream = up
 		err := x.attempt(up)
 		if err == nil {
@@ -216,60 +216,60 @@ func (x *exchange) forward(up *route.Upstream) bool {
 		}
 		if errors.Is(err, errClientGone) {
 			x.unlease()
-			x.status = statusClientClosed
+			x.Status = StatusClientClosed
 			return false
 		}
-		if decide(x.facts(err)) != retryElsewhere || x.attempts > svc.Spec().Retries {
+		if decide(x.facts(err)) != retryElsewhere || x.Attempts > svc.Spec().Retries {
 			return x.upstreamFailed(err)
 		}
 		next := svc.Balancer.Pick(svc.Upstreams(), up)
 		if next == nil || next == up || !svc.Budget.TryRetry() {
 			return x.upstreamFailed(err)
 		}
-		x.retries++
+		x.Retries++
 		up = next
 	}
 }
 
 // facts gathers what the attempt policy decides on after err.
-func (x *exchange) facts(err error) attemptFacts {
+func (x *Exchange) facts(err error) attemptFacts {
 	_, dial := errors.AsType[*upstream.DialError](err)
 	_, stale := errors.AsType[*staleConnError](err)
 	return attemptFacts{
 		connectFailed:   dial,
 		staleReuse:      stale,
 		timedOut:        route.IsTimeout(err),
-		idempotent:      idempotentMethod(x.method),
-		replayable:      !x.bodyRead && x.bodyLeft == 0 && !x.upgrade,
+		idempotent:      idempotentMethod(x.Method),
+		replayable:      !x.bodyRead && x.BodyLeft == 0 && !x.Upgrade,
 		responseStarted: x.relayed,
 	}
 }
 
 // upstreamFailed answers a request whose last attempt failed: 504 for a
 // timeout, else 502.
-func (x *exchange) upstreamFailed(err error) bool {
+func (x *Exchange) upstreamFailed(err error) bool {
 	x.unlease()
-	log := x.svc.Logger.With("route", x.route.Spec().Name, "address", x.upstream.Addr(),
-		"instance_id", x.upstream.Instance().ID, "attempts", x.attempts, "error", err)
-	code, msg := http.StatusBadGateway, "ferry: upstream of service "+quote(x.svc.Name())+" failed"
+	log := x.Service.Logger.With("route", x.Route.Spec().Name, "address", x.upstream.Addr(),
+		"instance_id", x.upstream.Instance().ID, "attempts", x.Attempts, "error", err)
+	code, msg := http.StatusBadGateway, "ferry: upstream of service "+quote(x.Service.Name())+" failed"
 	if route.IsTimeout(err) {
 		log.Warn("upstream timed out")
-		code, msg = http.StatusGatewayTimeout, "ferry: upstream of service "+quote(x.svc.Name())+" timed out"
+		code, msg = http.StatusGatewayTimeout, "ferry: upstream of service "+quote(x.Service.Name())+" timed out"
 	} else {
 		log.Warn("upstream failed")
 	}
 	// With client body bytes still unread the connection's framing is lost:
 	// answer and close.
-	return x.answer(code, msg, x.bodyLeft != 0 || x.bodyUnread)
+	return x.answer(code, msg, x.BodyLeft != 0 || x.BodyUnread)
 }
 
 // clientBodyFailed answers a request whose body could not be read from the
 // client: 413 beyond the route's max_body_bytes, 408 after a pause longer
 // than read_timeout, else 400; the connection closes, its framing being
 // lost.
-func (x *exchange) clientBodyFailed(ce *ClientBodyError) bool {
+func (x *Exchange) clientBodyFailed(ce *ClientBodyError) bool {
 	x.unlease()
-	x.svc.Logger.Debug("client request body failed", "route", x.route.Spec().Name, "error", ce)
+	x.Service.Logger.Debug("client request body failed", "route", x.Route.Spec().Name, "error", ce)
 	code, msg := http.StatusBadRequest, "ferry: bad request body"
 	if _, ok := errors.AsType[*http.MaxBytesError](ce); ok {
 		code, msg = http.StatusRequestEntityTooLarge, msgBodyTooLarge
@@ -282,12 +282,12 @@ func (x *exchange) clientBodyFailed(ce *ClientBodyError) bool {
 
 // answer sends ferry's own error answer (RFC 9110: no body to a HEAD) and
 // reports whether the client connection may go on.
-func (x *exchange) answer(code int, msg string, closing bool) bool {
-	x.status = code
-	if x.method != http.MethodHead {
-		x.bytesSent = int64(len(msg) + 1)
+func (x *Exchange) answer(code int, msg string, closing bool) bool {
+	x.Status = code
+	if x.Method != http.MethodHead {
+		x.BytesSent = int64(len(msg) + 1)
 	}
-	closing = closing || x.clientStop
+	closing = closing || x.ClientStop
 	if x.d.Answer(x, code, msg, closing) != nil {
 		return false
 	}

@@ -1,4 +1,4 @@
-package proxy
+package core
 
 import (
 	"strconv"
@@ -6,6 +6,6 @@ import (
 
 // statusClientClosed is logged (never sent) when the client went away before
 // the upstream answered, as nginx does.
-const statusClientClosed = 499
+const StatusClientClosed = 499
 
 func quote(s string) string { return strconv.Quote(s) }

@@ -1,4 +1,4 @@
-package proxy
+package core
 
 import (
 	"net/netip"
@@ -55,7 +55,7 @@ func (f *Forwarder) SetEdge(e Edge) {
 }
 
 // trusted reports whether the request's peer is a trusted proxy.
-func (e *Edge) trusted(remoteAddr string) bool {
+func (e *Edge) Trusted(remoteAddr string) bool {
 	if e == nil || len(e.TrustedProxies) == 0 {
 		return false
 	}
@@ -76,12 +76,12 @@ func (e *Edge) trusted(remoteAddr string) bool {
 func (f *Forwarder) Stats() *HandlerStats { return &f.stats }
 
 // recordAnswered counts a request answered without forwarding.
-func (f *Forwarder) recordAnswered(p *plan, status int, bytes int64, start time.Time) {
-	if p.route == nil {
-		f.stats.unroute(status)
+func (f *Forwarder) RecordAnswered(p *Plan, status int, bytes int64, start time.Time) {
+	if p.Route == nil {
+		f.stats.Unroute(status)
 		return
 	}
-	route.RecordRequest(p.route, nil, status, bytes, time.Since(start), 0)
+	route.RecordRequest(p.Route, nil, status, bytes, time.Since(start), 0)
 }
 
 // Store swaps in a new table. Requests in flight keep the table they loaded.

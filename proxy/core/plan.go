@@ -1,4 +1,4 @@
-package proxy
+package core
 
 import (
 	"net/http"
@@ -9,22 +9,22 @@ import (
 
 // plan is the routing decision for a parsed request, made once for both
 // front-ends: where the request goes, or the answer it gets instead.
-type plan struct {
-	route *route.Route
-	first *route.Upstream // the balancer's pick
-	path  string          // canonical
+type Plan struct {
+	Route *route.Route
+	First *route.Upstream // the balancer's pick
+	Path  string          // canonical
 	// An answer instead of forwarding: code 0 forwards.
-	code       int
-	msg        string
-	retryAfter bool // 503s say when to come back
-	closing    bool // the client's body is left unread: the connection ends
+	Code       int
+	Msg        string
+	RetryAfter bool // 503s say when to come back
+	Closing    bool // the client's body is left unread: the connection ends
 	// gate holds a max_requests slot of the service while the request is
 	// forwarded: the front-end calls done when it ends.
 	gate *route.Gate
 }
 
 // done gives back what the plan holds.
-func (p *plan) done() {
+func (p *Plan) Done() {
 	p.gate.Leave()
 	p.gate = nil
 }
@@ -33,36 +33,36 @@ func (p *plan) done() {
 // applies the route's and service's limits: beyond max_requests the request
 // waits in the service's queue (see gate.go; clientGone, when not nil, ends
 // the wait). It allocates only for an answer that echoes the path.
-func planRequest(t *route.Table, authority, escapedPath string, contentLength int64, clientGone <-chan struct{}) plan {
+func PlanRequest(t *route.Table, authority, escapedPath string, contentLength int64, clientGone <-chan struct{}) Plan {
 	canonical, err := wire.CanonicalPath(escapedPath)
 	if err != nil {
-		return plan{path: escapedPath, code: http.StatusBadRequest, msg: "ferry: " + err.Error()}
+		return Plan{Path: escapedPath, Code: http.StatusBadRequest, Msg: "ferry: " + err.Error()}
 	}
 	rt := t.Match(authority, canonical)
 	if rt == nil {
-		return plan{path: canonical, code: http.StatusNotFound, msg: "ferry: no route for " + canonical}
+		return Plan{Path: canonical, Code: http.StatusNotFound, Msg: "ferry: no route for " + canonical}
 	}
-	p := plan{route: rt, path: canonical}
+	p := Plan{Route: rt, Path: canonical}
 	svc := rt.Service()
 	if rt.Spec().MaxBodyBytes > 0 && contentLength > rt.Spec().MaxBodyBytes {
-		p.code, p.msg, p.closing = http.StatusRequestEntityTooLarge, msgBodyTooLarge, true
+		p.Code, p.Msg, p.Closing = http.StatusRequestEntityTooLarge, msgBodyTooLarge, true
 		return p
 	}
 	switch svc.Gate.Enter(clientGone) {
 	case route.GateFull:
-		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.Name())+" is at its max_requests and its queue is full", true
+		p.Code, p.Msg, p.RetryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.Name())+" is at its max_requests and its queue is full", true
 		return p
 	case route.GateTimedOut:
-		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.Name())+" is at its max_requests (queue_timeout passed)", true
+		p.Code, p.Msg, p.RetryAfter = http.StatusServiceUnavailable, "ferry: service "+quote(svc.Name())+" is at its max_requests (queue_timeout passed)", true
 		return p
 	case route.GateGone:
-		p.code = statusClientClosed // nobody to answer
+		p.Code = StatusClientClosed // nobody to answer
 		return p
 	}
 	p.gate = svc.Gate
-	if p.first = svc.Balancer.Pick(svc.Upstreams(), nil); p.first == nil {
-		p.done()
-		p.code, p.msg, p.retryAfter = http.StatusServiceUnavailable, "ferry: no healthy instance of service "+quote(svc.Name()), true
+	if p.First = svc.Balancer.Pick(svc.Upstreams(), nil); p.First == nil {
+		p.Done()
+		p.Code, p.Msg, p.RetryAfter = http.StatusServiceUnavailable, "ferry: no healthy instance of service "+quote(svc.Name()), true
 	}
 	return p
 }

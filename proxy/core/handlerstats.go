@@ -1,4 +1,4 @@
-package proxy
+package core
 
 import (
 	"net/http"
@@ -28,17 +28,17 @@ type HandlerStats struct {
 }
 
 // handedOff counts a connection the fast lane handed to net/http.
-func (s *HandlerStats) handedOff() { s.handoffs.Add(1) }
+func (s *HandlerStats) HandedOff() { s.handoffs.Add(1) }
 
 // acceptFailed counts a failed accept.
-func (s *HandlerStats) acceptFailed() { s.acceptErrors.Add(1) }
+func (s *HandlerStats) AcceptFailed() { s.acceptErrors.Add(1) }
 
 // AcceptErrors returns how many times accepting a connection failed for
 // want of file descriptors (or another temporary error) and was backed off.
 func (s *HandlerStats) AcceptErrors() uint64 { return s.acceptErrors.Load() }
 
 // unroute counts a request answered without a route.
-func (s *HandlerStats) unroute(status int) {
+func (s *HandlerStats) Unroute(status int) {
 	switch status {
 	case http.StatusMethodNotAllowed:
 		s.unrouted[UnroutedMethodNotAllowed].Add(1)
@@ -50,17 +50,17 @@ func (s *HandlerStats) unroute(status int) {
 }
 
 // record counts a finished exchange, for both front-ends. Atomics only.
-func (x *exchange) record(start time.Time) {
-	route.RecordRequest(x.route, x.upstream, x.status, x.bytesSent, time.Since(start), x.attempts)
+func (x *Exchange) Record(start time.Time) {
+	route.RecordRequest(x.Route, x.upstream, x.Status, x.BytesSent, time.Since(start), x.Attempts)
 }
 
 // describe fills the access-log fields the exchange knows; x may be nil (a
 // request answered before routing).
-func (x *exchange) describe(e *accesslog.Entry) {
+func (x *Exchange) Describe(e *accesslog.Entry) {
 	if x == nil {
 		return
 	}
-	e.Route, e.Service, e.Attempts = x.route.Spec().Name, x.svc.Name(), x.attempts
+	e.Route, e.Service, e.Attempts = x.Route.Spec().Name, x.Service.Name(), x.Attempts
 	if x.upstream != nil {
 		e.Upstream = x.upstream.Addr()
 	}

@@ -1,4 +1,4 @@
-package proxy
+package core
 
 import (
 	"bytes"
@@ -20,24 +20,24 @@ import (
 // pool only when the exchange left it clean: the response was framed, read
 // to its end, and nothing follows it. It reports whether the client
 // connection may go on.
-func (x *exchange) relay() bool {
-	r := &x.resp
-	x.status = r.Status
+func (x *Exchange) relay() bool {
+	r := &x.Resp
+	x.Status = r.Status
 	if r.Status == http.StatusSwitchingProtocols {
 		// An upgrade the client asked for: the connection becomes a
 		// tunnel, owned by the downstream until either side ends.
 		err := x.d.Tunnel(x)
-		x.uc.Conn.Close()
-		x.uc = nil
+		x.Conn.Conn.Close()
+		x.Conn = nil
 		x.unlease()
 		if err != nil {
 			x.bodyFailed(err)
 		}
 		return false
 	}
-	noBody := x.method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
+	noBody := x.Method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
 	if err := x.d.Head(x); err != nil {
-		x.bodyFailed(&clientError{err})
+		x.bodyFailed(&ClientError{err})
 		return false
 	}
 	upstreamClean := !r.Close && !r.HTTP10
@@ -56,54 +56,54 @@ func (x *exchange) relay() bool {
 	// Bytes past the response's framing (a body after a HEAD answer or a
 	// 204, more than Content-Length, anything after the last chunk) put
 	// the connection out of step: it is closed, never reused.
-	upstreamClean = upstreamClean && x.inR == x.inW
+	upstreamClean = upstreamClean && x.InR == x.InW
 	if err != nil {
-		if _, client := errors.AsType[*clientError](err); !client && x.d.Abort() {
+		if _, client := errors.AsType[*ClientError](err); !client && x.d.Abort() {
 			// Nothing reached the client yet: a proper error answer
 			// instead of a connection closed after a complete request
 			// (which a client may take for a stale keep-alive and send
 			// again).
-			x.svc.Report(x.upstream, health.Failure)
-			x.bytesSent = 0
+			x.Service.Report(x.upstream, health.Failure)
+			x.BytesSent = 0
 			return x.upstreamFailed(err)
 		}
 		x.bodyFailed(err)
 		return false
 	}
-	uc := x.uc
-	x.uc = nil
+	uc := x.Conn
+	x.Conn = nil
 	x.unlease()
 	if upstreamClean {
-		uc.Pool.Put(uc, x.start) // an idle age a response's time too old errs on the safe side
+		uc.Pool.Put(uc, x.Start) // an idle age a response's time too old errs on the safe side
 	} else {
 		uc.Conn.Close()
 	}
-	return !x.clientStop && !x.bodyUnread
+	return !x.ClientStop && !x.BodyUnread
 }
 
 // bodyFailed handles a failure after the response head went out: too late
 // for an error answer, so both connections close and the client sees a
 // truncated response.
-func (x *exchange) bodyFailed(err error) {
-	if _, ok := errors.AsType[*clientError](err); ok {
+func (x *Exchange) bodyFailed(err error) {
+	if _, ok := errors.AsType[*ClientError](err); ok {
 		return // the client went away: nobody to tell, no fault of the upstream's
 	}
-	x.svc.Report(x.upstream, health.Failure)
-	x.svc.Logger.Warn("upstream failed after the response started", "route", x.route.Spec().Name,
+	x.Service.Report(x.upstream, health.Failure)
+	x.Service.Logger.Warn("upstream failed after the response started", "route", x.Route.Spec().Name,
 		"address", x.upstream.Addr(), "instance_id", x.upstream.Instance().ID, "error", err)
 }
 
-func (x *exchange) data(p []byte) error {
-	x.bytesSent += int64(len(p))
+func (x *Exchange) data(p []byte) error {
+	x.BytesSent += int64(len(p))
 	if err := x.d.Data(p); err != nil {
-		return &clientError{err}
+		return &ClientError{err}
 	}
 	return nil
 }
 
-func (x *exchange) end() error {
+func (x *Exchange) end() error {
 	if err := x.d.End(); err != nil {
-		return &clientError{err}
+		return &ClientError{err}
 	}
 	return nil
 }
@@ -114,30 +114,30 @@ func (x *exchange) end() error {
 // every clientCheckInterval that the client is still there, so that an
 // event stream or long poll whose client left releases its upstream
 // connection and counts.
-func (x *exchange) more() error {
+func (x *Exchange) more() error {
 	if err := x.d.Flush(); err != nil {
-		return &clientError{err}
+		return &ClientError{err}
 	}
-	if x.inR == x.inW {
-		x.inR, x.inW = 0, 0
-	} else if x.inR > 0 {
-		x.inW = copy(x.in, x.in[x.inR:x.inW])
-		x.inR = 0
+	if x.InR == x.InW {
+		x.InR, x.InW = 0, 0
+	} else if x.InR > 0 {
+		x.InW = copy(x.In, x.In[x.InR:x.InW])
+		x.InR = 0
 	}
-	if x.inW == len(x.in) {
+	if x.InW == len(x.In) {
 		return wire.ErrBadResponse
 	}
-	uc := x.uc
+	uc := x.Conn
 	for {
-		sock.SetReadLazy(uc.Conn, &uc.ReadDeadline, time.Now().Add(clientCheckInterval), clientCheckInterval/4)
-		n, err := uc.Read(x.in[x.inW:])
-		x.inW += n
+		sock.SetReadLazy(uc.Conn, &uc.ReadDeadline, time.Now().Add(ClientCheckInterval), ClientCheckInterval/4)
+		n, err := uc.Read(x.In[x.InW:])
+		x.InW += n
 		if n > 0 {
 			return nil
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if x.d.Gone() {
-				return &clientError{errClientGone}
+				return &ClientError{errClientGone}
 			}
 			continue
 		}
@@ -149,11 +149,11 @@ func (x *exchange) more() error {
 }
 
 // relayLength relays a body of n bytes.
-func (x *exchange) relayLength(n int64) error {
-	if avail := int64(x.inW - x.inR); avail >= n {
+func (x *Exchange) relayLength(n int64) error {
+	if avail := int64(x.InW - x.InR); avail >= n {
 		// The whole body came with the head: one write for both.
-		body := x.in[x.inR : x.inR+int(n)]
-		x.inR += int(n)
+		body := x.In[x.InR : x.InR+int(n)]
+		x.InR += int(n)
 		if err := x.data(body); err != nil {
 			return err
 		}
@@ -162,16 +162,16 @@ func (x *exchange) relayLength(n int64) error {
 		x.grow()
 	}
 	for n > 0 {
-		if x.inR == x.inW {
+		if x.InR == x.InW {
 			if err := x.more(); err != nil {
 				return unexpected(err)
 			}
 		}
-		k := min(int64(x.inW-x.inR), n)
-		if err := x.data(x.in[x.inR : x.inR+int(k)]); err != nil {
+		k := min(int64(x.InW-x.InR), n)
+		if err := x.data(x.In[x.InR : x.InR+int(k)]); err != nil {
 			return err
 		}
-		x.inR += int(k)
+		x.InR += int(k)
 		n -= k
 	}
 	return x.end()
@@ -180,7 +180,7 @@ func (x *exchange) relayLength(n int64) error {
 // relayChunked relays a chunked body, checked and unframed for the
 // downstream (which frames it again as its client needs), with its trailer
 // fields.
-func (x *exchange) relayChunked() error {
+func (x *Exchange) relayChunked() error {
 	for {
 		line, err := x.line()
 		if err != nil {
@@ -204,25 +204,25 @@ func (x *exchange) relayChunked() error {
 					return wire.ErrBadResponse
 				}
 				if err := x.d.Trailer(line); err != nil {
-					return &clientError{err}
+					return &ClientError{err}
 				}
 			}
 			return x.end()
 		}
-		if size-int64(x.inW-x.inR) > int64(len(x.small)) {
+		if size-int64(x.InW-x.InR) > int64(len(x.small)) {
 			x.grow()
 		}
 		for size > 0 {
-			if x.inR == x.inW {
+			if x.InR == x.InW {
 				if err := x.more(); err != nil {
 					return unexpected(err)
 				}
 			}
-			k := min(int64(x.inW-x.inR), size)
-			if err := x.data(x.in[x.inR : x.inR+int(k)]); err != nil {
+			k := min(int64(x.InW-x.InR), size)
+			if err := x.data(x.In[x.InR : x.InR+int(k)]); err != nil {
 				return err
 			}
-			x.inR += int(k)
+			x.InR += int(k)
 			size -= k
 		}
 		if line, err := x.line(); err != nil {
@@ -236,13 +236,13 @@ func (x *exchange) relayChunked() error {
 // relayUntilClose relays a body delimited by the upstream closing the
 // connection (the downstream frames it so that the client's connection
 // lives on).
-func (x *exchange) relayUntilClose() error {
+func (x *Exchange) relayUntilClose() error {
 	for {
-		if n := x.inW - x.inR; n > 0 {
-			if err := x.data(x.in[x.inR:x.inW]); err != nil {
+		if n := x.InW - x.InR; n > 0 {
+			if err := x.data(x.In[x.InR:x.InW]); err != nil {
 				return err
 			}
-			x.inR = x.inW
+			x.InR = x.InW
 		}
 		if err := x.more(); err != nil {
 			if err == io.EOF {
@@ -265,17 +265,17 @@ const maxChunkLine = 4 << 10
 
 // line returns the next line of the upstream's chunked framing without its
 // CRLF (or bare LF, RFC 9112 §2.2). It is valid until the next read.
-func (x *exchange) line() ([]byte, error) {
+func (x *Exchange) line() ([]byte, error) {
 	for {
-		if i := bytes.IndexByte(x.in[x.inR:x.inW], '\n'); i >= 0 {
-			l := x.in[x.inR : x.inR+i]
-			x.inR += i + 1
+		if i := bytes.IndexByte(x.In[x.InR:x.InW], '\n'); i >= 0 {
+			l := x.In[x.InR : x.InR+i]
+			x.InR += i + 1
 			if n := len(l); n > 0 && l[n-1] == '\r' {
 				l = l[:n-1]
 			}
 			return l, nil
 		}
-		if x.inW-x.inR >= maxChunkLine {
+		if x.InW-x.InR >= maxChunkLine {
 			return nil, wire.ErrBadResponse
 		}
 		if err := x.more(); err != nil {

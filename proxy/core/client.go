@@ -1,4 +1,4 @@
-package proxy
+package core
 
 import (
 	"context"
@@ -47,13 +47,13 @@ func (*timeoutError) Temporary() bool { return true }
 // attempt exchanges the request with one instance up to the response head.
 // On success x.uc is the connection and x.resp the head; the instance's
 // lease is held until the response is relayed.
-func (x *exchange) attempt(up *route.Upstream) error {
+func (x *Exchange) attempt(up *route.Upstream) error {
 	x.unlease()
 	up.Health.Acquire()
 	x.leased = up
-	spec := x.svc.Spec()
-	now := x.start // one clock read per request, not per step
-	if x.attempts > 1 {
+	spec := x.Service.Spec()
+	now := x.Start // one clock read per request, not per step
+	if x.Attempts > 1 {
 		now = time.Now()
 	}
 	uc := up.Pool.Get(now)
@@ -66,14 +66,14 @@ func (x *exchange) attempt(up *route.Upstream) error {
 		if uc == nil {
 			var err error
 			if uc, err = up.Pool.Dial(context.Background(), spec.ConnectTimeout); err != nil {
-				x.svc.AttemptDone(up, 0, err, now)
+				x.Service.AttemptDone(up, 0, err, now)
 				return err
 			}
 		}
 		err := x.exchangeHead(uc, reused, now)
 		if err == nil {
-			x.uc = uc
-			x.svc.AttemptDone(up, x.resp.Status, nil, now)
+			x.Conn = uc
+			x.Service.AttemptDone(up, x.Resp.Status, nil, now)
 			return nil
 		}
 		uc.Conn.Close()
@@ -82,7 +82,7 @@ func (x *exchange) attempt(up *route.Upstream) error {
 			continue
 		}
 		if _, ok := errors.AsType[*ClientBodyError](err); !ok && !errors.Is(err, errClientGone) {
-			x.svc.AttemptDone(up, 0, err, now)
+			x.Service.AttemptDone(up, 0, err, now)
 		}
 		return err
 	}
@@ -92,19 +92,19 @@ func (x *exchange) attempt(up *route.Upstream) error {
 // the response head, or for more of a quiet body) checks that its client is
 // still there, as net/http's background read does, so that a long poll or
 // an event stream whose client left is closed upstream.
-const clientCheckInterval = 500 * time.Millisecond
+const ClientCheckInterval = 500 * time.Millisecond
 
 // exchangeHead writes the request on uc and reads the response head into
 // x.resp, relaying 1xx heads.
-func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) error {
-	if _, err := uc.Write(x.req); err != nil {
+func (x *Exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) error {
+	if _, err := uc.Write(x.Req); err != nil {
 		if reused {
 			return &staleConnError{err}
 		}
 		return err
 	}
 	var sendErr error // the upstream stopped taking the body: it may have answered early
-	if x.bodyLeft != 0 {
+	if x.BodyLeft != 0 {
 		if err := x.streamBody(uc); err != nil {
 			if _, ok := errors.AsType[*ClientBodyError](err); ok {
 				return err
@@ -115,27 +115,27 @@ func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 	if x.bodyRead {
 		now = time.Now() // streaming the body took time
 	}
-	deadline := now.Add(x.svc.Spec().ResponseTimeout)
+	deadline := now.Add(x.Service.Spec().ResponseTimeout)
 	slice := nextSlice(now, deadline)
 	sock.SetReadLazy(uc.Conn, &uc.ReadDeadline, slice, slice.Sub(now)/8)
-	x.inR, x.inW = 0, 0
+	x.InR, x.InW = 0, 0
 	informational := 0
 	for {
-		complete, perr := wire.ParseResponseHead(x.in[x.inR:x.inW], &x.resp)
+		complete, perr := wire.ParseResponseHead(x.In[x.InR:x.InW], &x.Resp)
 		if perr != nil {
 			return perr
 		}
 		if complete {
-			st := x.resp.Status
+			st := x.Resp.Status
 			if st >= 200 {
-				x.inR += x.resp.Size
+				x.InR += x.Resp.Size
 				return nil
 			}
 			if st == 101 {
-				if !x.upgrade {
+				if !x.Upgrade {
 					return errUnexpected101
 				}
-				x.inR += x.resp.Size
+				x.InR += x.Resp.Size
 				return nil
 			}
 			if informational++; informational > 5 {
@@ -143,23 +143,23 @@ func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 			}
 			x.relayed = true
 			if err := x.d.Informational(x); err != nil {
-				return &clientError{err}
+				return &ClientError{err}
 			}
-			x.inR += x.resp.Size
+			x.InR += x.Resp.Size
 			continue
 		}
-		if x.inR > 0 {
-			x.inW = copy(x.in, x.in[x.inR:x.inW])
-			x.inR = 0
+		if x.InR > 0 {
+			x.InW = copy(x.In, x.In[x.InR:x.InW])
+			x.InR = 0
 		}
-		if x.inW == len(x.in) {
+		if x.InW == len(x.In) {
 			if x.big != nil {
 				return errResponseTooLarge
 			}
 			x.grow()
 		}
-		n, err := uc.Read(x.in[x.inW:])
-		x.inW += n
+		n, err := uc.Read(x.In[x.InW:])
+		x.InW += n
 		if n == 0 && err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				now := time.Now()
@@ -183,7 +183,7 @@ func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			if reused && x.inW == 0 && !x.bodyRead && informational == 0 && !route.IsTimeout(err) {
+			if reused && x.InW == 0 && !x.bodyRead && informational == 0 && !route.IsTimeout(err) {
 				return &staleConnError{err}
 			}
 			return err
@@ -193,7 +193,7 @@ func (x *exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 
 // nextSlice is the end of the next wait for a response head.
 func nextSlice(now, deadline time.Time) time.Time {
-	if s := now.Add(clientCheckInterval); s.Before(deadline) {
+	if s := now.Add(ClientCheckInterval); s.Before(deadline) {
 		return s
 	}
 	return deadline
@@ -203,13 +203,13 @@ func nextSlice(now, deadline time.Time) time.Time {
 // chunked when its length is unknown (with the client's trailers). It stops
 // early when the upstream answers before taking the whole body (a 413, a
 // 401): the answer is relayed and the client connection closed after it.
-func (x *exchange) streamBody(uc *upstream.Conn) error {
+func (x *Exchange) streamBody(uc *upstream.Conn) error {
 	x.grow()
-	buf := x.in
-	if x.bodyChunk {
-		buf = x.in[:len(x.in)-32] // room for the chunk framing
+	buf := x.In
+	if x.BodyChunk {
+		buf = x.In[:len(x.In)-32] // room for the chunk framing
 	}
-	for left := x.bodyLeft; left != 0; {
+	for left := x.BodyLeft; left != 0; {
 		room := int64(len(buf))
 		if left > 0 {
 			room = min(left, room)
@@ -220,21 +220,21 @@ func (x *exchange) streamBody(uc *upstream.Conn) error {
 			if left > 0 {
 				left -= int64(n)
 			}
-			sock.SetWriteLazy(uc.Conn, &uc.WriteDeadline, time.Now().Add(x.svc.Spec().ResponseTimeout), sock.ClientDeadlineSlack)
+			sock.SetWriteLazy(uc.Conn, &uc.WriteDeadline, time.Now().Add(x.Service.Spec().ResponseTimeout), sock.ClientDeadlineSlack)
 			if werr := x.sendBody(uc, buf[:n]); werr != nil {
-				x.bodyUnread = true
+				x.BodyUnread = true
 				return werr
 			}
 			if uc.Peek() != sock.PeekQuiet {
 				// The upstream answered (or gave up) before the whole
 				// body: stop sending, read its answer.
-				x.bodyUnread = left != 0
+				x.BodyUnread = left != 0
 				break
 			}
 		}
 		if err == io.EOF && left < 0 {
-			if x.bodyChunk {
-				tail := append(append(x.in[:0], "0\r\n"...), x.d.RequestTrailers(nil)...)
+			if x.BodyChunk {
+				tail := append(append(x.In[:0], "0\r\n"...), x.d.RequestTrailers(nil)...)
 				if _, werr := uc.Write(append(tail, "\r\n"...)); werr != nil {
 					return werr
 				}
@@ -250,15 +250,15 @@ func (x *exchange) streamBody(uc *upstream.Conn) error {
 		}
 	}
 	sock.SetWrite(uc.Conn, &uc.WriteDeadline, time.Time{})
-	x.bodyLeft = 0
+	x.BodyLeft = 0
 	x.shrink() // before the response: nothing of it is in the buffer yet
 	return nil
 }
 
 // sendBody writes body bytes p (which lie at the start of x.in, with room
 // after them) to uc, as one chunk when the body goes chunked.
-func (x *exchange) sendBody(uc *upstream.Conn, p []byte) error {
-	if !x.bodyChunk {
+func (x *Exchange) sendBody(uc *upstream.Conn, p []byte) error {
+	if !x.BodyChunk {
 		_, err := uc.Write(p)
 		return err
 	}

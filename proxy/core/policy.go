@@ -1,4 +1,4 @@
-package proxy
+package core
 
 // The attempt policy: one pure function of facts about a failed attempt,
 // the same for every front-end and upstream client (SPEC §11). Its rules
