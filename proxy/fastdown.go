@@ -58,7 +58,7 @@ func (f *fastDown) Informational(x *core.Exchange) error {
 	return err
 }
 
-// head queues the final head. The client gets the body chunked when the
+// Head queues the final head. The client gets the body chunked when the
 // upstream's is chunked or delimited by its close (so that the client's
 // connection lives on); a HEAD answer keeps the framing fields a GET would
 // get; 204 and 304 get no Transfer-Encoding, and 204 no Content-Length
@@ -136,7 +136,7 @@ func (f *fastDown) End() error {
 	return f.Flush()
 }
 
-// flush sends f.x.out to the client.
+// Flush sends f.x.out to the client.
 func (f *fastDown) Flush() error {
 	if len(f.x.Out) == 0 {
 		return nil
@@ -174,5 +174,5 @@ func (f *fastDown) Answer(x *core.Exchange, code int, msg string, closing bool) 
 
 var errNoTunnel = errors.New("the fast lane tunnels nothing")
 
-// tunnel is never reached: the fast lane hands upgrades to net/http.
+// Tunnel is never reached: the fast lane hands upgrades to net/http.
 func (f *fastDown) Tunnel(x *core.Exchange) error { return errNoTunnel }

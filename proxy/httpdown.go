@@ -42,7 +42,7 @@ func (d *httpDown) RequestTrailers(b []byte) []byte {
 	return b
 }
 
-// gone: net/http cancels the request's context when its background read
+// Gone: net/http cancels the request's context when its background read
 // sees the client close the connection.
 func (d *httpDown) Gone() bool { return d.r.Context().Err() != nil }
 
@@ -143,7 +143,7 @@ func (d *httpDown) Answer(x *core.Exchange, code int, msg string, closing bool) 
 	return nil
 }
 
-// tunnel takes the client connection from net/http after a 101 and relays
+// Tunnel takes the client connection from net/http after a 101 and relays
 // bytes both ways until either side closes; it returns when both copies
 // have ended (the copy towards the upstream runs on a goroutine it owns).
 func (d *httpDown) Tunnel(x *core.Exchange) error {

@@ -227,5 +227,5 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// entries recycles Entry values: Log must not retain them.
+// Entries recycles Entry values: Log must not retain them.
 var Entries = sync.Pool{New: func() any { return new(Entry) }}

@@ -88,7 +88,7 @@ func (x *Exchange) attempt(up *route.Upstream) error {
 	}
 }
 
-// clientCheckInterval is how often a request waiting on its upstream (for
+// ClientCheckInterval is how often a request waiting on its upstream (for
 // the response head, or for more of a quiet body) checks that its client is
 // still there, as net/http's background read does, so that a long poll or
 // an event stream whose client left is closed upstream.

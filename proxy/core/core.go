@@ -19,16 +19,16 @@ import (
 //	  → attempt loop under one policy (policy.go)
 //	  → ferry's HTTP/1.1 upstream client: pools, quiet check, head and body
 //	    exchange (client.go)
-//	  → response relay (relay.go) → the front-end's downstream writes it
+//	  → response relay (relay.go) → the front-end's Downstream writes it
 //
-// A front-end plugs in through downstream: how the request body is read from
+// A front-end plugs in through Downstream: how the request body is read from
 // the client, whether the client is still there, and how the response (or
 // ferry's own error answer) is written to it.
 
-// downstream is the client side of an exchange, implemented by each
+// Downstream is the client side of an exchange, implemented by each
 // front-end. Only the exchange's goroutine calls it (and, for a tunnel, the
 // goroutines the tunnel owns).
-type downstream interface {
+type Downstream interface {
 	// ReadBody reads request body bytes (unframed) that the head did not
 	// bring; io.EOF at the end of the body.
 	ReadBody(p []byte) (int, error)
@@ -60,11 +60,11 @@ type downstream interface {
 	Tunnel(x *Exchange) error
 }
 
-// exchange is one request on its way to an upstream and back. It is pooled
+// Exchange is one request on its way to an upstream and back. It is pooled
 // with its buffers; only the goroutine serving the request uses it.
 type Exchange struct {
-	d downstream
-	// out and iov are scratch buffers a front-end may write the response
+	d Downstream
+	// Out and IOV are scratch buffers a front-end may write the response
 	// through (the fast lane does), pooled with the exchange so that an
 	// idle client connection holds none.
 	Out     []byte
@@ -116,7 +116,7 @@ const (
 
 var bigIns = sync.Pool{New: func() any { return new([bigInSize]byte) }}
 
-// exchanges recycles exchanges with their buffers.
+// Exchanges recycles exchanges with their buffers.
 var Exchanges = sync.Pool{New: func() any { return NewExchange() }}
 
 func NewExchange() *Exchange {
@@ -153,8 +153,8 @@ func (x *Exchange) shrink() {
 	x.In, x.InR, x.InW = x.small, 0, 0
 }
 
-// reset prepares a pooled exchange for a request routed to route.
-func (x *Exchange) Reset(d downstream, start time.Time, method string, route *route.Route, path string) {
+// Reset prepares a pooled exchange for a request routed to route.
+func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *route.Route, path string) {
 	x.d, x.Start, x.Method, x.Route, x.Service, x.Path = d, start, method, route, route.Service(), path
 	x.ClientStop, x.Upgrade = false, false
 	x.BodyHead, x.BodyLeft, x.BodyChunk, x.bodyRead, x.BodyUnread, x.relayed = nil, 0, false, false, false, false
@@ -164,7 +164,7 @@ func (x *Exchange) Reset(d downstream, start time.Time, method string, route *ro
 	x.Out = x.Out[:0]
 }
 
-// release returns what the exchange still holds (an exchange that ended in
+// Release returns what the exchange still holds (an exchange that ended in
 // an error may hold a connection or a lease).
 func (x *Exchange) Release() {
 	if x.Conn != nil {
@@ -193,13 +193,13 @@ var (
 	errClientGone = errors.New("client went away")
 )
 
-// clientError marks a failure of the client's side while forwarding.
+// ClientError marks a failure of the client's side while forwarding.
 type ClientError struct{ Err error }
 
 func (e *ClientError) Error() string { return "client: " + e.Err.Error() }
 func (e *ClientError) Unwrap() error { return e.Err }
 
-// forward sends the request to up and, where the attempt policy allows, to
+// Forward sends the request to up and, where the attempt policy allows, to
 // other instances, then relays the response. It reports whether the client
 // connection may serve another request.
 func (x *Exchange) Forward(up *route.Upstream) bool {

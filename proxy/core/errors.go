@@ -4,7 +4,7 @@ import (
 	"strconv"
 )
 
-// statusClientClosed is logged (never sent) when the client went away before
+// StatusClientClosed is logged (never sent) when the client went away before
 // the upstream answered, as nginx does.
 const StatusClientClosed = 499
 

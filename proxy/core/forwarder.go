@@ -54,7 +54,7 @@ func (f *Forwarder) SetEdge(e Edge) {
 	f.edge.Store(&e)
 }
 
-// trusted reports whether the request's peer is a trusted proxy.
+// Trusted reports whether the request's peer is a trusted proxy.
 func (e *Edge) Trusted(remoteAddr string) bool {
 	if e == nil || len(e.TrustedProxies) == 0 {
 		return false
@@ -75,7 +75,7 @@ func (e *Edge) Trusted(remoteAddr string) bool {
 // Stats returns the handler's own counters. Safe for concurrent use.
 func (f *Forwarder) Stats() *HandlerStats { return &f.stats }
 
-// recordAnswered counts a request answered without forwarding.
+// RecordAnswered counts a request answered without forwarding.
 func (f *Forwarder) RecordAnswered(p *Plan, status int, bytes int64, start time.Time) {
 	if p.Route == nil {
 		f.stats.Unroute(status)

@@ -27,17 +27,17 @@ type HandlerStats struct {
 	handoffs     atomic.Uint64
 }
 
-// handedOff counts a connection the fast lane handed to net/http.
+// HandedOff counts a connection the fast lane handed to net/http.
 func (s *HandlerStats) HandedOff() { s.handoffs.Add(1) }
 
-// acceptFailed counts a failed accept.
+// AcceptFailed counts a failed accept.
 func (s *HandlerStats) AcceptFailed() { s.acceptErrors.Add(1) }
 
 // AcceptErrors returns how many times accepting a connection failed for
 // want of file descriptors (or another temporary error) and was backed off.
 func (s *HandlerStats) AcceptErrors() uint64 { return s.acceptErrors.Load() }
 
-// unroute counts a request answered without a route.
+// Unroute counts a request answered without a route.
 func (s *HandlerStats) Unroute(status int) {
 	switch status {
 	case http.StatusMethodNotAllowed:
@@ -49,12 +49,12 @@ func (s *HandlerStats) Unroute(status int) {
 	}
 }
 
-// record counts a finished exchange, for both front-ends. Atomics only.
+// Record counts a finished exchange, for both front-ends. Atomics only.
 func (x *Exchange) Record(start time.Time) {
 	route.RecordRequest(x.Route, x.upstream, x.Status, x.BytesSent, time.Since(start), x.Attempts)
 }
 
-// describe fills the access-log fields the exchange knows; x may be nil (a
+// Describe fills the access-log fields the exchange knows; x may be nil (a
 // request answered before routing).
 func (x *Exchange) Describe(e *accesslog.Entry) {
 	if x == nil {

@@ -7,7 +7,7 @@ import (
 	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
-// plan is the routing decision for a parsed request, made once for both
+// Plan is the routing decision for a parsed request, made once for both
 // front-ends: where the request goes, or the answer it gets instead.
 type Plan struct {
 	Route *route.Route
@@ -23,13 +23,13 @@ type Plan struct {
 	gate *route.Gate
 }
 
-// done gives back what the plan holds.
+// Done gives back what the plan holds.
 func (p *Plan) Done() {
 	p.gate.Leave()
 	p.gate = nil
 }
 
-// planRequest routes a request on t by its authority and escaped path and
+// PlanRequest routes a request on t by its authority and escaped path and
 // applies the route's and service's limits: beyond max_requests the request
 // waits in the service's queue (see gate.go; clientGone, when not nil, ends
 // the wait). It allocates only for an answer that echoes the path.

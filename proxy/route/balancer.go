@@ -22,7 +22,7 @@ const (
 	balanceLeastRequest = "least_request"
 )
 
-// newBalancer returns the policy's balancer for ups. next is the service's
+// NewBalancer returns the policy's balancer for ups. next is the service's
 // long-lived round-robin counter, so that rebuilding the table (which happens
 // on every discovery change) does not restart the rotation at the first
 // instance. ok is false for an unknown policy (round robin is returned).
@@ -61,7 +61,7 @@ func lastResort(avoid *Upstream) *Upstream {
 	return nil
 }
 
-// roundRobin takes instances in turn from a shared atomic counter.
+// RoundRobin takes instances in turn from a shared atomic counter.
 type RoundRobin struct{ next *atomic.Uint64 }
 
 func (b RoundRobin) Pick(ups []*Upstream, avoid *Upstream) *Upstream {

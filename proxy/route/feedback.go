@@ -27,7 +27,7 @@ const (
 	retryBudgetPercent = 20
 )
 
-// tryRetry reserves a retry if the budget allows one; the caller returns it
+// TryRetry reserves a retry if the budget allows one; the caller returns it
 // with endRequest.
 func (b *retryBudget) TryRetry() bool {
 	limit := max(b.Requests.Load()*retryBudgetPercent/100, minRetryBudget)
@@ -45,7 +45,7 @@ func (b *retryBudget) TryRetry() bool {
 
 func (b *retryBudget) BeginRequest() { b.Requests.Add(1) }
 
-// endRequest ends a request begun with beginRequest that reserved retries.
+// EndRequest ends a request begun with beginRequest that reserved retries.
 func (b *retryBudget) EndRequest(retries int) {
 	b.Requests.Add(-1)
 	if retries > 0 {
@@ -53,7 +53,7 @@ func (b *retryBudget) EndRequest(retries int) {
 	}
 }
 
-// report feeds an attempt's outcome to the instance's passive checks and logs
+// Report feeds an attempt's outcome to the instance's passive checks and logs
 // an ejection.
 func (s *Service) Report(up *Upstream, o health.Outcome) {
 	if d := up.Health.Report(o, s.spec.Outlier); d > 0 {
@@ -73,7 +73,7 @@ func outcomeOf(err error) health.Outcome {
 	return health.Failure
 }
 
-// isTimeout reports whether err is a timeout other than a connect timeout.
+// IsTimeout reports whether err is a timeout other than a connect timeout.
 func IsTimeout(err error) bool {
 	if _, ok := errors.AsType[*upstream.DialError](err); ok {
 		return false

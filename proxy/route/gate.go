@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// gate admits a service's requests: at most max at once (max_requests,
+// Gate admits a service's requests: at most max at once (max_requests,
 // Envoy's circuit breaker), and a burst beyond that waits in a bounded queue
 // (max_pending_requests) for at most the queue timeout, as Envoy's pending
 // requests and HAProxy's `timeout queue` do, instead of failing at once.
@@ -34,7 +34,7 @@ func NewGate(maxRequests, maxPending int, timeout time.Duration, stats *ServiceS
 	return g
 }
 
-// gateVerdict is how entering went.
+// GateVerdict is how entering went.
 type GateVerdict uint8
 
 const (
@@ -53,7 +53,7 @@ func (g *Gate) take() bool {
 	return false
 }
 
-// enter takes a slot, waiting in the queue when none is free. done, when
+// Enter takes a slot, waiting in the queue when none is free. done, when
 // not nil, ends the wait early (the client left). Taking a free slot
 // allocates nothing.
 func (g *Gate) Enter(done <-chan struct{}) GateVerdict {
@@ -92,7 +92,7 @@ wait:
 	return v
 }
 
-// leave gives back a slot taken by enter, waking a waiter if any.
+// Leave gives back a slot taken by enter, waking a waiter if any.
 func (g *Gate) Leave() {
 	if g == nil || g.max == 0 {
 		return

@@ -33,7 +33,7 @@ const numClasses = 5
 // them: "1xx" … "5xx". Statuses outside 100–599 count as 5xx.
 var CodeClasses = [numClasses]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// classOf maps a status to its class index.
+// ClassOf maps a status to its class index.
 func ClassOf(status int) int {
 	switch c := status/100 - 1; {
 	case c < 0:
@@ -152,7 +152,7 @@ func (s *InstanceStats) Bytes() uint64 { return s.bytes.Load() }
 // Durations returns the histogram of the instance's attempt durations.
 func (s *InstanceStats) Durations() *Histogram { return &s.durations }
 
-// attemptDone ends one attempt on up: it feeds the outcome to the
+// AttemptDone ends one attempt on up: it feeds the outcome to the
 // instance's passive checks (status ≥ 500 or no answer is a failure; err
 // tells a refused connection) and counts it on the instance and the
 // service. status is the answer's status, 0 when there was none. Every
@@ -186,7 +186,7 @@ func (s *Service) AttemptDone(up *Upstream, status int, err error, start time.Ti
 // table not built by a Builder.
 func (u *Upstream) Stats() *InstanceStats { return u.stats }
 
-// recordRequest counts a routed request that has finished: on its route
+// RecordRequest counts a routed request that has finished: on its route
 // (class, bytes, duration), on its service (attempts, retries) and on the
 // instance that answered last (up, nil when none was tried: bytes). Every
 // front-end calls it once per routed request. Atomics only.

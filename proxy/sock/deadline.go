@@ -15,7 +15,7 @@ import (
 // whenever it fires (see exchangeHead), so response_timeout is never early
 // and at most an eighth of itself (or 62 ms) late.
 
-// setReadLazy makes c's read deadline want, give or take slack.
+// SetReadLazy makes c's read deadline want, give or take slack.
 func SetReadLazy(c net.Conn, armed *time.Time, want time.Time, slack time.Duration) {
 	if near(*armed, want, slack) {
 		return
@@ -24,7 +24,7 @@ func SetReadLazy(c net.Conn, armed *time.Time, want time.Time, slack time.Durati
 	c.SetReadDeadline(want)
 }
 
-// setWriteLazy makes c's write deadline want, give or take slack.
+// SetWriteLazy makes c's write deadline want, give or take slack.
 func SetWriteLazy(c net.Conn, armed *time.Time, want time.Time, slack time.Duration) {
 	if near(*armed, want, slack) {
 		return
@@ -33,13 +33,13 @@ func SetWriteLazy(c net.Conn, armed *time.Time, want time.Time, slack time.Durat
 	c.SetWriteDeadline(want)
 }
 
-// setRead makes c's read deadline exactly t (zero: none).
+// SetRead makes c's read deadline exactly t (zero: none).
 func SetRead(c net.Conn, armed *time.Time, t time.Time) {
 	*armed = t
 	c.SetReadDeadline(t)
 }
 
-// setWrite makes c's write deadline exactly t (zero: none).
+// SetWrite makes c's write deadline exactly t (zero: none).
 func SetWrite(c net.Conn, armed *time.Time, t time.Time) {
 	*armed = t
 	c.SetWriteDeadline(t)
@@ -53,6 +53,6 @@ func near(armed, want time.Time, slack time.Duration) bool {
 	return -slack <= d && d <= slack
 }
 
-// clientDeadlineSlack is how far a client connection's idle, header, body
+// ClientDeadlineSlack is how far a client connection's idle, header, body
 // and write deadlines may be from exact.
 const ClientDeadlineSlack = time.Second

@@ -14,7 +14,7 @@ const (
 	PeekClosed                  // the peer closed or reset it
 )
 
-// peeker looks at a connection's receive queue without blocking or
+// Peeker looks at a connection's receive queue without blocking or
 // consuming anything: one recvfrom(MSG_PEEK|MSG_DONTWAIT) on the socket,
 // straight on its descriptor (taken once), so that a peek allocates nothing
 // and touches neither the connection's deadlines nor its poller state (every
@@ -25,7 +25,7 @@ type Peeker struct {
 	Fd int // -1: not a socket, always quiet
 }
 
-// bind prepares p for c.
+// Bind prepares p for c.
 func (p *Peeker) Bind(c net.Conn) {
 	p.Fd = -1
 	if sc, ok := c.(syscall.Conn); ok {
@@ -35,7 +35,7 @@ func (p *Peeker) Bind(c net.Conn) {
 	}
 }
 
-// peek reports the connection's state.
+// Peek reports the connection's state.
 func (p *Peeker) Peek() peekState {
 	if p.Fd < 0 {
 		return PeekQuiet

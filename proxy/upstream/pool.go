@@ -35,7 +35,7 @@ type Conn struct {
 
 func NewPool(addr string) *Pool { return &Pool{addr: addr} }
 
-// get returns an idle connection, or nil when there is none.
+// Get returns an idle connection, or nil when there is none.
 func (p *Pool) Get(now time.Time) *Conn {
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
@@ -60,7 +60,7 @@ func (p *Pool) Get(now time.Time) *Conn {
 	return nil
 }
 
-// put returns a connection whose last exchange ended cleanly.
+// Put returns a connection whose last exchange ended cleanly.
 func (p *Pool) Put(c *Conn, now time.Time) {
 	c.idleFrom = now
 	p.mu.Lock()
@@ -83,7 +83,7 @@ func (p *Pool) Put(c *Conn, now time.Time) {
 	}
 }
 
-// dial opens a new connection within timeout. Failures are *DialError.
+// Dial opens a new connection within timeout. Failures are *DialError.
 func (p *Pool) Dial(ctx context.Context, timeout time.Duration) (*Conn, error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: tcpKeepAlive}
 	c, err := d.DialContext(ctx, "tcp", p.addr)
@@ -95,7 +95,7 @@ func (p *Pool) Dial(ctx context.Context, timeout time.Duration) (*Conn, error) {
 	return uc, nil
 }
 
-// closeIdle closes the idle connections; with retire, the pool also closes
+// CloseIdle closes the idle connections; with retire, the pool also closes
 // every connection returned to it from now on.
 func (p *Pool) CloseIdle(retire bool) {
 	p.mu.Lock()
@@ -110,6 +110,6 @@ func (p *Pool) CloseIdle(retire bool) {
 	}
 }
 
-// alive reports whether an idle upstream connection is still open and
+// Alive reports whether an idle upstream connection is still open and
 // quiet (bytes it was not asked for put it out of step).
 func Alive(uc *Conn) bool { return uc.Peek() == sock.PeekQuiet }

@@ -2,7 +2,7 @@ package wire
 
 import "bytes"
 
-// tracker follows HTTP/1 request framing on one connection as the bytes go
+// Tracker follows HTTP/1 request framing on one connection as the bytes go
 // by, the way net/http reads it, to find each request head and judge it
 // (see guard.go). It keeps a few bytes of the current line, never the
 // message. It is not safe for concurrent use.
@@ -128,11 +128,11 @@ var http10Tail = func() uint64 {
 	return v
 }()
 
-// inBody reports whether the tracker is inside a request body (chunk
+// InBody reports whether the tracker is inside a request body (chunk
 // framing included).
 func (t *Tracker) InBody() bool { return t.state >= stBody && t.state <= stTrailer }
 
-// scan consumes p and returns the number of the first head in p that must
+// Scan consumes p and returns the number of the first head in p that must
 // be refused and why (refuseNone when none is). After a refused head, or a
 // line it cannot judge, the tracker stops and every later head of the
 // connection is refused with refuseUnjudged (see guardConn.verdict): one
@@ -445,7 +445,7 @@ func decimal(b []byte) (int64, bool) {
 	return n, true
 }
 
-// chunkSize parses a chunk-size line as net/http does: trailing white
+// ChunkSize parses a chunk-size line as net/http does: trailing white
 // space and a chunk extension (";...") ignored, then 1 to 16 hex digits.
 func ChunkSize(line []byte) (int64, bool) {
 	line = bytes.TrimRight(line, " \t")

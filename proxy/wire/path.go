@@ -227,7 +227,7 @@ func lastSlash(b []byte) int {
 	return -1
 }
 
-// stripPrefix removes a route's prefix from a canonical path that matched it
+// StripPrefix removes a route's prefix from a canonical path that matched it
 // on a segment boundary: "/api/user/42" → "/42", "/api/user" → "/".
 func StripPrefix(path, prefix string) string {
 	if prefix == "/" || len(path) < len(prefix) {

@@ -286,7 +286,7 @@ var tokenChar = func() (t [256]bool) {
 	return t
 }()
 
-// validValue reports whether a field value holds only visible characters,
+// ValidValue reports whether a field value holds only visible characters,
 // spaces, tabs and obs-text: no NUL, CR or other control.
 func ValidValue(b []byte) bool {
 	for _, c := range b {
@@ -359,6 +359,6 @@ func equalFold(b []byte, lower string) bool {
 	return true
 }
 
-// maxHostLen bounds the stack buffer Match lower-cases a host into; a longer
+// MaxHostLen bounds the stack buffer Match lower-cases a host into; a longer
 // Host header cannot name a route (DNS names are at most 253 bytes).
 const MaxHostLen = 255

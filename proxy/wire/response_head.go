@@ -183,7 +183,7 @@ func ParseResponseHead(b []byte, r *ResponseHead) (complete bool, err error) {
 	return true, nil
 }
 
-// isResponseToken reports whether b is an RFC 9110 token (underscores
+// IsResponseToken reports whether b is an RFC 9110 token (underscores
 // included: they are legal, and only the client side refuses them).
 func IsResponseToken(b []byte) bool {
 	for _, c := range b {

@@ -12,7 +12,7 @@ var (
 	LastChunkHead = []byte("0\r\n")
 )
 
-// appendStatusLine appends the response's status line as HTTP/1.1.
+// AppendStatusLine appends the response's status line as HTTP/1.1.
 func AppendStatusLine(b []byte, r *ResponseHead) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)
@@ -26,7 +26,7 @@ func AppendStatusLine(b []byte, r *ResponseHead) []byte {
 	return append(b, "\r\n"...)
 }
 
-// appendFields appends the response's end-to-end fields: Trailer only with
+// AppendFields appends the response's end-to-end fields: Trailer only with
 // a chunked body, Content-Length only when the upstream's body is not
 // chunked and length is true.
 func AppendFields(b []byte, r *ResponseHead, chunked, length bool) []byte {
@@ -56,7 +56,7 @@ func AppendHeaderLine(b, name, value []byte) []byte {
 	return append(b, "\r\n"...)
 }
 
-// appendErrorResponse appends ferry's short plain-text answer; a HEAD
+// AppendErrorResponse appends ferry's short plain-text answer; a HEAD
 // answer has the same head and no body.
 func AppendErrorResponse(b []byte, code int, msg, extra string, closing, head bool, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 "...)
