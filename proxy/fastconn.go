@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,10 @@ type fastConn struct {
 	trusted     bool
 	sock.Peeker          // the client connection's
 	down        fastDown // the downstream of the exchange in progress
+	// The request's view for route filters (used only by routes with
+	// filters; reset per request, kept with the connection's memory).
+	filterReq core.FilterRequest
+	filterSrc fastSource
 }
 
 const (
@@ -184,7 +189,9 @@ func (c *fastConn) isTrusted() bool {
 func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	start := time.Now()
 	hd := c.s.h
-	p := core.PlanRequest(hd.Table(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil)
+	c.filterSrc.c = c
+	c.filterReq.Reset(&c.filterSrc)
+	p := core.PlanRequest(hd.Table(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil, &c.filterReq, context.Background())
 	if p.Code != 0 {
 		return c.answerPlan(h, &p, start)
 	}
@@ -196,6 +203,7 @@ func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	c.down.c, c.down.x = c, x
 	x.Reset(&c.down, start, h.Method, route, canonical)
 	x.ClientStop = h.Close
+	x.Filters = p.Filters
 	c.r += h.Size
 	inBuf := min(int64(c.w-c.r), h.ContentLength)
 	x.BodyHead = c.buf[c.r : c.r+int(inBuf)]
@@ -237,16 +245,23 @@ func (c *fastConn) answerPlan(h *wire.RequestHead, p *core.Plan, start time.Time
 		extra = "Retry-After: 1\r\n"
 	}
 	x := core.Exchanges.Get().(*core.Exchange)
-	b := wire.AppendErrorResponse(x.Out[:0], p.Code, p.Msg, extra, closing, h.Method == "HEAD", start)
+	var b []byte
+	sent := int64(len(p.Msg) + 1)
+	if p.Answer != nil {
+		b = c.appendFilterAnswer(x.Out[:0], h, p, closing, start)
+		sent = int64(len(p.Answer.Body))
+	} else {
+		b = wire.AppendErrorResponse(x.Out[:0], p.Code, p.Msg, extra, closing, h.Method == "HEAD", start)
+	}
 	err := c.write(b)
 	x.Out = b[:0]
 	core.Exchanges.Put(x)
 	hd := c.s.h
-	hd.RecordAnswered(p, p.Code, int64(len(p.Msg)+1), start)
+	hd.RecordAnswered(p, p.Code, sent, start)
 	if hd.AccessLog() != nil {
 		e := accesslog.Entries.Get().(*accesslog.Entry)
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
-			Host: unsafeString(h.Host), Path: p.Path, Proto: "HTTP/1.1", Status: p.Code, BytesSent: int64(len(p.Msg) + 1)}
+			Host: unsafeString(h.Host), Path: p.Path, Proto: "HTTP/1.1", Status: p.Code, BytesSent: sent}
 		if p.Route != nil {
 			e.Route, e.Service = p.Route.Spec().Name, p.Route.Service().Name()
 		}

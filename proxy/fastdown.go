@@ -51,7 +51,7 @@ func (f *fastDown) closing(x *core.Exchange) bool {
 func (f *fastDown) Informational(x *core.Exchange) error {
 	f.wrote = true
 	b := wire.AppendStatusLine(f.x.Out[:0], &x.Resp)
-	b = wire.AppendFields(b, &x.Resp, false, false)
+	b = wire.AppendFields(b, &x.Resp, false, false, nil)
 	b = append(b, "\r\n"...)
 	err := f.c.write(b)
 	f.x.Out = b[:0]
@@ -67,13 +67,18 @@ func (f *fastDown) Head(x *core.Exchange) error {
 	r := &x.Resp
 	isHead := x.Method == http.MethodHead
 	noBody := isHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
-	f.chunked = !noBody && (r.Chunked || r.ContentLength < 0)
+	f.chunked = !noBody && (r.Chunked || r.ContentLength < 0 || x.LengthChanged)
 	f.trailing, f.wrote = false, false
 	// A HEAD answer mirrors a GET's framing fields, unless its status has
 	// no body at all.
 	headChunked := isHead && r.Chunked && r.Status != http.StatusNoContent && r.Status != http.StatusNotModified
 	b := wire.AppendStatusLine(f.x.Out[:0], r)
-	b = wire.AppendFields(b, r, f.chunked || headChunked, r.Status != http.StatusNoContent)
+	var drop wire.Dropper
+	if !x.RespEdits.Empty() {
+		drop = &x.RespEdits
+	}
+	b = wire.AppendFields(b, r, f.chunked || headChunked, r.Status != http.StatusNoContent && !x.LengthChanged, drop)
+	b = appendAdded(b, &x.RespEdits)
 	if !r.HasDate {
 		b = append(b, "Date: "...)
 		b = append(b, wire.HTTPDate(x.Start)...)

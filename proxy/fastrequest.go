@@ -21,9 +21,13 @@ func appendFastRequest(b []byte, x *core.Exchange, h *wire.RequestHead, c *fastC
 	}
 	b = append(b, " HTTP/1.1\r\n"...)
 	trusted := c.isTrusted()
+	edits := x.RequestEdits()
 	var xff, xfh, xfp bool
 	for i := 0; i < h.NFields; i++ {
 		f := &h.Fields[i]
+		if edits != nil && edits.Dropped(f.Name) {
+			continue
+		}
 		switch f.Kind {
 		case wire.FieldHopByHop:
 			continue
@@ -48,7 +52,7 @@ func appendFastRequest(b []byte, x *core.Exchange, h *wire.RequestHead, c *fastC
 		b = wire.AppendHeaderLine(b, f.Name, f.Value)
 	}
 	b = append(b, "X-Forwarded-For: "...)
-	if xff {
+	if xff && !edits.DroppedString("X-Forwarded-For") {
 		for i := 0; i < h.NFields; i++ {
 			if f := &h.Fields[i]; f.Kind == wire.FieldForwarded && len(f.Name) == len("X-Forwarded-For") {
 				b = append(b, f.Value...)
@@ -65,6 +69,7 @@ func appendFastRequest(b []byte, x *core.Exchange, h *wire.RequestHead, c *fastC
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
 	}
 	b = appendStripped(b, x)
+	b = appendAdded(b, edits)
 	b = append(b, "\r\n"...)
 	return append(b, x.BodyHead...)
 }
@@ -77,6 +82,20 @@ func appendTarget(b []byte, x *core.Exchange) []byte {
 		path = wire.StripPrefix(path, x.Route.Spec().PathPrefix)
 	}
 	return append(b, path...)
+}
+
+// appendAdded appends the fields request filters added (nil: none).
+func appendAdded(b []byte, edits *core.HeaderEdits) []byte {
+	for _, f := range edits.Added() {
+		if !wire.ValidField(f[0], f[1]) {
+			continue // a value that would break the head (a claim with a CR LF)
+		}
+		b = append(b, f[0]...)
+		b = append(b, ": "...)
+		b = append(b, f[1]...)
+		b = append(b, "\r\n"...)
+	}
+	return b
 }
 
 // appendStripped appends X-Forwarded-Prefix when the route strips its

@@ -68,10 +68,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// r.Host is the request's one authority: the absolute-form target's
 	// when there is one (RFC 9112 §3.2.2), else the Host field. Routing and
 	// the forwarded Host both use it.
-	p := core.PlanRequest(h.Table(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done())
+	p := core.PlanRequest(h.Table(), r.Host, r.URL.EscapedPath(), r.ContentLength, r.Context().Done(),
+		newHTTPFilterRequest(r, h.EdgePolicy()), r.Context())
 	path, rt = p.Path, p.Route
 	if p.Code == core.StatusClientClosed {
 		rw.status = core.StatusClientClosed // logged, never sent
+		return
+	}
+	if p.Answer != nil {
+		writeFilterAnswer(rw, p.Answer, p.Closing)
 		return
 	}
 	if p.Code != 0 {
@@ -90,6 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x = core.Exchanges.Get().(*core.Exchange)
 	x.Reset(&httpDown{w: rw, r: r}, start, r.Method, rt, canonical)
 	x.ClientStop = r.Close
+	x.Filters = p.Filters
 	x.Upgrade = wantsUpgrade(r)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		x.BodyLeft = r.ContentLength

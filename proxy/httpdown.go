@@ -57,7 +57,19 @@ func (d *httpDown) Informational(x *core.Exchange) error {
 func (d *httpDown) Head(x *core.Exchange) error {
 	r := &x.Resp
 	h := d.w.Header()
-	copyFields(h, r, r.Status != http.StatusNoContent)
+	copyFields(h, r, r.Status != http.StatusNoContent && !x.LengthChanged)
+	if e := &x.RespEdits; !e.Empty() {
+		for k := range h {
+			if e.DroppedString(k) {
+				delete(h, k)
+			}
+		}
+		for _, f := range e.Added() {
+			if wire.ValidField(f[0], f[1]) {
+				h.Add(f[0], f[1])
+			}
+		}
+	}
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // relay none, as the upstream sent none: no sniffing
 	}
@@ -219,7 +231,11 @@ func appendHTTPRequest(b []byte, x *core.Exchange, r *http.Request, trusted bool
 		}
 	}
 	var xfh, xfp bool
+	edits := x.RequestEdits()
 	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		if edits != nil && edits.DroppedString(k) {
+			continue
+		}
 		forwarding := true // kept by trust alone: a client's Connection cannot remove them
 		switch k {
 		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
@@ -263,7 +279,7 @@ func appendHTTPRequest(b []byte, x *core.Exchange, r *http.Request, trusted bool
 		}
 	}
 	b = append(b, "X-Forwarded-For: "...)
-	if trusted {
+	if trusted && !edits.DroppedString("X-Forwarded-For") {
 		for _, v := range r.Header["X-Forwarded-For"] {
 			b = append(b, v...)
 			b = append(b, ", "...)
@@ -280,6 +296,7 @@ func appendHTTPRequest(b []byte, x *core.Exchange, r *http.Request, trusted bool
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
 	}
 	b = appendStripped(b, x)
+	b = appendAdded(b, edits)
 	if x.Upgrade {
 		b = append(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n"...)
 	}

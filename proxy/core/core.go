@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/route"
 	"github.com/ferry-proxy/ferry/proxy/upstream"
 	"github.com/ferry-proxy/ferry/proxy/wire"
@@ -95,12 +96,19 @@ type Exchange struct {
 	Status    int
 	BytesSent int64
 
-	Resp     wire.ResponseHead
-	In       []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
-	InR, InW int
-	small    []byte           // the exchange's own input buffer
-	big      *[bigInSize]byte // borrowed from bigIns; nil when in is small
-	hex      [20]byte         // a chunk-size line
+	Resp wire.ResponseHead
+	// Route filters (filters.go): the request's view when the route has
+	// filters (nil otherwise), the response header edits, the body filters'
+	// writer, and whether the body's length changes on the way.
+	Filters       *FilterRequest
+	RespEdits     HeaderEdits
+	body          filter.BodyWriter
+	LengthChanged bool
+	In            []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
+	InR, InW      int
+	small         []byte           // the exchange's own input buffer
+	big           *[bigInSize]byte // borrowed from bigIns; nil when in is small
+	hex           [20]byte         // a chunk-size line
 }
 
 const (
@@ -160,6 +168,8 @@ func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *ro
 	x.BodyHead, x.BodyLeft, x.BodyChunk, x.bodyRead, x.BodyUnread, x.relayed = nil, 0, false, false, false, false
 	x.upstream, x.Conn, x.leased = nil, nil, nil
 	x.Attempts, x.Retries, x.Status, x.BytesSent = 0, 0, 0, 0
+	x.Filters, x.body, x.LengthChanged = nil, nil, false
+	x.RespEdits.Reset()
 	x.shrink()
 	x.Out = x.Out[:0]
 }
@@ -173,7 +183,8 @@ func (x *Exchange) Release() {
 	}
 	x.unlease()
 	x.shrink()
-	x.d, x.Route, x.Service, x.upstream, x.BodyHead = nil, nil, nil, nil, nil
+	x.abortBody()
+	x.d, x.Route, x.Service, x.upstream, x.BodyHead, x.Filters = nil, nil, nil, nil, nil, nil
 }
 
 func (x *Exchange) unlease() {

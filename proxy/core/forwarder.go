@@ -1,7 +1,9 @@
 package core
 
 import (
+	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -63,13 +65,7 @@ func (e *Edge) Trusted(remoteAddr string) bool {
 	if err != nil {
 		return false
 	}
-	ip := ap.Addr().Unmap()
-	for _, p := range e.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return e.trustedIP(ap.Addr().Unmap())
 }
 
 // Stats returns the handler's own counters. Safe for concurrent use.
@@ -95,3 +91,46 @@ func (f *Forwarder) Store(t *route.Table) {
 
 // Table returns the table in use; never nil. Safe for concurrent use.
 func (f *Forwarder) Table() *route.Table { return f.table.Load() }
+
+// ClientIP returns the address a request comes from for filters (rate
+// limits keyed by client IP): the peer's, or, when the peer is a trusted
+// proxy, the rightmost X-Forwarded-For entry that is not itself a trusted
+// proxy (the leftmost when all are), as nginx's real_ip_recursive and
+// Envoy's xff_num_trusted_hops read it. xff are the X-Forwarded-For values
+// in order.
+func (e *Edge) ClientIP(remoteAddr string, xff []string) string {
+	peer := remoteAddr
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		peer = host
+	}
+	if !e.Trusted(remoteAddr) {
+		return peer
+	}
+	var hops []string
+	for _, v := range xff {
+		for h := range strings.SplitSeq(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			return peer // not an address: trust stops here
+		}
+		if !e.trustedIP(ip.Unmap()) || i == 0 {
+			return ip.Unmap().String()
+		}
+	}
+	return peer
+}
+
+func (e *Edge) trustedIP(ip netip.Addr) bool {
+	for _, p := range e.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

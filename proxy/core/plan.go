@@ -1,8 +1,10 @@
 package core
 
 import (
+	"context"
 	"net/http"
 
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/route"
 	"github.com/ferry-proxy/ferry/proxy/wire"
 )
@@ -18,6 +20,12 @@ type Plan struct {
 	Msg        string
 	RetryAfter bool // 503s say when to come back
 	Closing    bool // the client's body is left unread: the connection ends
+	// Answer is a request filter's answer (401, 429, a cached response):
+	// Code is its status, and the front-end writes it instead of Msg.
+	Answer *filter.Answer
+	// Filters is the request's view for the route's filters, for the
+	// exchange to carry to the response side (nil: the route has none).
+	Filters *FilterRequest
 	// gate holds a max_requests slot of the service while the request is
 	// forwarded: the front-end calls done when it ends.
 	gate *route.Gate
@@ -32,8 +40,11 @@ func (p *Plan) Done() {
 // PlanRequest routes a request on t by its authority and escaped path and
 // applies the route's and service's limits: beyond max_requests the request
 // waits in the service's queue (see gate.go; clientGone, when not nil, ends
-// the wait). It allocates only for an answer that echoes the path.
-func PlanRequest(t *route.Table, authority, escapedPath string, contentLength int64, clientGone <-chan struct{}) Plan {
+// the wait). Between the two, the route's request filters run on req (reset
+// by the front-end for this request; ctx ends when the client leaves), so
+// that a request a filter refuses holds no max_requests slot. It allocates
+// only for an answer that echoes the path (and whatever filters allocate).
+func PlanRequest(t *route.Table, authority, escapedPath string, contentLength int64, clientGone <-chan struct{}, req *FilterRequest, ctx context.Context) Plan {
 	canonical, err := wire.CanonicalPath(escapedPath)
 	if err != nil {
 		return Plan{Path: escapedPath, Code: http.StatusBadRequest, Msg: "ferry: " + err.Error()}
@@ -47,6 +58,15 @@ func PlanRequest(t *route.Table, authority, escapedPath string, contentLength in
 	if rt.Spec().MaxBodyBytes > 0 && contentLength > rt.Spec().MaxBodyBytes {
 		p.Code, p.Msg, p.Closing = http.StatusRequestEntityTooLarge, msgBodyTooLarge, true
 		return p
+	}
+	if chain := rt.Spec().Filters; !chain.Empty() {
+		req.path, req.route = canonical, rt.Spec().Name
+		if a := chain.Request(ctx, req); a != nil {
+			p.Code, p.Answer = a.Status, a
+			p.Closing = contentLength != 0 // the body is left unread
+			return p
+		}
+		p.Filters = req
 	}
 	switch svc.Gate.Enter(clientGone) {
 	case route.GateFull:

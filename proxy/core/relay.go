@@ -36,6 +36,7 @@ func (x *Exchange) relay() bool {
 		return false
 	}
 	noBody := x.Method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
+	x.filterResponseHead(noBody)
 	if err := x.d.Head(x); err != nil {
 		x.bodyFailed(&ClientError{err})
 		return false
@@ -67,6 +68,7 @@ func (x *Exchange) relay() bool {
 			x.BytesSent = 0
 			return x.upstreamFailed(err)
 		}
+		x.abortBody()
 		x.bodyFailed(err)
 		return false
 	}
@@ -94,6 +96,12 @@ func (x *Exchange) bodyFailed(err error) {
 }
 
 func (x *Exchange) data(p []byte) error {
+	if x.body != nil {
+		if _, err := x.body.Write(p); err != nil {
+			return asClientError(err)
+		}
+		return nil
+	}
 	x.BytesSent += int64(len(p))
 	if err := x.d.Data(p); err != nil {
 		return &ClientError{err}
@@ -102,6 +110,9 @@ func (x *Exchange) data(p []byte) error {
 }
 
 func (x *Exchange) end() error {
+	if err := x.closeBody(); err != nil {
+		return err
+	}
 	if err := x.d.End(); err != nil {
 		return &ClientError{err}
 	}
@@ -115,6 +126,11 @@ func (x *Exchange) end() error {
 // event stream or long poll whose client left releases its upstream
 // connection and counts.
 func (x *Exchange) more() error {
+	if x.body != nil {
+		if err := x.body.Flush(); err != nil {
+			return asClientError(err)
+		}
+	}
 	if err := x.d.Flush(); err != nil {
 		return &ClientError{err}
 	}
@@ -202,6 +218,9 @@ func (x *Exchange) relayChunked() error {
 				colon := bytes.IndexByte(line, ':')
 				if colon <= 0 || !wire.IsResponseToken(line[:colon]) || !wire.ValidValue(line[colon+1:]) {
 					return wire.ErrBadResponse
+				}
+				if err := x.closeBody(); err != nil {
+					return err // a body filter's tail goes before the trailers
 				}
 				if err := x.d.Trailer(line); err != nil {
 					return &ClientError{err}

@@ -9,6 +9,7 @@ import (
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
 
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/upstream"
 )
 
@@ -24,6 +25,10 @@ type RouteSpec struct {
 	StripPrefix bool
 	// MaxBodyBytes bounds a request body (413 beyond); 0: no limit.
 	MaxBodyBytes int64
+	// Filters are the route's filters in the order written (SPEC §13);
+	// nil: none. A chain outlives tables: it is built when the
+	// configuration is loaded, not when discovery changes.
+	Filters *filter.Chain
 }
 
 // ServiceSpec tunes forwarding to one service. Zero timeouts and an empty
