@@ -220,7 +220,8 @@ func (a *app) run(ctx context.Context) error {
 	spawn(func() { a.metrics.run(bgCtx) })
 	spawn(func() { a.snapshot.Run(bgCtx) })
 	spawn(func() { a.panicLoop(bgCtx) })
-	spawn(func() { a.watchStatus(bgCtx) }) // status.go
+	spawn(func() { a.watchStatus(bgCtx) })       // status.go
+	spawn(func() { a.checkConsulAccess(bgCtx) }) // consul_tls.go
 	a.startReloaders(bgCtx, &wg)
 	leave := a.startLocalService()
 	defer func() {
