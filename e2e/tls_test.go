@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/ferry-proxy/ferry/internal/consultest"
 	"github.com/ferry-proxy/ferry/internal/testcerts"
 )
@@ -256,5 +258,69 @@ func TestTLSEdgeCurl(t *testing.T) {
 		if err != nil || !strings.HasPrefix(string(out), tc.want) || !strings.HasSuffix(string(out), "web-1") {
 			t.Errorf("curl %s: %v\n%s", tc.flag, err, out)
 		}
+	}
+}
+
+// TestTLSConsulWithACLToken runs ferry against a Consul agent reached over
+// HTTPS (client certificates verified) with ACLs in default-deny mode: a
+// token file with a read-only token routes; no token is named in the log
+// as the cause of the empty answers.
+func TestTLSConsulWithACLToken(t *testing.T) {
+	for _, v := range []string{"CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE", "CONSUL_HTTP_ADDR", "CONSUL_CACERT"} {
+		t.Setenv(v, "")
+	}
+	ca := testcerts.NewCA(t, "consul")
+	server := ca.Leaf("consul-server", "server.dc1.consul", "127.0.0.1")
+	client := ca.Leaf("ferry", "ferry")
+	const management = "0e3f7c1d-2b4a-4c5d-9e8f-000000000001"
+	agent := consultest.StartWith(t, consultest.Options{
+		TLS:      &consultest.TLS{CAFile: ca.File, CertFile: server.CertFile, KeyFile: server.KeyFile, VerifyIncoming: true},
+		ACLToken: management,
+	})
+	mgmt := agent.Client()
+	register(t, mgmt, "web", startBackend(t, "web-1", nil))
+	pol, _, err := mgmt.ACL().PolicyCreate(&api.ACLPolicy{Name: "ferry-read",
+		Rules: "service_prefix \"\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := mgmt.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: pol.ID}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "consul-token")
+	writeFile(t, tokenFile, tok.SecretID+"\n")
+
+	consulBlock := func(token string) string {
+		return `
+listen = "%LISTEN%"
+admin  = "%ADMIN%"
+consul {
+  address = "https://%CONSUL%"
+  ` + token + `
+  tls {
+    ca_file   = "` + ca.File + `"
+    cert_file = "` + client.CertFile + `"
+    key_file  = "` + client.KeyFile + `"
+  }
+}
+route "web" {
+  path_prefix = "/"
+  service     = "web"
+}
+`
+	}
+	f := startFerry(t, agent.HTTPSAddr, consulBlock(`token_file = "`+tokenFile+`"`))
+	f.WaitReady()
+	if code, body := get(t, f.URL+"/x"); code != 200 || body != "web-1" {
+		t.Errorf("through Consul over TLS with a token file: got %d %q", code, body)
+	}
+
+	anon := startFerry(t, agent.HTTPSAddr, consulBlock(""))
+	waitFor(t, 10*time.Second, "the missing token named in the log", func() bool {
+		return strings.Contains(anon.Logs(), "no ACL token is configured")
+	})
+	if code, _ := get(t, anon.URL+"/x"); code != 503 {
+		t.Errorf("without a token: got %d, want 503 (Consul hides the instances)", code)
 	}
 }
