@@ -112,9 +112,19 @@ func (a *app) checkConsulAccess(ctx context.Context) {
 	}
 	hasToken := cfg.Consul.Token != "" || cfg.Consul.TokenFile != "" ||
 		os.Getenv(api.HTTPTokenEnvName) != "" || os.Getenv(api.HTTPTokenFileEnvName) != ""
+	if len(services) == 0 {
+		return
+	}
+	// A client of its own, whose connection is closed after the check:
+	// the app's clients keep theirs for as long as they run.
+	client, transport, err := newConsulAPI(cfg.Consul, 1)
+	if err != nil {
+		return // reported where the app's clients are built
+	}
+	defer transport.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := checkConsulAccess(ctx, a.consul, services, hasToken, a.logger.Named("consul")); err != nil {
+	if err := checkConsulAccess(ctx, client, services, hasToken, a.logger.Named("consul")); err != nil {
 		a.logger.Named("consul").Error("Consul hides the routed services from ferry", "error", err)
 	}
 }
