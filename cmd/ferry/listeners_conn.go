@@ -157,6 +157,9 @@ func newH2Server(h http.Handler, l config.Limits, logger hclog.Logger) *http.Ser
 			// A client gone silent is found by a PING after the idle
 			// timeout's share, rather than holding its streams forever.
 			SendPingTimeout: l.IdleTimeout,
+			// A client that stops reading (write_idle_timeout, nginx's
+			// send_timeout) is disconnected, as on HTTP/1.1; 0 means none.
+			WriteByteTimeout: l.WriteIdleTimeout,
 		},
 		ErrorLog: logger.Named("http2").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
