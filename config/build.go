@@ -26,6 +26,7 @@ func build(raw *rawConfig) (*Config, hcl.Diagnostics) {
 	if len(d.diags) == before {
 		d.checkAdminListen(raw, cfg)
 	}
+	d.listeners(raw, cfg) // tls.go
 	d.duration(raw.ShutdownTimeout, &cfg.ShutdownTimeout, nonNegative)
 	d.boolean(raw.Pprof, &cfg.Pprof)
 	d.boolean(raw.FastLane, &cfg.FastLane)
@@ -112,6 +113,7 @@ func (d *decoder) consul(rc *rawConsul, c *Consul) {
 	d.integer(rc.MaxWatchConnections, &c.MaxWatchConnections, MinMaxWatchConnections, 100000)
 	d.str(rc.SnapshotFile, &c.SnapshotFile, "Invalid snapshot_file", snapshotPath)
 	d.boolean(rc.SnapshotReady, &c.SnapshotReady)
+	d.consulTLS(rc, c) // tls.go
 }
 
 func (d *decoder) log(rl *rawLog, l *Log) {

@@ -38,7 +38,8 @@ type Config struct {
 	// any other peer it replaces them. Default empty: trust nobody. An IP
 	// address is a single-address prefix.
 	TrustedProxies []netip.Prefix
-	Limits         Limits // the limits block: see Limits
+	Limits         Limits      // the limits block: see Limits
+	Listeners      []*Listener // listener blocks in declaration order (tls.go); listen is one more, plain
 
 	Consul Consul
 	Log    Log
@@ -75,6 +76,8 @@ type Consul struct {
 	// SnapshotReady: /readyz answers 200 while every routed service is
 	// served from the snapshot (stale); default true.
 	SnapshotReady bool
+	TokenFile     string    // a file holding the ACL token; default $CONSUL_HTTP_TOKEN_FILE (tls.go)
+	TLS           ConsulTLS // the tls block (tls.go)
 }
 
 // Log is the log block.
@@ -110,6 +113,8 @@ type Service struct {
 	// Failover lists other datacenters, in order, whose instances serve
 	// when the local datacenter has none routable; nil: no failover.
 	Failover []string
+	Protocol string       // as written: "" (unset) | http1 | http2 | grpc; see UpstreamProtocol (tls.go)
+	TLS      *UpstreamTLS // TLS to the instances; nil: cleartext (tls.go; upstream side: issue 15)
 }
 
 // Health policies accepted by Service.Health.

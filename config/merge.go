@@ -23,6 +23,7 @@ type rawConfig struct {
 	Routes       []*rawRoute
 	LocalService *rawLocalService
 	Limits       *rawLimits
+	Listeners    []*rawListener // tls.go; duplicates are found by build
 
 	// Duplicates, already reported: build still checks their content, so
 	// that every error is reported, then drops them.
@@ -56,6 +57,7 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 		diags = append(diags, mergeAttr(&out.FastLane, f.FastLane)...)
 		diags = append(diags, mergeAttr(&out.TrustedProxies, f.TrustedProxies)...)
 		limits = append(limits, f.Limits...)
+		out.Listeners = append(out.Listeners, f.Listeners...)
 		consuls = append(consuls, f.Consul...)
 		logs = append(logs, f.Log...)
 		locals = append(locals, f.LocalService...)

@@ -23,6 +23,7 @@ func (d *decoder) service(rs *rawService) *Service {
 	d.duration(rs.QueueTimeout, &s.QueueTimeout, positive)
 	d.str(rs.Health, &s.Health, "Unknown health policy", oneOf("health", healthPolicies...))
 	d.integer(rs.PanicThreshold, &s.PanicThreshold, 0, 100)
+	d.upstream(rs, s) // tls.go
 	fo, extraFO, more := onlyOne(rs.Failover, "failover", func(b *rawFailover) hcl.Range { return b.DefRange })
 	d.diags = append(d.diags, more...)
 	if fo != nil {

@@ -25,7 +25,8 @@ type rawFile struct {
 	Services     []*rawService      `hcl:"service,block"`
 	Routes       []*rawRoute        `hcl:"route,block"`
 	LocalService []*rawLocalService `hcl:"local_service,block"`
-	Limits       []*rawLimits       `hcl:"limits,block"` // limits.go
+	Limits       []*rawLimits       `hcl:"limits,block"`   // limits.go
+	Listeners    []*rawListener     `hcl:"listener,block"` // tls.go
 }
 
 type rawConsul struct {
@@ -36,9 +37,11 @@ type rawConsul struct {
 	AllowStale *hcl.Attribute `hcl:"allow_stale,optional"`
 	UseCache   *hcl.Attribute `hcl:"use_cache,optional"`
 	// Discovery at scale and cold start (SPEC §14).
-	MaxWatchConnections *hcl.Attribute `hcl:"max_watch_connections,optional"`
-	SnapshotFile        *hcl.Attribute `hcl:"snapshot_file,optional"`
-	SnapshotReady       *hcl.Attribute `hcl:"snapshot_ready,optional"`
+	MaxWatchConnections *hcl.Attribute  `hcl:"max_watch_connections,optional"`
+	SnapshotFile        *hcl.Attribute  `hcl:"snapshot_file,optional"`
+	SnapshotReady       *hcl.Attribute  `hcl:"snapshot_ready,optional"`
+	TokenFile           *hcl.Attribute  `hcl:"token_file,optional"` // tls.go
+	TLS                 []*rawConsulTLS `hcl:"tls,block"`           // tls.go
 
 	DefRange hcl.Range `hcl:",def_range"`
 }
@@ -71,6 +74,8 @@ type rawService struct {
 	HealthCheck []*rawHealthCheck `hcl:"health_check,block"`
 	Outlier     []*rawOutlier     `hcl:"outlier,block"`
 	Failover    []*rawFailover    `hcl:"failover,block"`
+	Protocol    *hcl.Attribute    `hcl:"protocol,optional"` // tls.go
+	TLS         []*rawUpstreamTLS `hcl:"tls,block"`         // tls.go
 }
 
 type rawFailover struct {

@@ -116,6 +116,9 @@ func newConsulAPI(c config.Consul, conns int) (*api.Client, *http.Transport, err
 	if c.Token != "" {
 		cc.Token = c.Token
 	}
+	if err := consulSecurity(c, cc); err != nil { // consul_tls.go
+		return nil, nil, err
+	}
 	client, err := api.NewClient(cc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("consul client: %w", err)

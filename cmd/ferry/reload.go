@@ -53,7 +53,8 @@ type lifecycle struct {
 	// consulWait overrides consulSwitchWait when positive (tests).
 	consulWait time.Duration
 
-	data, admin *endpoint // set by run before the servers start
+	data, admin *endpoint    // set by run before the servers start
+	blocks      *listenerSet // the listener blocks (listeners_tls.go); set by run
 }
 
 // errStopping is returned by reload once shutdown has begun.
@@ -153,7 +154,7 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 	var err error
 	listenMoved := next.Listen != cur.Listen && a.lc.data != nil
 	adminMoved := next.Admin != cur.Admin && a.lc.admin != nil
-	if listenMoved {
+	if listenMoved && next.Listen != "" { // "": the listener blocks only
 		if dataLn, err = listenData(next.Listen); err != nil {
 			return fmt.Errorf("listen %s: %w", next.Listen, err)
 		}
@@ -166,14 +167,21 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 			return fmt.Errorf("admin listen %s: %w", next.Admin, err)
 		}
 	}
+	var blocks *listenerPlan
+	if a.lc.blocks != nil {
+		if blocks, err = a.lc.blocks.prepare(next); err != nil {
+			closeIfSet(dataLn)
+			closeIfSet(adminLn)
+			return err
+		}
+	}
 	var gen *generation
 	if next.Consul != cur.Consul {
 		if gen, err = a.discovery.newGeneration(next.Consul); err != nil {
-			if dataLn != nil {
-				dataLn.Close()
-			}
-			if adminLn != nil {
-				adminLn.Close()
+			closeIfSet(dataLn)
+			closeIfSet(adminLn)
+			if blocks != nil {
+				blocks.abort()
 			}
 			return err
 		}
@@ -210,7 +218,14 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 
 	if listenMoved {
 		a.lc.data.move(dataLn, next.ShutdownTimeout)
-		log.Info("data plane moved", "from", cur.Listen, "to", dataLn.Addr().String())
+		to := next.Listen
+		if dataLn != nil {
+			to = dataLn.Addr().String()
+		}
+		log.Info("data plane moved", "from", cur.Listen, "to", to)
+	}
+	if blocks != nil {
+		blocks.commit(next.ShutdownTimeout)
 	}
 	if adminMoved {
 		a.lc.admin.move(adminLn, next.ShutdownTimeout)

@@ -35,6 +35,7 @@ func configChanges(cur, next *config.Config) []any {
 		a, b any
 	}{
 		{"listen", cur.Listen, next.Listen},
+		{"listeners", cur.Listeners, next.Listeners},
 		{"admin", cur.Admin, next.Admin},
 		{"shutdown_timeout", cur.ShutdownTimeout, next.ShutdownTimeout},
 		{"pprof", cur.Pprof, next.Pprof},

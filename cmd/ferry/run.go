@@ -176,17 +176,26 @@ func (a *app) rebuild() {
 
 func (a *app) run(ctx context.Context) error {
 	cfg := a.liveConfig()
-	dataLn, err := listenData(cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	var dataLn, adminLn net.Listener
+	var err error
+	if cfg.Listen != "" { // "" when only listener blocks are configured
+		if dataLn, err = listenData(cfg.Listen); err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
 	}
-	var adminLn net.Listener
 	if cfg.Admin != "" {
 		adminLn, err = net.Listen("tcp", cfg.Admin)
 		if err != nil {
-			dataLn.Close()
+			closeIfSet(dataLn)
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
+	}
+	a.lc.blocks = newListenerSet(a.handler, a.logger) // listeners_tls.go
+	blocks, err := a.lc.blocks.prepare(cfg)
+	if err != nil {
+		closeIfSet(dataLn)
+		closeIfSet(adminLn)
+		return err
 	}
 	a.lc.runCtx.Store(&ctx)
 	a.lc.data = newEndpoint("data", func() server { return newDataServer(a.handler, a.liveConfig(), a.logger) }, a.logger)
@@ -213,7 +222,8 @@ func (a *app) run(ctx context.Context) error {
 	spawn(func() { a.metrics.run(bgCtx) })
 	spawn(func() { a.snapshot.Run(bgCtx) })
 	spawn(func() { a.panicLoop(bgCtx) })
-	spawn(func() { a.watchStatus(bgCtx) }) // status.go
+	spawn(func() { a.watchStatus(bgCtx) })       // status.go
+	spawn(func() { a.checkConsulAccess(bgCtx) }) // consul_tls.go
 	a.startReloaders(bgCtx, &wg)
 	leave := a.startLocalService()
 	defer func() {
@@ -223,8 +233,11 @@ func (a *app) run(ctx context.Context) error {
 		a.closeBuilder()
 	}()
 
-	a.lc.data.move(dataLn, 0)
-	a.logger.Info("serving", "listen", dataLn.Addr().String(), "routes", len(cfg.Routes))
+	if dataLn != nil {
+		a.lc.data.move(dataLn, 0)
+		a.logger.Info("serving", "listen", dataLn.Addr().String(), "routes", len(cfg.Routes))
+	}
+	blocks.commit(0)
 	if adminLn != nil {
 		a.lc.admin.move(adminLn, 0)
 		a.logger.Info("admin API", "listen", adminLn.Addr().String())
@@ -236,6 +249,7 @@ func (a *app) run(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-a.lc.data.Errs():
 	case serveErr = <-a.lc.admin.Errs():
+	case serveErr = <-a.lc.blocks.Errs():
 	}
 
 	a.beginShutdown() // waits for a reload in progress; no reload from now on
@@ -244,7 +258,9 @@ func (a *app) run(ctx context.Context) error {
 	a.logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := a.lc.data.shutdown(shutdownCtx); err != nil {
+	blocksDone := make(chan error, 1)
+	go func() { blocksDone <- a.lc.blocks.shutdown(shutdownCtx) }() // drains alongside the listen shorthand's
+	if err := errors.Join(a.lc.data.shutdown(shutdownCtx), <-blocksDone); err != nil {
 		a.logger.Warn("in-flight requests did not finish within shutdown_timeout; closing them", "error", err)
 	}
 	a.lc.admin.close()
@@ -266,6 +282,13 @@ func (a *app) tableLoop(ctx context.Context) {
 			a.rebuild()
 			a.snapshot.changed()
 		}
+	}
+}
+
+// closeIfSet closes ln unless it is nil.
+func closeIfSet(ln net.Listener) {
+	if ln != nil {
+		ln.Close()
 	}
 }
 

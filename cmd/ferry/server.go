@@ -12,9 +12,9 @@ import (
 	"github.com/ferry-proxy/ferry/proxy/core"
 )
 
-// HTTP/2 server limits (Envoy's edge guidance). ferry serves cleartext
-// HTTP/1.1 only and refuses h2c, so these apply to nothing today; they are
-// set so that enabling HTTP/2 (with TLS, planned) starts from safe values.
+// HTTP/2 server limits (Envoy's edge guidance), used by the h2 server of
+// listener blocks with http2 = true (listeners_conn.go). The listen
+// shorthand's server below refuses h2c.
 const (
 	http2MaxConcurrentStreams = 100
 	http2StreamWindow         = 64 << 10

@@ -42,6 +42,8 @@ func Binary() (string, error) {
 type Agent struct {
 	// HTTPAddr is the agent's HTTP API address (host:port).
 	HTTPAddr string
+	// HTTPSAddr is its HTTPS API address when Options.TLS is set, else "".
+	HTTPSAddr string
 
 	bin   string
 	ports ports
@@ -54,7 +56,7 @@ type Agent struct {
 	logs *bytes.Buffer
 }
 
-type ports struct{ http, serfLAN, serfWAN, server int }
+type ports struct{ http, serfLAN, serfWAN, server, https int }
 
 // Options are the settings of a dev agent that differ between agents of one
 // test: its datacenter (default "dc1") and node name (default the host's).
@@ -62,6 +64,21 @@ type ports struct{ http, serfLAN, serfWAN, server int }
 type Options struct {
 	Datacenter string
 	Node       string
+	// TLS, when set, also serves the HTTP API over HTTPS on its own port
+	// (Agent.HTTPSAddr) with these files.
+	TLS *TLS
+	// ACLToken, when set, enables ACLs in default-deny mode with this
+	// token as the initial management token (also the agent's own token,
+	// so that the node registers); Client uses it.
+	ACLToken string
+}
+
+// TLS is the agent's TLS: its CA, its certificate (which must name
+// 127.0.0.1) and key, all PEM files, and whether clients must present a
+// certificate signed by the CA.
+type TLS struct {
+	CAFile, CertFile, KeyFile string
+	VerifyIncoming            bool
 }
 
 // Start starts a dev agent and waits until it has a leader and has synced its
@@ -83,9 +100,12 @@ func StartWith(tb testing.TB, opts Options) *Agent {
 	// binds it (tests of other packages run at the same time): then start
 	// over on other ports, a few times.
 	for attempt := 1; ; attempt++ {
-		free := FreePorts(tb, 4)
-		a.ports = ports{http: free[0], serfLAN: free[1], serfWAN: free[2], server: free[3]}
+		free := FreePorts(tb, 5)
+		a.ports = ports{http: free[0], serfLAN: free[1], serfWAN: free[2], server: free[3], https: free[4]}
 		a.HTTPAddr = "127.0.0.1:" + strconv.Itoa(a.ports.http)
+		if opts.TLS != nil {
+			a.HTTPSAddr = "127.0.0.1:" + strconv.Itoa(a.ports.https)
+		}
 		err := a.start()
 		if err == nil {
 			break
@@ -133,6 +153,9 @@ func (a *Agent) start() error {
 	if a.opts.Node != "" {
 		args = append(args, "-node", a.opts.Node)
 	}
+	if hcl := a.extraHCL(); hcl != "" {
+		args = append(args, "-hcl", hcl)
+	}
 	cmd := exec.Command(a.bin, args...)
 	a.logs = &bytes.Buffer{}
 	cmd.Stdout = &lockedWriter{w: a.logs, mu: &a.mu}
@@ -152,6 +175,22 @@ func (a *Agent) start() error {
 		return err
 	}
 	return nil
+}
+
+// extraHCL is the agent configuration for Options.TLS and ACLToken
+// (Consul 1.13's tls { defaults } and acl { tokens } syntax).
+func (a *Agent) extraHCL() string {
+	var b strings.Builder
+	if t := a.opts.TLS; t != nil {
+		fmt.Fprintf(&b, "ports { https = %d }\n", a.ports.https)
+		fmt.Fprintf(&b, "tls { defaults { ca_file = %q cert_file = %q key_file = %q verify_incoming = %t } }\n",
+			t.CAFile, t.CertFile, t.KeyFile, t.VerifyIncoming)
+	}
+	if a.opts.ACLToken != "" {
+		fmt.Fprintf(&b, "acl { enabled = true default_policy = \"deny\" tokens { initial_management = %q agent = %q } }\n",
+			a.opts.ACLToken, a.opts.ACLToken)
+	}
+	return b.String()
 }
 
 // Stop kills the agent and waits for it to exit. Stopping a stopped agent is a no-op.
@@ -181,6 +220,7 @@ func (a *Agent) Logs() string {
 func (a *Agent) Client() *api.Client {
 	cfg := api.DefaultConfig()
 	cfg.Address = a.HTTPAddr
+	cfg.Token = a.opts.ACLToken
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		a.tb.Fatalf("consultest: client: %v", err)
