@@ -99,7 +99,7 @@ listener "redirect" {
   address        = "%PORT2%"
   redirect_https = "https://{host}:8443"
 }
-` + route("users", "user")
+` + routeBlock("users", "user")
 }
 
 func h1Client(ca *testcerts.CA) *http.Client {
@@ -207,7 +207,7 @@ consul {
 listener "a" {
   address = "%PORT0%"
 }
-` + route("users", "user") + route("slow", "slow")
+` + routeBlock("users", "user") + routeBlock("slow", "slow")
 	p, ports := startWithConfig(t, agent.HTTPAddr, plain)
 	p.waitFor(t, "the routes", func() bool {
 		c1, _ := p.get("http://" + ports[0] + "/users/1")
@@ -222,7 +222,7 @@ listener "a" {
 	<-slowGot
 
 	// "a" becomes TLS on the same address; "b" is added.
-	withTLS := strings.Replace(tlsConfigText(leaf)+route("slow", "slow"), `listener "public"`, `listener "a"`, 1)
+	withTLS := strings.Replace(tlsConfigText(leaf)+routeBlock("slow", "slow"), `listener "public"`, `listener "a"`, 1)
 	withTLS = strings.Replace(withTLS, `listener "inside"`, `listener "b"`, 1)
 	p.writeRaw(t, withTLS, ports)
 	if err := p.a.reload("test"); err != nil {
