@@ -36,6 +36,7 @@ func startTLSEdge(t *testing.T) *tlsEdge {
 	register(t, agent.Client(), "web", startBackend(t, "web-1", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("X-Seen-Proto", r.Proto)
+		w.Header().Set("X-Seen-Forwarded-Proto", r.Header.Get("X-Forwarded-Proto"))
 		io.WriteString(w, "web-1")
 	}))
 
@@ -124,7 +125,20 @@ func TestTLSEdge(t *testing.T) {
 		if resp.StatusCode != 200 || body != "web-1" || resp.Proto != tc.proto || resp.TLS == nil {
 			t.Errorf("%s: got %d %q %s, want 200 \"web-1\" %s", tc.name, resp.StatusCode, body, resp.Proto, tc.proto)
 		}
+		if got := resp.Header.Get("X-Seen-Forwarded-Proto"); got != "https" {
+			t.Errorf("%s: the upstream saw X-Forwarded-Proto %q, want https", tc.name, got)
+		}
 	}
+	// A chunked upload over TLS is handed to the net/http lane, which
+	// still knows the connection is TLS. (Checked after the handoff count
+	// below, which it raises.)
+	defer func() {
+		req, _ := http.NewRequest("POST", "https://"+e.public+"/upload", io.MultiReader(strings.NewReader("chunked")))
+		resp, body := do(t, h1, req)
+		if resp.StatusCode != 200 || body != "web-1" || resp.Header.Get("X-Seen-Forwarded-Proto") != "https" {
+			t.Errorf("chunked upload over TLS: %d %q, X-Forwarded-Proto %q, want https", resp.StatusCode, body, resp.Header.Get("X-Seen-Forwarded-Proto"))
+		}
+	}()
 	// HTTP/1.1 over TLS is served by the fast lane: it handed no
 	// connection to the net/http lane. The h2 request shows as HTTP/2.0 in
 	// the access log (the net/http front-end).

@@ -66,7 +66,11 @@ func appendFastRequest(b []byte, x *core.Exchange, h *wire.RequestHead, c *fastC
 		b = wire.AppendHeaderLine(b, []byte("X-Forwarded-Host"), h.Host)
 	}
 	if !xfp {
-		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+		if c.gc.overTLS() {
+			b = append(b, "X-Forwarded-Proto: https\r\n"...)
+		} else {
+			b = append(b, "X-Forwarded-Proto: http\r\n"...)
+		}
 	}
 	b = appendStripped(b, x)
 	b = appendAdded(b, edits)

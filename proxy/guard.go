@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -259,6 +260,17 @@ func (c *guardConn) verdict() uint8 {
 func guardConnFrom(ctx context.Context) *guardConn {
 	gc, _ := ctx.Value(guardConnKey{}).(*guardConn)
 	return gc
+}
+
+// overTLS reports whether the client connection is a TLS one (a TLS
+// listener's, handed to the fast lane and maybe on to net/http, which sets
+// r.TLS only for a *tls.Conn it accepted itself).
+func (c *guardConn) overTLS() bool {
+	if c == nil {
+		return false
+	}
+	_, ok := c.Conn.(*tls.Conn)
+	return ok
 }
 
 // hijacked tells the guard, if any, that c now carries an upgraded protocol.

@@ -293,7 +293,11 @@ func appendHTTPRequest(b []byte, x *core.Exchange, r *http.Request, trusted bool
 		b = append(b, "\r\n"...)
 	}
 	if !xfp {
-		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+		if r.TLS != nil || guardConnFrom(r.Context()).overTLS() {
+			b = append(b, "X-Forwarded-Proto: https\r\n"...)
+		} else {
+			b = append(b, "X-Forwarded-Proto: http\r\n"...)
+		}
 	}
 	b = appendStripped(b, x)
 	b = appendAdded(b, edits)
