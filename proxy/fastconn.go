@@ -195,13 +195,12 @@ func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	if p.Code != 0 {
 		return c.answerPlan(h, &p, start)
 	}
-	route, first, canonical := p.Route, p.First, p.Path
-	svc := route.Service()
+	route, svc, first, canonical := p.Route, p.Service, p.First, p.Path
 
 	// Committed: consume the head and the part of the body already read.
 	x := core.Exchanges.Get().(*core.Exchange)
 	c.down.c, c.down.x = c, x
-	x.Reset(&c.down, start, h.Method, route, canonical)
+	x.Reset(&c.down, start, h.Method, route, svc, canonical)
 	x.ClientStop = h.Close
 	x.Filters = p.Filters
 	c.r += h.Size
@@ -263,7 +262,7 @@ func (c *fastConn) answerPlan(h *wire.RequestHead, p *core.Plan, start time.Time
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
 			Host: unsafeString(h.Host), Path: p.Path, Proto: "HTTP/1.1", Status: p.Code, BytesSent: sent}
 		if p.Route != nil {
-			e.Route, e.Service = p.Route.Spec().Name, p.Route.Service().Name()
+			e.Route, e.Service = p.Route.Spec().Name, p.Service.Name()
 		}
 		hd.AccessLog().Log(e)
 		*e = accesslog.Entry{}

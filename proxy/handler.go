@@ -90,10 +90,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limitBody(w, r, rt) // a chunked body is cut off at max_body_bytes
-	svc, first, canonical := rt.Service(), p.First, p.Path
+	svc, first, canonical := p.Service, p.First, p.Path
 
 	x = core.Exchanges.Get().(*core.Exchange)
-	x.Reset(&httpDown{w: rw, r: r}, start, r.Method, rt, canonical)
+	x.Reset(&httpDown{w: rw, r: r}, start, r.Method, rt, svc, canonical)
 	x.ClientStop = r.Close
 	x.Filters = p.Filters
 	x.Upgrade = wantsUpgrade(r)

@@ -72,7 +72,7 @@ func BenchmarkHTTPRequest(b *testing.B) {
 			x := core.NewExchange()
 			b.ReportAllocs()
 			for b.Loop() {
-				x.Reset(&httpDown{r: in}, time.Time{}, in.Method, rt, "/api/user/42")
+				x.Reset(&httpDown{r: in}, time.Time{}, in.Method, rt, rt.Service(), "/api/user/42")
 				x.Req = appendHTTPRequest(x.Req[:0], x, in, false, "127.0.0.1")
 			}
 		})
@@ -115,7 +115,7 @@ func BenchmarkBuildRequest(b *testing.B) {
 	c.down.x = x
 	b.ReportAllocs()
 	for b.Loop() {
-		x.Reset(&c.down, time.Time{}, h.Method, rt, "/api/user/42")
+		x.Reset(&c.down, time.Time{}, h.Method, rt, rt.Service(), "/api/user/42")
 		x.Req = appendFastRequest(x.Req[:0], x, &h, c)
 	}
 }

@@ -171,7 +171,7 @@ func benchExchange(b *testing.B) *core.Exchange {
 		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
 	route := tab.Match("", "/api/user/1")
 	x := core.NewExchange()
-	x.Reset(&fastDown{x: x}, time.Time{}, "GET", route, "/api/user/1")
+	x.Reset(&fastDown{x: x}, time.Time{}, "GET", route, route.Service(), "/api/user/1")
 	x.Attempts, x.Status = 1, 200
 	return x
 }

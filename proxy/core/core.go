@@ -162,8 +162,8 @@ func (x *Exchange) shrink() {
 }
 
 // Reset prepares a pooled exchange for a request routed to route.
-func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *route.Route, path string) {
-	x.d, x.Start, x.Method, x.Route, x.Service, x.Path = d, start, method, route, route.Service(), path
+func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *route.Route, svc *route.Service, path string) {
+	x.d, x.Start, x.Method, x.Route, x.Service, x.Path = d, start, method, route, svc, path
 	x.ClientStop, x.Upgrade = false, false
 	x.BodyHead, x.BodyLeft, x.BodyChunk, x.bodyRead, x.BodyUnread, x.relayed = nil, 0, false, false, false, false
 	x.upstream, x.Conn, x.leased = nil, nil, nil

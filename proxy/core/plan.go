@@ -12,8 +12,9 @@ import (
 // Plan is the routing decision for a parsed request, made once for both
 // front-ends: where the request goes, or the answer it gets instead.
 type Plan struct {
-	Route *route.Route
-	First *route.Upstream // the balancer's pick
+	Route   *route.Route
+	Service *route.Service  // the route's service, or its split's pick
+	First   *route.Upstream // the balancer's pick
 	Path  string          // canonical
 	// An answer instead of forwarding: code 0 forwards.
 	Code       int
@@ -49,12 +50,16 @@ func PlanRequest(t *route.Table, authority, escapedPath string, contentLength in
 	if err != nil {
 		return Plan{Path: escapedPath, Code: http.StatusBadRequest, Msg: "ferry: " + err.Error()}
 	}
-	rt := t.Match(authority, canonical)
+	var hdr route.Headers
+	if req != nil {
+		hdr = req // read only for routes with header conditions
+	}
+	rt := t.MatchRequest(authority, canonical, hdr)
 	if rt == nil {
 		return Plan{Path: canonical, Code: http.StatusNotFound, Msg: "ferry: no route for " + canonical}
 	}
-	p := Plan{Route: rt, Path: canonical}
-	svc := rt.Service()
+	svc := rt.PickService()
+	p := Plan{Route: rt, Service: svc, Path: canonical}
 	if rt.Spec().MaxBodyBytes > 0 && contentLength > rt.Spec().MaxBodyBytes {
 		p.Code, p.Msg, p.Closing = http.StatusRequestEntityTooLarge, msgBodyTooLarge, true
 		return p

@@ -32,6 +32,9 @@ type servicePool struct {
 	gate   *Gate // the max_requests slots and queue
 	logger hclog.Logger
 	conns  map[string]*upstream.Pool // the fast lane's, by instance address
+	// tagNext are the round-robin counters of a traffic split's backends
+	// that select instances by tag.
+	tagNext map[string]*atomic.Uint64
 }
 
 // NewBuilder returns a Builder that takes instance state from reg.
@@ -54,6 +57,7 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 		services: make(map[string]*Service),
 	}
 	now := time.Now()
+	subsets := make(map[string]*Service) // a split's tagged backends, by service and tag
 	for _, rs := range routes {
 		prefix, err := wire.CanonicalPath(rs.PathPrefix)
 		if err != nil {
@@ -69,20 +73,49 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 			hr = &hostRoutes{prefixes: make(map[string]*Route)}
 			t.hosts[host] = hr
 		}
-		if prev := hr.prefixes[prefix]; prev != nil {
-			b.logger.Error("route left out: another route has the same host and path_prefix",
-				"route", rs.Name, "other", prev.spec.Name, "host", host, "path_prefix", prefix)
+		if !fits(hr.prefixes[prefix], len(rs.Headers) > 0) {
+			b.logger.Error("route left out: another route has the same host, path_prefix and no header condition",
+				"route", rs.Name, "host", host, "path_prefix", prefix)
 			continue
 		}
-		svc := t.services[rs.Service]
-		if svc == nil {
-			spec, given := services[rs.Service]
-			svc = b.service(rs.Service, spec, given, sets[rs.Service], now)
-			t.services[rs.Service] = svc
+		serviceOf := func(name, tag string) *Service {
+			svc := t.services[name]
+			if svc == nil {
+				spec, given := services[name]
+				svc = b.service(name, spec, given, sets[name], now)
+				t.services[name] = svc
+			}
+			if tag == "" {
+				return svc
+			}
+			key := name + "\x00" + tag
+			if sub := subsets[key]; sub != nil {
+				return sub
+			}
+			sub := b.subset(svc, tag)
+			subsets[key] = sub
+			return sub
 		}
 		spec := rs
 		spec.Host, spec.PathPrefix = host, prefix
-		hr.prefixes[prefix] = &Route{spec: spec, service: svc, stats: b.stats.route(rs.Name)}
+		r := &Route{spec: spec, stats: b.stats.route(rs.Name)}
+		if len(rs.Backends) == 0 {
+			r.service = serviceOf(rs.Service, "")
+		} else {
+			total := 0
+			for _, be := range rs.Backends {
+				total += max(be.Weight, 0)
+				r.backends = append(r.backends, serviceOf(be.Service, be.Tag))
+				r.cumul = append(r.cumul, total)
+			}
+			r.service = r.backends[0]
+			if total == 0 || len(r.backends) == 1 {
+				r.backends, r.cumul = nil, nil // one backend (or no weights): no split
+			}
+		}
+		head := hr.prefixes[prefix]
+		insert(&head, r)
+		hr.prefixes[prefix] = head
 		hr.maxLen = max(hr.maxLen, len(prefix))
 	}
 

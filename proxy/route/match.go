@@ -17,15 +17,24 @@ import (
 // down, trimming one segment at a time, with one map lookup each. It is safe
 // for concurrent use.
 func (t *Table) Match(host, path string) *Route {
+	return t.MatchRequest(host, path, nil)
+}
+
+// MatchRequest is Match for a request whose header fields h tells (nil:
+// none): at each prefix, the first route whose header conditions hold wins
+// (conditioned routes are tried first, in the order written); when none
+// does, shorter prefixes are tried. A table without header conditions
+// never calls h.
+func (t *Table) MatchRequest(host, path string, h Headers) *Route {
 	if host = hostOnly(host); host != "" {
 		if hr := t.lookupHost(host); hr != nil {
-			if r := hr.match(path); r != nil {
+			if r := hr.match(path, h); r != nil {
 				return r
 			}
 		}
 	}
 	if hr := t.hosts[""]; hr != nil {
-		return hr.match(path)
+		return hr.match(path, h)
 	}
 	return nil
 }
@@ -61,12 +70,17 @@ func hasUpper(s string) bool {
 
 // match returns the route of the longest prefix of path that ends on a
 // segment boundary.
-func (h *hostRoutes) match(path string) *Route {
+func (h *hostRoutes) match(path string, hdr Headers) *Route {
 	p := path
 	for len(p) > 0 {
 		if len(p) <= h.maxLen {
 			if r := h.prefixes[p]; r != nil {
-				return r
+				if r.next == nil && len(r.spec.Headers) == 0 {
+					return r // the everyday case: one route, no condition
+				}
+				if r = r.first(hdr); r != nil {
+					return r
+				}
 			}
 		}
 		if p == "/" {

@@ -214,8 +214,10 @@ func (r *Route) Stats() *RouteStats { return r.stats }
 // Safe for concurrent use.
 func (t *Table) EachRoute(fn func(r *Route)) {
 	for _, hr := range t.hosts {
-		for _, r := range hr.prefixes {
-			fn(r)
+		for _, head := range hr.prefixes {
+			for r := head; r != nil; r = r.next {
+				fn(r)
+			}
 		}
 	}
 }

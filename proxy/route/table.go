@@ -29,6 +29,27 @@ type RouteSpec struct {
 	// nil: none. A chain outlives tables: it is built when the
 	// configuration is loaded, not when discovery changes.
 	Filters *filter.Chain
+	// Backends split the route's traffic by weight (SPEC §13); empty: all
+	// of it goes to Service. Headers are conditions the request must meet
+	// for the route to match (see Table.MatchRequest).
+	Backends []Backend
+	Headers  []HeaderCond
+}
+
+// Backend is one target of a traffic split: a service, only its instances
+// carrying Tag when Tag is set, with a relative Weight (at least 1 when the
+// route has several; 0 takes no traffic).
+type Backend struct {
+	Service string
+	Tag     string
+	Weight  int
+}
+
+// HeaderCond is a route condition on a request header field: present with
+// one of Values (compared exactly), or present at all when Values is empty.
+type HeaderCond struct {
+	Name   string
+	Values []string
 }
 
 // ServiceSpec tunes forwarding to one service. Zero timeouts and an empty
@@ -107,8 +128,15 @@ func (t *Table) Services() []*Service {
 // Route is one route of a Table. It is immutable and safe for concurrent use.
 type Route struct {
 	spec    RouteSpec // PathPrefix canonical, Host normalised
-	service *Service
+	service *Service  // the first backend's
 	stats   *RouteStats // long-lived; see stats.go
+	// A traffic split: the backends' services and their cumulative
+	// weights (see PickService); empty when the route has one backend.
+	backends []*Service
+	cumul    []int
+	// next is the route tried after this one for the same host and
+	// prefix when this one's header conditions do not hold.
+	next *Route
 }
 
 // Spec returns the route's spec, normalised as the table uses it.
@@ -124,6 +152,7 @@ func (r *Route) Service() *Service { return r.service }
 // concurrent use.
 type Service struct {
 	name      string
+	tag       string      // a split's backend: only instances with this tag
 	spec      ServiceSpec // defaults applied
 	upstreams []*Upstream // in the InstanceSet's order; never modified
 	Balancer  balancer
@@ -137,6 +166,10 @@ type Service struct {
 
 // Name returns the Consul service name.
 func (s *Service) Name() string { return s.name }
+
+// Tag returns the tag a traffic split's backend selects instances by; "":
+// every instance.
+func (s *Service) Tag() string { return s.tag }
 
 // Spec returns the service's spec with defaults applied.
 func (s *Service) Spec() *ServiceSpec { return &s.spec }

@@ -1,0 +1,129 @@
+package route
+
+import (
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+
+	"github.com/ferry-proxy/ferry/discovery"
+)
+
+// Traffic splitting and header conditions (SPEC §13): a route may send its
+// traffic to several backends by weight (a canary: 90 to tag v1, 10 to tag
+// v2), and may match only requests carrying a header field (a canary for
+// those who ask: X-Canary: always). Routes with header conditions win over
+// a route without at the same host and prefix, in the order written.
+
+// Headers gives a request's header values by name (case-insensitively).
+type Headers interface {
+	HeaderValues(name string) []string
+}
+
+// PickService returns the service this request goes to: the route's one
+// service, or one of its split's backends, chosen at random with the
+// weights as probabilities (as Envoy's weighted clusters do: no state
+// shared between requests, and the shares hold over any window of a few
+// hundred requests).
+func (r *Route) PickService() *Service {
+	if len(r.backends) == 0 {
+		return r.service
+	}
+	n := rand.IntN(r.cumul[len(r.cumul)-1])
+	for i, c := range r.cumul {
+		if n < c {
+			return r.backends[i]
+		}
+	}
+	return r.service
+}
+
+// Backends returns the services of the route's traffic split (nil: the
+// route has one service).
+func (r *Route) Backends() []*Service { return r.backends }
+
+// matches reports whether the request meets every header condition of r.
+func (r *Route) matches(h Headers) bool {
+	if len(r.spec.Headers) == 0 {
+		return true
+	}
+	if h == nil {
+		return false
+	}
+	for _, c := range r.spec.Headers {
+		vals := h.HeaderValues(c.Name)
+		if len(vals) == 0 {
+			return false
+		}
+		if len(c.Values) > 0 && !slices.ContainsFunc(vals, func(v string) bool { return slices.Contains(c.Values, v) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// first returns the first route of r's chain whose conditions hold.
+func (r *Route) first(h Headers) *Route {
+	for ; r != nil; r = r.next {
+		if r.matches(h) {
+			return r
+		}
+	}
+	return nil
+}
+
+// fits reports whether a route may join the chain at head: any route with
+// header conditions may; one without only when the chain has none without
+// (two such routes would claim the same requests).
+func fits(head *Route, conditioned bool) bool {
+	for r := head; r != nil && !conditioned; r = r.next {
+		if len(r.spec.Headers) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// insert adds r to the chain at head (see fits): conditioned routes before
+// the one without, in the order written.
+func insert(head **Route, r *Route) {
+	p := head
+	for *p != nil && len((*p).spec.Headers) > 0 {
+		p = &(*p).next
+	}
+	if len(r.spec.Headers) == 0 {
+		r.next = nil
+		*p = r
+		return
+	}
+	r.next = *p
+	*p = r
+}
+
+// subset returns the part of full whose instances carry tag: the same
+// service (its gate, retry budget, counters and connection pools), with its
+// own instance list and balancer.
+func (b *Builder) subset(full *Service, tag string) *Service {
+	s := *full
+	s.tag = tag
+	s.upstreams = nil
+	for _, u := range full.upstreams {
+		if hasTag(u.instance, tag) {
+			s.upstreams = append(s.upstreams, u)
+		}
+	}
+	p := b.Pools[full.name]
+	next := p.tagNext[tag]
+	if next == nil {
+		if p.tagNext == nil {
+			p.tagNext = make(map[string]*atomic.Uint64)
+		}
+		next = new(atomic.Uint64)
+		p.tagNext[tag] = next
+	}
+	s.Balancer, _ = NewBalancer(s.spec.Balance, s.upstreams, next)
+	return &s
+}
+
+func hasTag(inst discovery.Instance, tag string) bool {
+	return slices.Contains(inst.Tags, tag) // Consul's tags are case-sensitive
+}
