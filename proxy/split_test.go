@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"io"
-	"strings"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/ferry-proxy/ferry/proxy/route"
@@ -69,4 +69,3 @@ func TestTrafficSplitAndCanary(t *testing.T) {
 		t.Errorf("access log: %d canary lines (want 20), %d beta lines (want 0)", canary, beta)
 	}
 }
-

@@ -15,7 +15,7 @@ type Plan struct {
 	Route   *route.Route
 	Service *route.Service  // the route's service, or its split's pick
 	First   *route.Upstream // the balancer's pick
-	Path  string          // canonical
+	Path    string          // canonical
 	// An answer instead of forwarding: code 0 forwards.
 	Code       int
 	Msg        string

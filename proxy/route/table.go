@@ -127,8 +127,8 @@ func (t *Table) Services() []*Service {
 
 // Route is one route of a Table. It is immutable and safe for concurrent use.
 type Route struct {
-	spec    RouteSpec // PathPrefix canonical, Host normalised
-	service *Service  // the first backend's
+	spec    RouteSpec   // PathPrefix canonical, Host normalised
+	service *Service    // the first backend's
 	stats   *RouteStats // long-lived; see stats.go
 	// A traffic split: the backends' services and their cumulative
 	// weights (see PickService); empty when the route has one backend.
