@@ -19,7 +19,9 @@ func TestStats(t *testing.T) {
 	c.Add("unknown") // ignored
 	s.For("web", "rate_limit", "limited").Add("limited")
 	var got []string
-	s.Each(func(route, f, reason string, n uint64) { got = append(got, fmt.Sprintf("%s/%s/%s=%d", route, f, reason, n)) })
+	s.Each(func(route, f, reason string, n uint64) {
+		got = append(got, fmt.Sprintf("%s/%s/%s=%d", route, f, reason, n))
+	})
 	want := "[api/jwt/missing=2 api/jwt/invalid=0 web/rate_limit/limited=1]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("got %v, want %s", got, want)
