@@ -16,7 +16,7 @@ func newClock() *clock {
 	c.ns.Store(time.Unix(1_800_000_000, 0).UnixNano())
 	return c
 }
-func (c *clock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func take(t *testing.T, s Store, key string) Decision {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +62,7 @@ type Redis struct {
 	log      hclog.Logger
 	interval string
 	capacity string
+	asked    atomic.Uint64 // commands sent, for tests
 
 	mu       sync.Mutex
 	failing  bool
@@ -110,6 +112,7 @@ func (s *Redis) Take(ctx context.Context, key string) (Decision, error) {
 }
 
 func (s *Redis) take(ctx context.Context, key string) (Decision, error) {
+	s.asked.Add(1)
 	res, err := gcraScript.Run(ctx, s.o.Client, []string{s.o.Prefix + redisKey(key)}, s.interval, s.capacity).Int64Slice()
 	if err != nil {
 		return Decision{}, err
