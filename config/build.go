@@ -43,6 +43,7 @@ func build(raw *rawConfig) (*Config, hcl.Diagnostics) {
 			cfg.Services[s.Name] = s
 		}
 	}
+	d.redisBlocks(raw, cfg) // redis.go; before the routes, whose rate limits may use it
 	d.routes(raw.Routes, cfg)
 	if raw.LocalService != nil {
 		cfg.LocalService = d.localService(raw.LocalService)
@@ -68,7 +69,7 @@ func (d *decoder) checkExtras(raw *rawConfig) {
 		d.service(b)
 	}
 	for _, b := range raw.extraRoutes {
-		d.route(b)
+		d.route(b, &Config{Services: map[string]*Service{}, Redis: &Redis{}})
 	}
 	for _, b := range raw.extraLocal {
 		d.localService(b)

@@ -51,6 +51,7 @@ type Config struct {
 	Routes []*Route
 
 	LocalService *LocalService // nil when there is no local_service block
+	Redis        *Redis        // nil when there is no redis block (redis.go)
 
 	// Files lists the files the configuration was read from, for reload watching:
 	// absolute paths, in the order they were read. Empty after Parse.
@@ -162,6 +163,10 @@ type Route struct {
 	// MaxBodyBytes bounds a request body (413 beyond); 0: no limit;
 	// default DefaultMaxBodyBytes (100 MiB).
 	MaxBodyBytes int64
+
+	Filters          []Filter          // in the order written (filters.go)
+	Backends         []Backend         // never empty; weighted split (backends.go)
+	HeaderConditions []HeaderCondition // all must match (backends.go)
 }
 
 // LocalService is the application ferry sits beside, registered in Consul (SPEC §10).

@@ -115,6 +115,7 @@ local_service {
 		{Name: "users", PathPrefix: "/", Service: "user", MaxBodyBytes: 100 << 20},
 		{Name: "orders", PathPrefix: "/orders", Service: "order", MaxBodyBytes: 100 << 20},
 	}
+	checkShorthand(t, cfg.Routes) // backends_test.go
 	if !reflect.DeepEqual(cfg.Routes, wantRoutes) {
 		t.Errorf("Routes: got %s, want %s", dump(cfg.Routes), dump(wantRoutes))
 	}
@@ -175,6 +176,7 @@ func TestFullExample(t *testing.T) {
 		t.Errorf("Files: got %q, want the absolute path of testdata/full.hcl", got.Files)
 	}
 	got.Files = nil
+	checkShorthand(t, got.Routes) // backends_test.go
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", dump(got), dump(want))
 	}
@@ -198,6 +200,7 @@ func TestSpecExample(t *testing.T) {
 	}
 	want.LocalService.Check.HTTP = "http://127.0.0.1:9002/health"
 	got.Files = nil
+	checkShorthand(t, got.Routes) // backends_test.go
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", dump(got), dump(want))
 	}

@@ -67,7 +67,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		if h, err := routeHost(r.Host); err != nil || h != r.Host {
 			t.Errorf("route %q: Host %q not normal (%q, %v)", r.Name, r.Host, h, err)
 		}
-		k := routeKey{r.Host, r.PathPrefix}
+		k := routeKey{r.Host, r.PathPrefix, conditionKey(r.HeaderConditions)}
 		if seen[k] {
 			t.Errorf("route %q: duplicate host and prefix %v", r.Name, k)
 		}

@@ -90,7 +90,7 @@ func (d *decoder) healthCheck(rh *rawHealthCheck) *HealthCheck {
 
 // routeKey identifies what a route matches; two routes with the same key
 // conflict.
-type routeKey struct{ host, prefix string }
+type routeKey struct{ host, prefix, headers string }
 
 // routes builds every route in order, rejecting two that match the same
 // host and prefix, and gives each service a route names without a service
@@ -98,18 +98,20 @@ type routeKey struct{ host, prefix string }
 func (d *decoder) routes(raws []*rawRoute, cfg *Config) {
 	first := make(map[routeKey]*rawRoute)
 	for _, rr := range raws {
-		r, ok := d.route(rr)
-		if r.Service != "" && cfg.Services[r.Service] == nil {
-			cfg.Services[r.Service] = DefaultService(r.Service)
+		r, ok := d.route(rr, cfg)
+		for _, b := range r.Backends {
+			if cfg.Services[b.Service] == nil {
+				cfg.Services[b.Service] = DefaultService(b.Service)
+			}
 		}
 		if r.PathPrefix == "" || !ok.host {
 			continue // the key is unknown
 		}
-		key := routeKey{r.Host, r.PathPrefix}
+		key := routeKey{r.Host, r.PathPrefix, conditionKey(r.HeaderConditions)}
 		if f, dup := first[key]; dup {
 			d.errorf(rr.PathPrefix.Expr.Range(), "Duplicate route",
-				"Route %q matches the same host (%s) and path_prefix (%q) as route %q, so it could never be chosen; %s.",
-				rr.Name, hostText(r.Host), r.PathPrefix, f.Name, firstDefinedHere(f.PathPrefix.Expr.Range()))
+				"Route %q matches the same host (%s) and path_prefix (%q)%s as route %q, so it could never be chosen; %s.",
+				rr.Name, hostText(r.Host), r.PathPrefix, conditionText(r.HeaderConditions), f.Name, firstDefinedHere(f.PathPrefix.Expr.Range()))
 			continue
 		}
 		first[key] = rr
@@ -119,11 +121,12 @@ func (d *decoder) routes(raws []*rawRoute, cfg *Config) {
 	}
 }
 
-// routeOK says which parts of a route are valid.
+// routeOK says which parts of a route are valid: host, its match key (host
+// and header conditions); all, everything.
 type routeOK struct{ host, all bool }
 
 // route builds one route. Its PathPrefix and Service are "" unless valid.
-func (d *decoder) route(rr *rawRoute) (*Route, routeOK) {
+func (d *decoder) route(rr *rawRoute, cfg *Config) (*Route, routeOK) {
 	r := &Route{Name: rr.Name, MaxBodyBytes: DefaultMaxBodyBytes}
 	before := len(d.diags)
 	if err := consulName("route")(rr.Name); err != nil {
@@ -131,14 +134,16 @@ func (d *decoder) route(rr *rawRoute) (*Route, routeOK) {
 	}
 	d.requiredStr(rr.PathPrefix, "path_prefix", rr.DefRange, &r.PathPrefix, "Invalid path_prefix",
 		`A route needs a path_prefix: an absolute path such as "/api" ("/" matches every path).`, pathPrefix)
-	d.requiredStr(rr.Service, "service", rr.DefRange, &r.Service, "Invalid service name",
-		`A route needs the name of the Consul service to forward to, such as service = "user".`,
-		normalising(consulName("service")))
+	d.routeBackends(rr, r) // backends.go
 	d.boolean(rr.StripPrefix, &r.StripPrefix)
 	d.byteSize(rr.MaxBodyBytes, &r.MaxBodyBytes)
 	beforeHost := len(d.diags)
 	d.str(rr.Host, &r.Host, "Invalid host", routeHost)
-	return r, routeOK{host: len(d.diags) == beforeHost, all: len(d.diags) == before}
+	r.HeaderConditions = d.headerConditions(rr) // backends.go
+	keyOK := len(d.diags) == beforeHost
+	r.Filters = d.routeFilters(rr, cfg) // filters.go
+	d.checkServiceVariable(r)
+	return r, routeOK{host: keyOK, all: len(d.diags) == before}
 }
 
 // hostText describes a route's host in a message.

@@ -27,6 +27,7 @@ type rawFile struct {
 	LocalService []*rawLocalService `hcl:"local_service,block"`
 	Limits       []*rawLimits       `hcl:"limits,block"`   // limits.go
 	Listeners    []*rawListener     `hcl:"listener,block"` // tls.go
+	Redis        []*rawRedis        `hcl:"redis,block"`    // redis.go
 }
 
 type rawConsul struct {
@@ -111,6 +112,12 @@ type rawRoute struct {
 	StripPrefix  *hcl.Attribute `hcl:"strip_prefix,optional"`
 	Host         *hcl.Attribute `hcl:"host,optional"`
 	MaxBodyBytes *hcl.Attribute `hcl:"max_body_bytes,optional"`
+
+	JWT        []*rawJWT             `hcl:"jwt,block"`        // filter_jwt.go
+	RateLimit  []*rawRateLimit       `hcl:"rate_limit,block"` // filter_ratelimit.go
+	Headers    []*rawHeaders         `hcl:"headers,block"`    // filter_headers.go
+	Backends   []*rawBackend         `hcl:"backend,block"`    // backends.go
+	HeaderCond []*rawHeaderCondition `hcl:"header,block"`     // backends.go
 }
 
 type rawLocalService struct {

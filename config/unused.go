@@ -16,7 +16,9 @@ func unusedServices(raws []*rawService, cfg *Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	routed := make(map[string]bool)
 	for _, r := range cfg.Routes {
-		routed[r.Service] = true
+		for _, b := range r.Backends {
+			routed[b.Service] = true
+		}
 	}
 	names := make([]string, 0, len(routed))
 	for n := range routed {

@@ -1,0 +1,293 @@
+// Package jwt is the jwt route filter (SPEC §13): it verifies a bearer token
+// (RFC 6750) and its claims before the request goes upstream.
+//
+// Verification is golang-jwt/jwt/v5's: signature, alg allow-list (RS256,
+// ES256, EdDSA, and HS256 only when a secret is set, so that neither "none"
+// nor a public key used as an HMAC secret can pass), exp (required), nbf and
+// iat with a leeway, iss and aud. This package adds key sets (JWKS files and
+// URLs), require_claims, forward_claims and the RFC 6750 answers.
+package jwt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	jwtlib "github.com/golang-jwt/jwt/v5"
+
+	"github.com/ferry-proxy/ferry/proxy/filter"
+)
+
+// Options configure a Filter.
+type Options struct {
+	Issuer    string   // "" accepts any
+	Audiences []string // nil accepts any; else the token's aud holds one of them
+	Leeway    time.Duration
+	Keys      Keys   // JWKS keys; nil: HS256 only
+	HS256     []byte // the HS256 secret; nil: HS256 is refused
+	// RequireClaims: each claim (a string, or an array of strings) holds
+	// one of the listed values; else 403.
+	RequireClaims map[string][]string
+	// ForwardClaims copy claims into request headers, after removing any
+	// client-sent field of that name.
+	ForwardClaims []ClaimHeader
+	Now           func() time.Time // default time.Now
+	Counters      *filter.Counters // reasons: Reasons
+	Realm         string           // the realm of WWW-Authenticate; default "ferry"
+}
+
+// ClaimHeader is one forward_claims entry.
+type ClaimHeader struct{ Claim, Header string }
+
+// Rejection reasons counted in Options.Counters.
+const (
+	ReasonMissing   = "missing"
+	ReasonInvalid   = "invalid"
+	ReasonExpired   = "expired"
+	ReasonForbidden = "forbidden"
+)
+
+// Reasons lists the rejection reasons, for filter.Stats.For.
+var Reasons = []string{ReasonMissing, ReasonInvalid, ReasonExpired, ReasonForbidden}
+
+// MaxTokenBytes bounds a token; a longer one is refused before parsing.
+const MaxTokenBytes = 16 << 10
+
+// Filter verifies bearer tokens. It is immutable once built and safe for
+// concurrent use.
+type Filter struct {
+	o      Options
+	parser *jwtlib.Parser
+	realm  string
+}
+
+// New builds a Filter.
+func New(o Options) *Filter {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Realm == "" {
+		o.Realm = "ferry"
+	}
+	methods := []string{"RS256", "ES256", "EdDSA"}
+	if o.HS256 != nil {
+		methods = append(methods, "HS256")
+	}
+	opts := []jwtlib.ParserOption{
+		jwtlib.WithValidMethods(methods),
+		jwtlib.WithLeeway(o.Leeway),
+		jwtlib.WithTimeFunc(o.Now),
+		jwtlib.WithJSONNumber(),
+		jwtlib.WithExpirationRequired(),
+		jwtlib.WithIssuedAt(),
+	}
+	if o.Issuer != "" {
+		opts = append(opts, jwtlib.WithIssuer(o.Issuer))
+	}
+	if len(o.Audiences) > 0 {
+		opts = append(opts, jwtlib.WithAudience(o.Audiences...))
+	}
+	return &Filter{o: o, parser: jwtlib.NewParser(opts...), realm: strconv.Quote(o.Realm)}
+}
+
+// Request verifies the token and the claims; on success it stores the
+// claims (filter.SetClaims) and forwards the configured ones.
+func (f *Filter) Request(ctx context.Context, r filter.Request) *filter.Answer {
+	token, problem := bearer(r.HeaderValues("Authorization"))
+	switch {
+	case problem == errMissing:
+		return f.reject(r, ReasonMissing, "")
+	case problem != nil:
+		return f.reject(r, ReasonInvalid, problem.Error())
+	}
+	claims := jwtlib.MapClaims{}
+	_, err := f.parser.ParseWithClaims(token, claims, func(t *jwtlib.Token) (any, error) {
+		return f.key(ctx, t)
+	})
+	if err != nil {
+		reason, desc := classify(err)
+		return f.reject(r, reason, desc)
+	}
+	if !f.allowed(claims) {
+		f.o.Counters.Add(ReasonForbidden)
+		filter.MarkAnswered(r, "jwt")
+		return answer(403, `Bearer realm=`+f.realm+`, error="insufficient_scope", error_description="the token's claims do not allow this request"`)
+	}
+	for _, ch := range f.o.ForwardClaims {
+		r.DelHeader(ch.Header)
+		if s, ok := claimString(claims[ch.Claim]); ok {
+			r.SetHeader(ch.Header, s)
+		}
+	}
+	filter.SetClaims(r, claims)
+	return nil
+}
+
+// key finds the key for a token whose alg the parser already checked
+// against the allow-list.
+func (f *Filter) key(ctx context.Context, t *jwtlib.Token) (any, error) {
+	alg := t.Method.Alg()
+	if alg == "HS256" {
+		return f.o.HS256, nil // only allowed when set
+	}
+	kid, _ := t.Header["kid"].(string)
+	if f.o.Keys == nil {
+		return nil, errUnknownKey
+	}
+	keys := f.o.Keys.Keys(ctx, kid).candidates(kid, alg)
+	switch len(keys) {
+	case 0:
+		return nil, errUnknownKey
+	case 1:
+		return keys[0], nil
+	}
+	set := jwtlib.VerificationKeySet{}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k)
+	}
+	return set, nil
+}
+
+var (
+	errMissing    = errors.New("no bearer token")
+	errUnknownKey = errors.New("unknown signing key")
+)
+
+// bearer extracts the token of an "Authorization: Bearer" field. No field,
+// or a field with another scheme (Basic), is errMissing: RFC 6750 §3.1 then
+// wants no error code.
+func bearer(fields []string) (string, error) {
+	if len(fields) == 0 {
+		return "", errMissing
+	}
+	if len(fields) > 1 {
+		return "", errors.New("more than one Authorization field")
+	}
+	scheme, token, _ := strings.Cut(strings.TrimSpace(fields[0]), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", errMissing
+	}
+	token = strings.TrimSpace(token)
+	switch {
+	case token == "":
+		return "", errors.New("empty bearer token")
+	case len(token) > MaxTokenBytes:
+		return "", errors.New("token too large")
+	}
+	return token, nil
+}
+
+// classify maps a verification error to a reason and a fixed description
+// (never the token's own content).
+func classify(err error) (reason, desc string) {
+	switch {
+	case errors.Is(err, jwtlib.ErrTokenExpired):
+		return ReasonExpired, "token expired"
+	case errors.Is(err, jwtlib.ErrTokenNotValidYet):
+		return ReasonInvalid, "token not valid yet"
+	case errors.Is(err, jwtlib.ErrTokenUsedBeforeIssued):
+		return ReasonInvalid, "token issued in the future"
+	case errors.Is(err, jwtlib.ErrTokenInvalidIssuer):
+		return ReasonInvalid, "wrong issuer"
+	case errors.Is(err, jwtlib.ErrTokenInvalidAudience):
+		return ReasonInvalid, "wrong audience"
+	case errors.Is(err, jwtlib.ErrTokenRequiredClaimMissing):
+		return ReasonInvalid, "missing required claim"
+	case errors.Is(err, errUnknownKey):
+		return ReasonInvalid, "unknown signing key"
+	case errors.Is(err, jwtlib.ErrTokenSignatureInvalid):
+		return ReasonInvalid, "invalid signature"
+	case errors.Is(err, jwtlib.ErrTokenMalformed):
+		return ReasonInvalid, "malformed token"
+	case errors.Is(err, jwtlib.ErrTokenInvalidClaims):
+		return ReasonInvalid, "invalid claims"
+	case errors.Is(err, jwtlib.ErrTokenUnverifiable):
+		return ReasonInvalid, "token cannot be verified"
+	}
+	return ReasonInvalid, "invalid token"
+}
+
+// reject answers 401 (RFC 6750 §3).
+func (f *Filter) reject(r filter.Request, reason, desc string) *filter.Answer {
+	f.o.Counters.Add(reason)
+	filter.MarkAnswered(r, "jwt")
+	challenge := "Bearer realm=" + f.realm
+	if desc != "" {
+		challenge += `, error="invalid_token", error_description=` + strconv.Quote(desc)
+	}
+	return answer(401, challenge)
+}
+
+func answer(status int, challenge string) *filter.Answer {
+	text := "401 Unauthorized\n"
+	if status == 403 {
+		text = "403 Forbidden\n"
+	}
+	return &filter.Answer{
+		Status: status,
+		Header: [][2]string{
+			{"WWW-Authenticate", challenge},
+			{"Content-Type", "text/plain; charset=utf-8"},
+			{"Cache-Control", "no-store"},
+		},
+		Body: []byte(text),
+	}
+}
+
+// allowed checks require_claims: each claim holds one of its values.
+func (f *Filter) allowed(claims jwtlib.MapClaims) bool {
+	for name, accepted := range f.o.RequireClaims {
+		switch v := claims[name].(type) {
+		case string:
+			if !slices.Contains(accepted, v) {
+				return false
+			}
+		case []any:
+			if !slices.ContainsFunc(v, func(e any) bool {
+				s, ok := e.(string)
+				return ok && slices.Contains(accepted, s)
+			}) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// claimString renders a claim for a header: strings as they are, numbers
+// and booleans as in JSON, arrays of those joined with ","; objects,
+// null and values with control characters are not forwarded.
+func claimString(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, safe(v)
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			if _, isArray := e.([]any); isArray {
+				return "", false
+			}
+			s, ok := claimString(e)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), len(parts) > 0
+	}
+	return "", false
+}
+
+func safe(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f })
+}
