@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/proxy"
 	"github.com/ferry-proxy/ferry/proxy/core"
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
@@ -135,6 +136,8 @@ var (
 		"Configuration reloads that were applied (SIGHUP or a changed file).")
 	mReloadFailures = def("config", "reload_failures_total", "counter", "",
 		"Configuration reloads that were rejected; the running configuration was kept.")
+	mFilterRejections = def("filter", "rejections_total", "counter", "route, filter, reason",
+		"Requests a route filter answered instead of forwarding (jwt: missing, invalid, expired, forbidden…; rate_limit: limited), and rate-limit decisions taken locally because Redis failed (reason store_error).")
 )
 
 // allMetrics lists the definitions, for help texts and the README test.
@@ -146,6 +149,7 @@ var allMetrics = []metricDef{
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
 	mReloads, mReloadFailures,
 	mPanic, mPanics, mFailover,
+	mFilterRejections,
 }
 
 // metricSources is what publish reads. Fields are set once before run.
@@ -156,6 +160,7 @@ type metricSources struct {
 	reloads  func() (ok, failed uint64)               // nil when reloads are not counted
 	panicked func(service string) bool                // nil: no panic modes
 	failover func(service string) []string            // the service's failover datacenters; may be nil
+	filters  *filter.Stats                            // route filters' counters; nil: none
 	now      func() time.Time
 }
 
@@ -292,6 +297,12 @@ func (am *appMetrics) publish() {
 			metrics.Label{Name: "route", Value: spec.Name},
 			metrics.Label{Name: "service", Value: spec.Service})
 	})
+	if src.filters != nil {
+		src.filters.Each(func(route, name, reason string, n uint64) {
+			am.counter(mFilterRejections, n, metrics.Label{Name: "route", Value: route},
+				metrics.Label{Name: "filter", Value: name}, metrics.Label{Name: "reason", Value: reason})
+		})
+	}
 	if src.handler != nil {
 		hs := src.handler.Stats()
 		for i, reason := range core.UnroutedReasons {
@@ -464,6 +475,7 @@ func (a *app) wireMetrics(m *appMetrics) {
 		handler:  a.handler,
 		sets:     a.discovery.Sets,
 		reloads:  a.reloadCounts,
+		filters:  a.filterStats,
 		now:      time.Now,
 		panicked: func(service string) bool { return a.registry.Panic(service).Active() },
 		failover: func(service string) []string {

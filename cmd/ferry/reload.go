@@ -88,6 +88,7 @@ func (a *app) closeBuilder() {
 	defer a.lc.buildMu.Unlock()
 	a.lc.builderClosed = true
 	a.builder.Close()
+	a.filters.Load().close()
 }
 
 // reload loads the configuration at a.configPath again and, when it is
@@ -175,6 +176,15 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 			return err
 		}
 	}
+	filters, err := buildFilters(context.Background(), next, a.logger.Named("filter"), a.filterStats) // filters.go
+	if err != nil {
+		closeIfSet(dataLn)
+		closeIfSet(adminLn)
+		if blocks != nil {
+			blocks.abort()
+		}
+		return err
+	}
 	var gen *generation
 	if next.Consul != cur.Consul {
 		if gen, err = a.discovery.newGeneration(next.Consul); err != nil {
@@ -183,6 +193,7 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 			if blocks != nil {
 				blocks.abort()
 			}
+			filters.close()
 			return err
 		}
 	}
@@ -212,9 +223,11 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 			return true
 		})
 	}
+	oldFilters := a.filters.Swap(filters)
 	a.current.Store(next)
 	a.discovery.Watch(watches)
 	a.rebuild()
+	oldFilters.close() // requests in flight keep the chains they hold
 
 	if listenMoved {
 		a.lc.data.move(dataLn, next.ShutdownTimeout)

@@ -23,6 +23,8 @@ import (
 	"github.com/ferry-proxy/ferry/health"
 	"github.com/ferry-proxy/ferry/proxy"
 	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/filter"
+	"github.com/ferry-proxy/ferry/proxy/filter/chain"
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
@@ -102,6 +104,11 @@ type app struct {
 	accessLog accesslog.Logger
 	history   *history  // history.go: traffic for the status page
 	events    *eventLog // events.go: recent state changes
+
+	// The running configuration's route filters (filters.go) and their
+	// rejection counters, which outlive reloads.
+	filters     atomic.Pointer[routeFilters]
+	filterStats *filter.Stats
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog accesslog.Logger) (*app, error) {
@@ -133,6 +140,13 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		events:     newEventLog(),
 	}
 	a.history = newHistory(a.handler.Table)
+	a.filterStats = &filter.Stats{}
+	chain.SetRedisLogger(logger.Named("redis"))
+	filters, err := buildFilters(context.Background(), cfg, logger.Named("filter"), a.filterStats)
+	if err != nil {
+		return nil, err
+	}
+	a.filters.Store(filters)
 	a.current.Store(cfg)
 	a.snapshot = newSnapshotWriter(a)
 	a.wireMetrics(m)
@@ -162,7 +176,7 @@ func (a *app) rebuild() {
 		return
 	}
 	cfg := a.liveConfig()
-	routes, services := specsOf(cfg)
+	routes, services := specsOf(cfg, a.filters.Load())
 	sets := a.discovery.Sets()
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)

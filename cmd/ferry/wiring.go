@@ -7,17 +7,20 @@ import (
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
-// watchesOf lists the services the routes need, each once.
+// watchesOf lists the services the routes need, each once: every backend
+// of a traffic split too. A backend's tag selects among the instances
+// ferry watches (the service block's tag, if any, filters them first in
+// Consul's query).
 func watchesOf(cfg *config.Config) []discovery.Watch {
 	seen := make(map[string]bool)
 	var ws []discovery.Watch
-	for _, r := range cfg.Routes {
-		if seen[r.Service] {
+	for _, name := range routedServices(cfg) {
+		if seen[name] {
 			continue
 		}
-		seen[r.Service] = true
-		w := discovery.Watch{Service: r.Service}
-		if s := cfg.Services[r.Service]; s != nil {
+		seen[name] = true
+		w := discovery.Watch{Service: name}
+		if s := cfg.Services[name]; s != nil {
 			w.Tag, w.Health, w.Failover = s.Tag, s.Health, s.Failover
 		}
 		ws = append(ws, w)
@@ -25,24 +28,52 @@ func watchesOf(cfg *config.Config) []discovery.Watch {
 	return ws
 }
 
-// specsOf converts the config into the proxy's own specs.
-func specsOf(cfg *config.Config) ([]route.RouteSpec, map[string]route.ServiceSpec) {
-	routes := make([]route.RouteSpec, 0, len(cfg.Routes))
-	services := make(map[string]route.ServiceSpec)
+// routedServices lists every service a route sends traffic to, in order,
+// with repeats.
+func routedServices(cfg *config.Config) []string {
+	var out []string
 	for _, r := range cfg.Routes {
-		routes = append(routes, route.RouteSpec{
+		if len(r.Backends) == 0 {
+			out = append(out, r.Service)
+		}
+		for _, b := range r.Backends {
+			out = append(out, b.Service)
+		}
+	}
+	return out
+}
+
+// specsOf converts the config into the proxy's own specs, with each
+// route's filter chain from filters (nil: none).
+func specsOf(cfg *config.Config, filters *routeFilters) ([]route.RouteSpec, map[string]route.ServiceSpec) {
+	routes := make([]route.RouteSpec, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		rs := route.RouteSpec{
 			Name:         r.Name,
 			Host:         r.Host,
 			PathPrefix:   r.PathPrefix,
 			Service:      r.Service,
 			StripPrefix:  r.StripPrefix,
 			MaxBodyBytes: r.MaxBodyBytes,
-		})
-		s := cfg.Services[r.Service]
-		if s == nil {
-			s = config.DefaultService(r.Service) // the documented defaults (max_requests and its queue included)
+			Filters:      filters.chain(r.Name),
 		}
-		services[r.Service] = route.ServiceSpec{
+		if len(r.Backends) > 1 || len(r.Backends) == 1 && r.Backends[0].Tag != "" {
+			for _, b := range r.Backends {
+				rs.Backends = append(rs.Backends, route.Backend{Service: b.Service, Tag: b.Tag, Weight: b.Weight})
+			}
+		}
+		for _, h := range r.HeaderConditions {
+			rs.Headers = append(rs.Headers, route.HeaderCond{Name: h.Name, Values: h.Values})
+		}
+		routes = append(routes, rs)
+	}
+	services := make(map[string]route.ServiceSpec)
+	for _, name := range routedServices(cfg) {
+		s := cfg.Services[name]
+		if s == nil {
+			s = config.DefaultService(name) // the documented defaults (max_requests and its queue included)
+		}
+		services[name] = route.ServiceSpec{
 			Name:               s.Name,
 			Tag:                s.Tag,
 			Balance:            s.Balance,
