@@ -210,6 +210,10 @@ route "web-canary" {
 		}
 	}
 
+	// The access log names the filter that answered.
+	if log := a.AccessLog(); !strings.Contains(log, "answered_by=jwt") {
+		t.Errorf("access log without answered_by=jwt:\n%s", log)
+	}
 	// Rejections are metered.
 	var rejected float64
 	var seen []string

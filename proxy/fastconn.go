@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/sock"
 	"github.com/ferry-proxy/ferry/proxy/wire"
 
@@ -263,6 +264,9 @@ func (c *fastConn) answerPlan(h *wire.RequestHead, p *core.Plan, start time.Time
 			Host: unsafeString(h.Host), Path: p.Path, Proto: "HTTP/1.1", Status: p.Code, BytesSent: sent}
 		if p.Route != nil {
 			e.Route, e.Service = p.Route.Spec().Name, p.Service.Name()
+		}
+		if p.Answer != nil {
+			e.AnsweredBy = filter.AnsweredBy(p.Filters)
 		}
 		hd.AccessLog().Log(e)
 		*e = accesslog.Entry{}

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ferry-proxy/ferry/proxy/accesslog"
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/route"
 
 	"github.com/ferry-proxy/ferry/proxy/core"
@@ -52,7 +53,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var x *core.Exchange
 	var rt *route.Route
 	path := ""
-	defer func() { h.finish(start, rw, r, path, rt, x) }()
+	var answeredBy string // the route filter that answered, if one did
+	defer func() { h.finish(start, rw, r, path, rt, x, answeredBy) }()
 
 	if r.Method == http.MethodConnect {
 		rw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
@@ -76,6 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.Answer != nil {
+		answeredBy = filter.AnsweredBy(p.Filters)
 		writeFilterAnswer(rw, p.Answer, p.Closing)
 		return
 	}
@@ -117,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // finish counts and logs a request the Handler served and returns its
 // exchange to the pool.
-func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, rt *route.Route, x *core.Exchange) {
+func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, rt *route.Route, x *core.Exchange, answeredBy string) {
 	status := http.StatusOK
 	switch {
 	case rw.wroteHeader, rw.status != 0:
@@ -143,7 +146,7 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 		if x != nil {
 			x.Describe(e)
 		} else if rt != nil {
-			e.Route, e.Service = rt.Spec().Name, rt.Service().Name()
+			e.Route, e.Service, e.AnsweredBy = rt.Spec().Name, rt.Service().Name(), answeredBy
 		}
 		h.AccessLog().Log(e)
 		*e = accesslog.Entry{}

@@ -12,7 +12,8 @@ import (
 // TestTrafficSplitAndCanary: a route splits its traffic 90/10 between the
 // instances tagged v1 and v2 of one service; a route at the same prefix
 // with a header condition sends X-Canary: always to v2 only; without the
-// header, requests fall to the split. In both lanes.
+// header, requests fall to the split. In both lanes. A backend whose
+// instances are all unavailable gives its share to the others.
 func TestTrafficSplitAndCanary(t *testing.T) {
 	v1 := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v1") })
 	v2 := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v2") })
@@ -33,9 +34,8 @@ func TestTrafficSplitAndCanary(t *testing.T) {
 		_, body := f.get("/x")
 		counts[body]++
 	}
-	// 10% of 400 is 40; a random split stays within 15–75 with
-	// overwhelming probability (p < 1e-6).
-	if counts["v1"]+counts["v2"] != n || counts["v2"] < 15 || counts["v2"] > 75 {
+	// The smooth weighted order gives exact shares over every cycle.
+	if counts["v1"] != 360 || counts["v2"] != 40 {
 		t.Errorf("split 90/10 over %d requests: %v", n, counts)
 	}
 	for range 20 {
@@ -67,5 +67,19 @@ func TestTrafficSplitAndCanary(t *testing.T) {
 	}
 	if canary != 20 || beta != 0 {
 		t.Errorf("access log: %d canary lines (want 20), %d beta lines (want 0)", canary, beta)
+	}
+}
+
+func TestTrafficSplitSkipsEmptyBackend(t *testing.T) {
+	v1 := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v1") })
+	set := setOf(t, "web", addr(v1))
+	set.Instances[0].Tags = []string{"v1"}
+	f := newFixture(t, "text")
+	f.route([]route.RouteSpec{{Name: "web", PathPrefix: "/",
+		Backends: []route.Backend{{Service: "web", Tag: "v1", Weight: 50}, {Service: "web", Tag: "v2", Weight: 50}}}}, nil, set)
+	for range 20 {
+		if resp, body := f.get("/x"); resp.StatusCode != 200 || body != "v1" {
+			t.Fatalf("got %d %q: the v2 backend has no instance, its share goes to v1", resp.StatusCode, body)
+		}
 	}
 }

@@ -32,6 +32,9 @@ type Entry struct {
 	Service   string
 	Upstream  string
 	Attempts  int
+	// AnsweredBy names the route filter that answered instead of
+	// forwarding (jwt, rate_limit); "" otherwise. Written only when set.
+	AnsweredBy string
 }
 
 // Logger records finished requests. Log is called synchronously at the
@@ -134,6 +137,10 @@ func appendTextLine(b []byte, e *Entry) []byte {
 	b = appendField(b, e.Upstream)
 	b = append(b, " attempts="...)
 	b = strconv.AppendInt(b, int64(e.Attempts), 10)
+	if e.AnsweredBy != "" {
+		b = append(b, " answered_by="...)
+		b = appendField(b, e.AnsweredBy)
+	}
 	return append(b, '\n')
 }
 
@@ -195,6 +202,10 @@ func appendJSONLine(b []byte, e *Entry) []byte {
 	b = appendJSONString(b, e.Upstream)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(e.Attempts), 10)
+	if e.AnsweredBy != "" {
+		b = append(b, `,"answered_by":`...)
+		b = appendJSONString(b, e.AnsweredBy)
+	}
 	return append(b, '}', '\n')
 }
 

@@ -66,12 +66,12 @@ func PlanRequest(t *route.Table, authority, escapedPath string, contentLength in
 	}
 	if chain := rt.Spec().Filters; !chain.Empty() {
 		req.path, req.route = canonical, rt.Spec().Name
+		p.Filters = req
 		if a := chain.Request(ctx, req); a != nil {
 			p.Code, p.Answer = a.Status, a
 			p.Closing = contentLength != 0 // the body is left unread
 			return p
 		}
-		p.Filters = req
 	}
 	switch svc.Gate.Enter(clientGone) {
 	case route.GateFull:

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,8 @@ type Builder struct {
 	logger hclog.Logger
 	Pools  map[string]*servicePool
 	stats  statsStore // per route and service, handed to every table
+	// pickers are the traffic splits' weighted pickers, by route name.
+	pickers map[string]keptPicker
 }
 
 // servicePool is one routed service's long-lived forwarding state.
@@ -102,15 +105,18 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 		if len(rs.Backends) == 0 {
 			r.service = serviceOf(rs.Service, "")
 		} else {
+			weights := make([]int, 0, len(rs.Backends))
 			total := 0
 			for _, be := range rs.Backends {
 				total += max(be.Weight, 0)
+				weights = append(weights, be.Weight)
 				r.backends = append(r.backends, serviceOf(be.Service, be.Tag))
-				r.cumul = append(r.cumul, total)
 			}
 			r.service = r.backends[0]
 			if total == 0 || len(r.backends) == 1 {
-				r.backends, r.cumul = nil, nil // one backend (or no weights): no split
+				r.backends = nil // one backend (or no weights): no split
+			} else {
+				r.picker = b.picker(rs.Name, weights)
 			}
 		}
 		head := hr.prefixes[prefix]
@@ -125,6 +131,11 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 				cp.CloseIdle(true)
 			}
 			delete(b.Pools, name)
+		}
+	}
+	for name := range b.pickers {
+		if !slices.ContainsFunc(routes, func(rs RouteSpec) bool { return rs.Name == name && len(rs.Backends) > 1 }) {
+			delete(b.pickers, name)
 		}
 	}
 	b.stats.retain(t)
@@ -225,4 +236,24 @@ func (b *Builder) Close() {
 			cp.CloseIdle(false)
 		}
 	}
+}
+
+// picker returns the route's weighted picker, the same across tables while
+// its weights stay the same, so that the shares hold over every cycle of
+// the schedule however often discovery rebuilds the table.
+func (b *Builder) picker(route string, weights []int) *picker {
+	if k, ok := b.pickers[route]; ok && slices.Equal(k.weights, weights) {
+		return k.p
+	}
+	if b.pickers == nil {
+		b.pickers = make(map[string]keptPicker)
+	}
+	p := newPicker(weights)
+	b.pickers[route] = keptPicker{weights: weights, p: p}
+	return p
+}
+
+type keptPicker struct {
+	weights []int
+	p       *picker
 }

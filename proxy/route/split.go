@@ -1,7 +1,6 @@
 package route
 
 import (
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 
@@ -20,21 +19,28 @@ type Headers interface {
 }
 
 // PickService returns the service this request goes to: the route's one
-// service, or one of its split's backends, chosen at random with the
-// weights as probabilities (as Envoy's weighted clusters do: no state
-// shared between requests, and the shares hold over any window of a few
-// hundred requests).
+// service, or one of its split's backends in the smooth weighted order
+// (picker.go). A backend none of whose instances is available is skipped
+// and its share goes to the others — a canary with no healthy instance
+// sends its traffic back to the stable version; when no backend has one,
+// the first is returned (and answers 503 as any empty service does).
 func (r *Route) PickService() *Service {
 	if len(r.backends) == 0 {
 		return r.service
 	}
-	n := rand.IntN(r.cumul[len(r.cumul)-1])
-	for i, c := range r.cumul {
-		if n < c {
-			return r.backends[i]
-		}
+	if i := r.picker.Pick(r.backendAvailable); i >= 0 {
+		return r.backends[i]
 	}
 	return r.service
+}
+
+func (r *Route) backendAvailable(i int) bool {
+	for _, u := range r.backends[i].upstreams {
+		if u.Health.Available() {
+			return true
+		}
+	}
+	return false
 }
 
 // Backends returns the services of the route's traffic split (nil: the

@@ -130,10 +130,10 @@ type Route struct {
 	spec    RouteSpec   // PathPrefix canonical, Host normalised
 	service *Service    // the first backend's
 	stats   *RouteStats // long-lived; see stats.go
-	// A traffic split: the backends' services and their cumulative
-	// weights (see PickService); empty when the route has one backend.
+	// A traffic split: the backends' services and the weighted choice
+	// among them (see PickService); empty when the route has one backend.
 	backends []*Service
-	cumul    []int
+	picker   *picker
 	// next is the route tried after this one for the same host and
 	// prefix when this one's header conditions do not hold.
 	next *Route

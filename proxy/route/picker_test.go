@@ -1,14 +1,11 @@
-package split
+package route
 
 import (
-	"net/http"
 	"sync"
 	"testing"
-
-	"github.com/ferry-proxy/ferry/config"
 )
 
-func counts(p *Picker, n, requests int, available func(int) bool) []int {
+func pickCounts(p *picker, n, requests int, available func(int) bool) []int {
 	c := make([]int, n)
 	for range requests {
 		if i := p.Pick(available); i >= 0 {
@@ -31,7 +28,7 @@ func TestPickerShares(t *testing.T) {
 		{"one", []int{7}, []int{10000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := counts(NewPicker(tc.weights), len(tc.weights), 10000, nil)
+			got := pickCounts(newPicker(tc.weights), len(tc.weights), 10000, nil)
 			for i := range got {
 				if d := got[i] - tc.want[i]; d < -2 || d > 2 {
 					t.Errorf("got %v, want %v", got, tc.want)
@@ -42,7 +39,7 @@ func TestPickerShares(t *testing.T) {
 }
 
 func TestPickerSmooth(t *testing.T) {
-	p := NewPicker([]int{5, 1, 1})
+	p := newPicker([]int{5, 1, 1})
 	var seq []int
 	for range 7 {
 		seq = append(seq, p.Pick(nil))
@@ -53,9 +50,9 @@ func TestPickerSmooth(t *testing.T) {
 }
 
 func TestPickerSkipsUnavailable(t *testing.T) {
-	p := NewPicker([]int{50, 30, 20})
+	p := newPicker([]int{50, 30, 20})
 	down := func(i int) bool { return i != 1 }
-	got := counts(p, 3, 10000, down)
+	got := pickCounts(p, 3, 10000, down)
 	// Backend 1's share goes to the others in proportion: 5/7 and 2/7.
 	if got[1] != 0 || abs(got[0]-7143) > 150 || abs(got[2]-2857) > 150 {
 		t.Errorf("got %v, want about [7143 0 2857]", got)
@@ -63,16 +60,16 @@ func TestPickerSkipsUnavailable(t *testing.T) {
 	if i := p.Pick(func(int) bool { return false }); i != -1 {
 		t.Errorf("none available: got %d, want -1", i)
 	}
-	if i := NewPicker([]int{0, 0}).Pick(nil); i != -1 {
+	if i := newPicker([]int{0, 0}).Pick(nil); i != -1 {
 		t.Errorf("all weights 0: got %d, want -1", i)
 	}
-	if i := NewPicker(nil).Pick(nil); i != -1 {
+	if i := newPicker(nil).Pick(nil); i != -1 {
 		t.Errorf("no backends: got %d, want -1", i)
 	}
 }
 
 func TestPickerConcurrent(t *testing.T) {
-	p := NewPicker([]int{90, 10})
+	p := newPicker([]int{90, 10})
 	var mu sync.Mutex
 	total := make([]int, 2)
 	var wg sync.WaitGroup
@@ -80,7 +77,7 @@ func TestPickerConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := counts(p, 2, 1250, nil)
+			c := pickCounts(p, 2, 1250, nil)
 			mu.Lock()
 			total[0] += c[0]
 			total[1] += c[1]
@@ -93,30 +90,8 @@ func TestPickerConcurrent(t *testing.T) {
 	}
 }
 
-func TestMatcher(t *testing.T) {
-	m := NewMatcher([]Condition{{Name: "X-Canary", Values: []string{"always", "yes"}}, {Name: "X-Team", Values: []string{"a"}}})
-	for _, tc := range []struct {
-		name   string
-		header http.Header
-		want   bool
-	}{
-		{"both", http.Header{"X-Canary": {"always"}, "X-Team": {"a"}}, true},
-		{"second of several values", http.Header{"X-Canary": {"no", "yes"}, "X-Team": {"a"}}, true},
-		{"one missing", http.Header{"X-Canary": {"always"}}, false},
-		{"case-sensitive value", http.Header{"X-Canary": {"Always"}, "X-Team": {"a"}}, false},
-		{"none", http.Header{}, false},
-	} {
-		if got := m.Match(tc.header.Values); got != tc.want {
-			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
-		}
-	}
-	if !(Matcher{}).Match(http.Header{}.Values) || m.Len() != 2 {
-		t.Error("the zero Matcher must match everything")
-	}
-}
-
-func BenchmarkPick(b *testing.B) {
-	p := NewPicker([]int{90, 10})
+func BenchmarkSplitPick(b *testing.B) {
+	p := newPicker([]int{90, 10})
 	b.ReportAllocs()
 	for b.Loop() {
 		p.Pick(nil)
@@ -140,28 +115,4 @@ func abs(x int) int {
 		return -x
 	}
 	return x
-}
-
-func TestForRoute(t *testing.T) {
-	cfg, diags := config.Parse("t.hcl", []byte(`route "web" {
-  path_prefix = "/"
-  header "X-Canary" { values = ["1"] }
-  backend {
-    service = "web"
-    weight  = 3
-  }
-  backend {
-    service = "web-next"
-  }
-}`))
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	p, m := ForRoute(cfg.Routes[0])
-	if got := counts(p, 2, 400, nil); got[0] != 300 || got[1] != 100 {
-		t.Errorf("got %v, want [300 100]", got)
-	}
-	if !m.Match(http.Header{"X-Canary": {"1"}}.Values) || m.Match(http.Header{}.Values) {
-		t.Error("matcher does not follow the header condition")
-	}
 }
