@@ -457,7 +457,7 @@ func TestPprofWhenEnabled(t *testing.T) {
 }
 
 var (
-	textLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (127\.0\.0\.1:\d+) "GET /api/user/logme HTTP/1\.1" 200 (\d+) (\d+\.\d{3})ms host=127\.0\.0\.1:\d+ route=users service=user upstream=(127\.0\.0\.1:\d+) attempts=1$`)
+	textLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (127\.0\.0\.1:\d+) "GET /api/user/logme HTTP/1\.1" 200 (\d+) (\d+\.\d{3})ms host=127\.0\.0\.1:\d+ route=users service=user upstream=(127\.0\.0\.1:\d+) attempts=1 request_id=[0-9a-f]{32}$`)
 )
 
 // TestAccessLogFields checks that an access log line carries every field, in
@@ -508,7 +508,7 @@ func TestAccessLogFields(t *testing.T) {
 					t.Errorf("json %s: got %v, want %v", k, e[k], v)
 				}
 			}
-			for _, k := range []string{"time", "client", "host", "duration_ms"} {
+			for _, k := range []string{"time", "client", "host", "duration_ms", "request_id"} {
 				if _, ok := e[k]; !ok {
 					t.Errorf("json line has no %q: %s", k, line)
 				}

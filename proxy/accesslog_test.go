@@ -24,13 +24,14 @@ func TestAccessLogText(t *testing.T) {
 		Duration: 1234567 * time.Nanosecond,
 		Client:   "127.0.0.1:5555", Method: "GET", Host: "x", Path: "/api/user/1", Proto: "HTTP/1.1",
 		Status: 200, BytesSent: 64, Route: "users", Service: "user", Upstream: "127.0.0.1:9001", Attempts: 1,
+		RequestID: "9f8e7d6c",
 	})
 	l.Log(&accesslog.Entry{
 		Start:  time.Date(2026, 11, 24, 17, 0, 0, 5e6, time.UTC),
 		Client: "[::1]:1", Method: "GET", Path: "/a\"b\\c\x00 d", Proto: "HTTP/1.0", Status: 404,
 	})
-	want := `2026-11-24T17:00:00.000Z 127.0.0.1:5555 "GET /api/user/1 HTTP/1.1" 200 64 1.235ms host=x route=users service=user upstream=127.0.0.1:9001 attempts=1` + "\n" +
-		`2026-11-24T17:00:00.005Z [::1]:1 "GET /a\x22b\x5Cc\x00 d HTTP/1.0" 404 0 0.000ms host=- route=- service=- upstream=- attempts=0` + "\n"
+	want := `2026-11-24T17:00:00.000Z 127.0.0.1:5555 "GET /api/user/1 HTTP/1.1" 200 64 1.235ms host=x route=users service=user upstream=127.0.0.1:9001 attempts=1 request_id=9f8e7d6c` + "\n" +
+		`2026-11-24T17:00:00.005Z [::1]:1 "GET /a\x22b\x5Cc\x00 d HTTP/1.0" 404 0 0.000ms host=- route=- service=- upstream=- attempts=0 request_id=-` + "\n"
 	if got := buf.String(); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
@@ -44,6 +45,7 @@ func TestAccessLogJSON(t *testing.T) {
 		Duration: 2 * time.Millisecond,
 		Client:   "127.0.0.1:5555", Method: "POST", Host: "shop", Path: "/a\"\n\xff", Proto: "HTTP/1.1",
 		Status: 502, BytesSent: 40, Route: "r", Service: "s", Upstream: "10.0.0.1:80", Attempts: 3,
+		RequestID: "abc",
 	})
 	var got map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
@@ -52,7 +54,7 @@ func TestAccessLogJSON(t *testing.T) {
 	want := map[string]any{
 		"time": "2026-11-24T17:00:00.000Z", "client": "127.0.0.1:5555", "method": "POST", "host": "shop",
 		"path": "/a\"\n\ufffd", "proto": "HTTP/1.1", "status": 502.0, "bytes": 40.0, "duration_ms": 2.0,
-		"route": "r", "service": "s", "upstream": "10.0.0.1:80", "attempts": 3.0,
+		"route": "r", "service": "s", "upstream": "10.0.0.1:80", "attempts": 3.0, "request_id": "abc",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -108,11 +110,11 @@ func TestAccessLogOfProxiedRequest(t *testing.T) {
 		t.Fatalf("got %d lines, want 2: %q", len(lines), lines)
 	}
 	re := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1:\d+ "GET /api/user/1 HTTP/1\.1" 200 64 \d+\.\d{3}ms host=\S+ route=users service=user upstream=` +
-		regexp.QuoteMeta(addr(be)) + ` attempts=1$`)
+		regexp.QuoteMeta(addr(be)) + ` attempts=1 request_id=[0-9a-f]{32}$`)
 	if !re.MatchString(lines[0]) {
 		t.Errorf("got %q, want it to match %s", lines[0], re)
 	}
-	if want := `"GET /nowhere HTTP/1.1" 404 29 `; !strings.Contains(lines[1], want) || !strings.HasSuffix(lines[1], "route=- service=- upstream=- attempts=0") {
+	if want := `"GET /nowhere HTTP/1.1" 404 29 `; !strings.Contains(lines[1], want) || !regexp.MustCompile(`route=- service=- upstream=- attempts=0 request_id=[0-9a-f]{32}$`).MatchString(lines[1]) {
 		t.Errorf("got %q, want %q and no route", lines[1], want)
 	}
 }

@@ -44,6 +44,12 @@ type fastConn struct {
 	// filters; reset per request, kept with the connection's memory).
 	filterReq core.FilterRequest
 	filterSrc fastSource
+	// The request's X-Request-Id (requestid.go): the trusted peer's (a
+	// view into buf) or a new one in reqIDBuf (reqIDNew).
+	reqID    []byte
+	reqIDBuf [32]byte
+	reqIDNew bool
+	extra    []byte // scratch for the extra fields of ferry's own answers
 }
 
 const (
@@ -190,6 +196,7 @@ func (c *fastConn) isTrusted() bool {
 func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	start := time.Now()
 	hd := c.s.h
+	c.setRequestID(h)
 	c.filterSrc.c = c
 	c.filterReq.Reset(&c.filterSrc)
 	p := core.PlanRequest(hd.Table(), unsafeString(h.Host), unsafeString(h.Path), h.ContentLength, nil, &c.filterReq, context.Background())
@@ -240,15 +247,17 @@ func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 func (c *fastConn) answerPlan(h *wire.RequestHead, p *core.Plan, start time.Time) bool {
 	c.r += h.Size
 	closing := p.Closing || h.ContentLength > 0 || h.Close || c.s.done.Load()
-	extra := ""
+	extra := append(c.extra[:0], "X-Request-Id: "...)
+	extra = append(append(extra, c.reqID...), "\r\n"...)
 	if p.RetryAfter {
-		extra = "Retry-After: 1\r\n"
+		extra = append(extra, "Retry-After: 1\r\n"...)
 	}
+	c.extra = extra
 	x := core.Exchanges.Get().(*core.Exchange)
 	var b []byte
 	sent := int64(len(p.Msg) + 1)
 	if p.Answer != nil {
-		b = c.appendFilterAnswer(x.Out[:0], h, p, closing, start)
+		b = c.appendFilterAnswer(x.Out[:0], h, p, extra, closing, start)
 		sent = int64(len(p.Answer.Body))
 	} else {
 		b = wire.AppendErrorResponse(x.Out[:0], p.Code, p.Msg, extra, closing, h.Method == "HEAD", start)
@@ -261,7 +270,8 @@ func (c *fastConn) answerPlan(h *wire.RequestHead, p *core.Plan, start time.Time
 	if hd.AccessLog() != nil {
 		e := accesslog.Entries.Get().(*accesslog.Entry)
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
-			Host: unsafeString(h.Host), Path: p.Path, Proto: "HTTP/1.1", Status: p.Code, BytesSent: sent}
+			Host: unsafeString(h.Host), Path: p.Path, Proto: "HTTP/1.1", Status: p.Code, BytesSent: sent,
+			RequestID: unsafeString(c.reqID)}
 		if p.Route != nil {
 			e.Route, e.Service = p.Route.Spec().Name, p.Service.Name()
 		}
@@ -311,7 +321,8 @@ const closeDrainTime = 500 * time.Millisecond
 func (c *fastConn) logAccess(start time.Time, x *core.Exchange, h *wire.RequestHead, path string) {
 	e := accesslog.Entries.Get().(*accesslog.Entry)
 	*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: c.remote, Method: h.Method,
-		Host: unsafeString(h.Host), Path: path, Proto: "HTTP/1.1", Status: x.Status, BytesSent: x.BytesSent}
+		Host: unsafeString(h.Host), Path: path, Proto: "HTTP/1.1", Status: x.Status, BytesSent: x.BytesSent,
+		RequestID: unsafeString(c.reqID)}
 	x.Describe(e)
 	c.s.h.AccessLog().Log(e)
 	*e = accesslog.Entry{}

@@ -79,6 +79,9 @@ func (f *fastDown) Head(x *core.Exchange) error {
 	}
 	b = wire.AppendFields(b, r, f.chunked || headChunked, r.Status != http.StatusNoContent && !x.LengthChanged, drop)
 	b = appendAdded(b, &x.RespEdits)
+	if !respHasRequestID(x) {
+		b = wire.AppendHeaderLine(b, requestIDName, f.c.reqID)
+	}
 	if !r.HasDate {
 		b = append(b, "Date: "...)
 		b = append(b, wire.HTTPDate(x.Start)...)
@@ -173,7 +176,9 @@ func (f *fastDown) emit(p []byte) error {
 }
 
 func (f *fastDown) Answer(x *core.Exchange, code int, msg string, closing bool) error {
-	f.x.Out = wire.AppendErrorResponse(f.x.Out[:0], code, msg, "", closing || f.closing(x), x.Method == http.MethodHead, time.Now())
+	extra := append(append(append(f.c.extra[:0], "X-Request-Id: "...), f.c.reqID...), "\r\n"...)
+	f.c.extra = extra
+	f.x.Out = wire.AppendErrorResponse(f.x.Out[:0], code, msg, extra, closing || f.closing(x), x.Method == http.MethodHead, time.Now())
 	return f.Flush()
 }
 

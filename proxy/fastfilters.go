@@ -23,6 +23,9 @@ func (s *fastSource) ClientIP() string {
 }
 
 func (s *fastSource) HeaderValues(name string) []string {
+	if strings.EqualFold(name, requestIDField) {
+		return []string{string(s.c.reqID)} // the ID ferry settled on
+	}
 	h := &s.c.head
 	var out []string
 	for i := 0; i < h.NFields; i++ {
@@ -34,7 +37,7 @@ func (s *fastSource) HeaderValues(name string) []string {
 }
 
 // appendFilterAnswer appends a request filter's answer (p.Answer) for the fast lane.
-func (c *fastConn) appendFilterAnswer(b []byte, h *wire.RequestHead, p *core.Plan, closing bool, now time.Time) []byte {
+func (c *fastConn) appendFilterAnswer(b []byte, h *wire.RequestHead, p *core.Plan, extra []byte, closing bool, now time.Time) []byte {
 	a := p.Answer
-	return wire.AppendAnswer(b, a.Status, a.Header, a.Body, closing, h.Method == http.MethodHead, now)
+	return wire.AppendAnswer(b, a.Status, a.Header, a.Body, extra, closing, h.Method == http.MethodHead, now)
 }

@@ -25,8 +25,8 @@ func appendFastRequest(b []byte, x *core.Exchange, h *wire.RequestHead, c *fastC
 	var xff, xfh, xfp bool
 	for i := 0; i < h.NFields; i++ {
 		f := &h.Fields[i]
-		if edits != nil && edits.Dropped(f.Name) {
-			continue
+		if edits != nil && edits.Dropped(f.Name) || c.reqIDNew && isRequestIDField(f.Name) {
+			continue // a filter's removal; an untrusted client's request ID, replaced below
 		}
 		switch f.Kind {
 		case wire.FieldHopByHop:
@@ -73,6 +73,9 @@ func appendFastRequest(b []byte, x *core.Exchange, h *wire.RequestHead, c *fastC
 		}
 	}
 	b = appendStripped(b, x)
+	if c.reqIDNew {
+		b = wire.AppendHeaderLine(b, requestIDName, c.reqID)
+	}
 	b = appendAdded(b, edits)
 	b = append(b, "\r\n"...)
 	return append(b, x.BodyHead...)

@@ -54,7 +54,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var rt *route.Route
 	path := ""
 	var answeredBy string // the route filter that answered, if one did
-	defer func() { h.finish(start, rw, r, path, rt, x, answeredBy) }()
+	reqID := requestIDOf(r, h.EdgePolicy().Trusted(r.RemoteAddr))
+	rw.Header()[requestIDField] = []string{reqID}
+	defer func() { h.finish(start, rw, r, path, rt, x, answeredBy, reqID) }()
 
 	if r.Method == http.MethodConnect {
 		rw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
@@ -120,7 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // finish counts and logs a request the Handler served and returns its
 // exchange to the pool.
-func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, rt *route.Route, x *core.Exchange, answeredBy string) {
+func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, path string, rt *route.Route, x *core.Exchange, answeredBy, reqID string) {
 	status := http.StatusOK
 	switch {
 	case rw.wroteHeader, rw.status != 0:
@@ -142,7 +144,7 @@ func (h *Handler) finish(start time.Time, rw *responseWriter, r *http.Request, p
 	if h.AccessLog() != nil {
 		e := accesslog.Entries.Get().(*accesslog.Entry)
 		*e = accesslog.Entry{Start: start, Duration: time.Since(start), Client: r.RemoteAddr,
-			Method: r.Method, Host: r.Host, Path: path, Proto: r.Proto, Status: status, BytesSent: bytes}
+			Method: r.Method, Host: r.Host, Path: path, Proto: r.Proto, Status: status, BytesSent: bytes, RequestID: reqID}
 		if x != nil {
 			x.Describe(e)
 		} else if rt != nil {

@@ -57,6 +57,9 @@ func (d *httpDown) Informational(x *core.Exchange) error {
 func (d *httpDown) Head(x *core.Exchange) error {
 	r := &x.Resp
 	h := d.w.Header()
+	if respHasRequestID(x) {
+		delete(h, requestIDField) // the upstream's own is relayed instead
+	}
 	copyFields(h, r, r.Status != http.StatusNoContent && !x.LengthChanged)
 	if e := &x.RespEdits; !e.Empty() {
 		for k := range h {
@@ -91,7 +94,12 @@ func (d *httpDown) Abort() bool {
 		return false
 	}
 	d.status = 0
-	clear(d.w.Header())
+	h := d.w.Header()
+	id := h[requestIDField]
+	clear(h)
+	if id != nil {
+		h[requestIDField] = id // ferry's own answer carries it too
+	}
 	return true
 }
 

@@ -32,6 +32,7 @@ type Entry struct {
 	Service   string
 	Upstream  string
 	Attempts  int
+	RequestID string // X-Request-Id (the trusted peer's or ferry's own)
 	// AnsweredBy names the route filter that answered instead of
 	// forwarding (jwt, rate_limit); "" otherwise. Written only when set.
 	AnsweredBy string
@@ -137,6 +138,8 @@ func appendTextLine(b []byte, e *Entry) []byte {
 	b = appendField(b, e.Upstream)
 	b = append(b, " attempts="...)
 	b = strconv.AppendInt(b, int64(e.Attempts), 10)
+	b = append(b, " request_id="...)
+	b = appendField(b, e.RequestID)
 	if e.AnsweredBy != "" {
 		b = append(b, " answered_by="...)
 		b = appendField(b, e.AnsweredBy)
@@ -202,6 +205,8 @@ func appendJSONLine(b []byte, e *Entry) []byte {
 	b = appendJSONString(b, e.Upstream)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(e.Attempts), 10)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, e.RequestID)
 	if e.AnsweredBy != "" {
 		b = append(b, `,"answered_by":`...)
 		b = appendJSONString(b, e.AnsweredBy)

@@ -67,8 +67,9 @@ func AppendHeaderLine(b, name, value []byte) []byte {
 }
 
 // AppendErrorResponse appends ferry's short plain-text answer; a HEAD
-// answer has the same head and no body.
-func AppendErrorResponse(b []byte, code int, msg, extra string, closing, head bool, now time.Time) []byte {
+// answer has the same head and no body. extra holds more fields, each
+// ending in CRLF.
+func AppendErrorResponse(b []byte, code int, msg string, extra []byte, closing, head bool, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
@@ -77,7 +78,7 @@ func AppendErrorResponse(b []byte, code int, msg, extra string, closing, head bo
 	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
 	b = append(b, "\r\nDate: "...)
 	b = append(b, HTTPDate(now)...)
-	if extra != "" {
+	if len(extra) > 0 {
 		b = append(b, "\r\n"...)
 		b = append(b, extra[:len(extra)-2]...)
 	}
@@ -133,9 +134,10 @@ func ValidField(name, value string) bool {
 // AppendAnswer appends a route filter's own response (a 401, a 429, a
 // cached response): its status, its fields in order except the framing
 // ones (Content-Length, Transfer-Encoding, Connection), which are written
-// here, and its body; a Date unless the fields carry one. A HEAD answer,
-// a 204 and a 304 have no body; a 204 and a 304 no Content-Length.
-func AppendAnswer(b []byte, code int, fields [][2]string, body []byte, closing, head bool, now time.Time) []byte {
+// here, and its body; a Date unless the fields carry one; then extra (more
+// fields, each ending in CRLF). A HEAD answer, a 204 and a 304 have no
+// body; a 204 and a 304 no Content-Length.
+func AppendAnswer(b []byte, code int, fields [][2]string, body []byte, extra []byte, closing, head bool, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
@@ -166,6 +168,7 @@ func AppendAnswer(b []byte, code int, fields [][2]string, body []byte, closing, 
 		b = append(b, HTTPDate(now)...)
 		b = append(b, "\r\n"...)
 	}
+	b = append(b, extra...)
 	if closing {
 		b = append(b, "Connection: close\r\n"...)
 	}
