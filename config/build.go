@@ -46,6 +46,10 @@ func build(raw *rawConfig) (*Config, hcl.Diagnostics) {
 	if raw.LocalService != nil {
 		cfg.LocalService = d.localService(raw.LocalService)
 	}
+	if raw.Redis != nil {
+		cfg.Redis = d.redis(raw.Redis)
+	}
+	d.checkCacheRedis(raw, cfg)
 	d.checkExtras(raw)
 
 	if d.diags.HasErrors() {
@@ -74,6 +78,9 @@ func (d *decoder) checkExtras(raw *rawConfig) {
 	}
 	for _, b := range raw.extraLimits {
 		d.limits(b, &Limits{})
+	}
+	for _, b := range raw.extraRedis {
+		d.redis(b)
 	}
 }
 

@@ -50,6 +50,7 @@ type Config struct {
 	Routes []*Route
 
 	LocalService *LocalService // nil when there is no local_service block
+	Redis        *Redis        // nil when there is no redis block (redis.go)
 
 	// Files lists the files the configuration was read from, for reload watching:
 	// absolute paths, in the order they were read. Empty after Parse.
@@ -157,6 +158,8 @@ type Route struct {
 	// MaxBodyBytes bounds a request body (413 beyond); 0: no limit;
 	// default DefaultMaxBodyBytes (100 MiB).
 	MaxBodyBytes int64
+	Compress     *Compress // nil: no compress block (filters_part2.go)
+	Cache        *Cache    // nil: no cache block (filters_part2.go)
 }
 
 // LocalService is the application ferry sits beside, registered in Consul (SPEC §10).

@@ -23,6 +23,7 @@ type rawConfig struct {
 	Routes       []*rawRoute
 	LocalService *rawLocalService
 	Limits       *rawLimits
+	Redis        *rawRedis
 
 	// Duplicates, already reported: build still checks their content, so
 	// that every error is reported, then drops them.
@@ -32,6 +33,7 @@ type rawConfig struct {
 	extraRoutes   []*rawRoute
 	extraLocal    []*rawLocalService
 	extraLimits   []*rawLimits
+	extraRedis    []*rawRedis
 }
 
 // merge combines files (in the order they were read). A top-level attribute
@@ -45,6 +47,7 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 	var logs []*rawLog
 	var locals []*rawLocalService
 	var limits []*rawLimits
+	var redises []*rawRedis
 	services := make(map[string]*rawService)
 	routes := make(map[string]*rawRoute)
 
@@ -56,6 +59,7 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 		diags = append(diags, mergeAttr(&out.FastLane, f.FastLane)...)
 		diags = append(diags, mergeAttr(&out.TrustedProxies, f.TrustedProxies)...)
 		limits = append(limits, f.Limits...)
+		redises = append(redises, f.Redis...)
 		consuls = append(consuls, f.Consul...)
 		logs = append(logs, f.Log...)
 		locals = append(locals, f.LocalService...)
@@ -90,6 +94,8 @@ func merge(files []*rawFile) (*rawConfig, hcl.Diagnostics) {
 	out.LocalService, out.extraLocal, more = onlyOne(locals, "local_service", func(b *rawLocalService) hcl.Range { return b.DefRange })
 	diags = append(diags, more...)
 	out.Limits, out.extraLimits, more = onlyOne(limits, "limits", func(b *rawLimits) hcl.Range { return b.DefRange })
+	diags = append(diags, more...)
+	out.Redis, out.extraRedis, more = onlyOne(redises, "redis", func(b *rawRedis) hcl.Range { return b.DefRange })
 	diags = append(diags, more...)
 	return out, diags
 }

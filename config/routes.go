@@ -135,6 +135,7 @@ func (d *decoder) route(rr *rawRoute) (*Route, routeOK) {
 		normalising(consulName("service")))
 	d.boolean(rr.StripPrefix, &r.StripPrefix)
 	d.byteSize(rr.MaxBodyBytes, &r.MaxBodyBytes)
+	d.filtersPart2(rr, r) // filters_part2.go: compress and cache
 	beforeHost := len(d.diags)
 	d.str(rr.Host, &r.Host, "Invalid host", routeHost)
 	return r, routeOK{host: len(d.diags) == beforeHost, all: len(d.diags) == before}

@@ -26,6 +26,7 @@ type rawFile struct {
 	Routes       []*rawRoute        `hcl:"route,block"`
 	LocalService []*rawLocalService `hcl:"local_service,block"`
 	Limits       []*rawLimits       `hcl:"limits,block"` // limits.go
+	Redis        []*rawRedis        `hcl:"redis,block"`  // redis.go
 }
 
 type rawConsul struct {
@@ -106,6 +107,8 @@ type rawRoute struct {
 	StripPrefix  *hcl.Attribute `hcl:"strip_prefix,optional"`
 	Host         *hcl.Attribute `hcl:"host,optional"`
 	MaxBodyBytes *hcl.Attribute `hcl:"max_body_bytes,optional"`
+	Compress     []*rawCompress `hcl:"compress,block"` // filters_part2.go
+	Cache        []*rawCache    `hcl:"cache,block"`    // filters_part2.go
 }
 
 type rawLocalService struct {
