@@ -110,6 +110,7 @@ func (c *Core) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		}
 		if errors.Is(err, io.EOF) {
 			_ = bw.Close()
+			dst.head() // an empty body: the head still goes out
 			return
 		}
 		if err != nil { // cut off: never framed as complete
