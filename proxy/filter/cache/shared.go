@@ -24,7 +24,8 @@ import (
 func NewRedisClient(cfg config.Redis) (*redis.Client, error) {
 	opts := &redis.Options{Addr: cfg.Address, DB: cfg.DB, DialTimeout: cfg.Timeout,
 		ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout, MaxRetries: -1,
-		ContextTimeoutEnabled: true, DisableIdentity: true}
+		ContextTimeoutEnabled: true, DisableIdentity: true,
+		DialerRetries: 1} // a down Redis is skipped for retryAfter, not redialled per command
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)
 		if err != nil {
