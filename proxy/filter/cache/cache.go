@@ -157,13 +157,11 @@ type flight struct{ done chan struct{} }
 // Request.Set.
 type state struct {
 	k        key
-	vary     []string // the stored Vary when known
 	variant  string
 	stale    *object // the stored response being revalidated (or nil)
 	added    bool    // the cache added validators the client did not send
 	started  time.Time
 	lead     *flight // the flight this request fetches for
-	lookedUp bool    // GET or HEAD, looked up
 	unsafe   bool    // a method that invalidates on success
 	noStore  bool    // the request said no-store
 	store    bool    // decided in Response
@@ -190,7 +188,7 @@ func (f *Filter) Request(ctx context.Context, r filter.Request) *filter.Answer {
 		f.bypass.Add(1)
 		return nil
 	}
-	st := &state{k: requestKey(r), lookedUp: true, started: f.now()}
+	st := &state{k: requestKey(r), started: f.now()}
 	reqCC := parseCacheControl(r.HeaderValues("Cache-Control"))
 	st.noStore = reqCC.noStore
 	r.Set(stateKey{}, st)
@@ -217,6 +215,7 @@ func (f *Filter) Request(ctx context.Context, r filter.Request) *filter.Answer {
 		}
 		f.collapsed.Add(1)
 		if !f.wait(ctx, fl) {
+			f.abandon(st, fl)
 			break // timed out or the client left: go upstream on our own
 		}
 		waited = true
@@ -250,11 +249,11 @@ func safeMethod(m string) bool {
 }
 
 // lookup finds the stored variant for the request in memory, then Redis
-// (filling memory from it). It sets st.vary and st.variant.
+// (filling memory from it). It sets st.variant from the stored Vary.
 func (f *Filter) lookup(ctx context.Context, st *state, r filter.Request) *object {
 	primary := st.k.primary()
 	if vary, ok := f.mem.vary(primary); ok {
-		st.vary, st.variant = vary, variantKey(vary, r)
+		st.variant = variantKey(vary, r)
 		if o := f.mem.get(primary, st.variant); o != nil {
 			return o
 		}
@@ -263,7 +262,7 @@ func (f *Filter) lookup(ctx context.Context, st *state, r filter.Request) *objec
 		return nil
 	}
 	o := f.shared.get(ctx, st.k, func(vary []string) string {
-		st.vary, st.variant = vary, variantKey(vary, r)
+		st.variant = variantKey(vary, r)
 		return st.variant
 	})
 	if o != nil {
@@ -300,6 +299,17 @@ func (f *Filter) release(st *state) {
 	f.mu.Unlock()
 	close(st.lead.done)
 	st.lead = nil
+}
+
+// abandon forgets a flight a waiter gave up on, so that a leader that is
+// lost (its exchange never finished) delays one collapse_timeout at most;
+// the next miss leads a new flight.
+func (f *Filter) abandon(st *state, fl *flight) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k := st.flightKey(); f.flights[k] == fl {
+		delete(f.flights, k)
+	}
 }
 
 // inFlight reports whether another request is fetching st's object.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -237,7 +238,11 @@ func (f *Filter) Body(r filter.Request, w filter.Response, dst io.Writer) filter
 	if st == nil || !st.store {
 		return nil
 	}
-	return &tee{f: f, st: st, r: r, w: w, dst: dst, responded: f.now()}
+	t := &tee{f: f, st: st, r: r, w: w, dst: dst, responded: f.now()}
+	if n, err := strconv.ParseInt(w.Header("Content-Length"), 10, 64); err == nil && n > 0 && n <= f.maxObject {
+		t.buf = make([]byte, 0, n) // one allocation for a body of known length
+	}
+	return t
 }
 
 // tee passes the body on and keeps a copy up to max_object_bytes. The
