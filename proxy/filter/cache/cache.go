@@ -156,15 +156,15 @@ type flight struct{ done chan struct{} }
 // state is one request's passage through the cache, kept with
 // Request.Set.
 type state struct {
-	k        key
-	variant  string
-	stale    *object // the stored response being revalidated (or nil)
-	added    bool    // the cache added validators the client did not send
-	started  time.Time
-	lead     *flight // the flight this request fetches for
-	unsafe   bool    // a method that invalidates on success
-	noStore  bool    // the request said no-store
-	store    bool    // decided in Response
+	k       key
+	variant string
+	stale   *object // the stored response being revalidated (or nil)
+	added   bool    // the cache added validators the client did not send
+	started time.Time
+	lead    *flight // the flight this request fetches for
+	unsafe  bool    // a method that invalidates on success
+	noStore bool    // the request said no-store
+	store   bool    // decided in Response
 }
 
 type stateKey struct{}
