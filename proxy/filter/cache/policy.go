@@ -114,6 +114,12 @@ var understood = map[int]bool{
 	500: true, 501: true, 502: true, 503: true, 504: true,
 }
 
+// heuristic are the status codes RFC 9110 §15.1 calls heuristically
+// cacheable: storable without explicit freshness (the cache uses that only
+// for no-cache responses, which are validated before every use).
+var heuristic = map[int]bool{200: true, 203: true, 204: true, 300: true, 301: true, 308: true,
+	404: true, 405: true, 410: true, 414: true, 501: true}
+
 // httpTime parses an HTTP date; ok is false for an absent or invalid one.
 func httpTime(s string) (time.Time, bool) {
 	if s == "" {

@@ -188,10 +188,12 @@ func (f *Filter) storable(st *state, r filter.Request, w filter.Response) bool {
 		date = f.now()
 	}
 	life, explicit := lifetime(cc, w.Header("Expires"), date)
-	if !explicit {
-		return false // no heuristic freshness
-	}
 	hasValidator := w.Header("ETag") != "" || w.Header("Last-Modified") != ""
+	if !explicit {
+		// No heuristic freshness; but a no-cache response is validated
+		// before every use anyway, so its freshness does not matter.
+		return cc.noCache && hasValidator && heuristic[status]
+	}
 	return (life > 0 && !cc.noCache) || hasValidator
 }
 
@@ -305,7 +307,8 @@ func (t *tee) head() {
 		return
 	}
 	o.fresh = freshness{requestTime: t.st.started, responseTime: t.responded, ageValue: parseAge(t.w.Header("Age"))}
-	if !o.derive() {
+	if explicit := o.derive(); !explicit && !(o.policy.noCache && heuristic[o.status] &&
+		(o.get("ETag") != "" || o.get("Last-Modified") != "")) {
 		t.drop()
 		return
 	}
