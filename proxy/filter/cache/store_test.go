@@ -249,3 +249,44 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestFailedLeaderReleasesWaiters: a leader whose upstream exchange fails
+// (no response at all) releases the waiters through Finish; they go
+// upstream themselves at once rather than after the collapse timeout.
+func TestFailedLeaderReleasesWaiters(t *testing.T) {
+	release := make(chan struct{})
+	var n atomic.Int32
+	e := newEnv(t, testConfig(), Deps{}, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			<-release
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close() // no response: the core answers 502
+			}
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("ok"))
+	})
+	var wg sync.WaitGroup
+	results := make([]result, 3)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = e.do("GET", "/r") }()
+	}
+	waitFor(t, "2 waiters", func() bool { return e.f.Stats().Collapsed == 2 })
+	close(release)
+	wg.Wait() // collapse_timeout is a minute: only Finish can have released them
+	var bad, good int
+	for _, r := range results {
+		switch r.status {
+		case 502:
+			bad++
+		case 200:
+			good++
+		}
+	}
+	if bad != 1 || good != 2 {
+		t.Errorf("got %d 502 and %d 200, want 1 and 2", bad, good)
+	}
+}
