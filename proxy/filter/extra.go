@@ -20,7 +20,9 @@ package filter
 //     sent with that Date, not a second one; a cached answer carries the
 //     origin's Date and an Age. An Answer with status 1xx, 204 or 304 is sent
 //     without Content-Length and body; to a HEAD request an Answer is sent
-//     with the Content-Length of its Body and no body.
+//     with the Content-Length of its Body and no body. No ResponseFilter or
+//     BodyFilter runs on an answer. Answer.Body may be shared by concurrent
+//     answers (a cached body): the core only reads it.
 //  4. Finish. After an exchange ends in any way (answer sent, upstream
 //     error, client gone), the core calls Chain.Finish once.
 
