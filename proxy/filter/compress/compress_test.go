@@ -332,3 +332,31 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestNeverHoldsTheBody: a long body of unknown length leaves the filter
+// as it arrives, not at Close.
+func TestNeverHoldsTheBody(t *testing.T) {
+	f := newFilter(t, nil)
+	r := filtertest.NewTestRequest("GET", "http://shop.test/", "Accept-Encoding", "gzip")
+	w := filtertest.NewTestResponse(200, "Content-Type", "text/plain")
+	var dst bytes.Buffer
+	bw := f.Body(r, w, &dst)
+	chunk := []byte(strings.Repeat("0123456789abcdef", 4096)) // 64 KiB
+	written := 0
+	for i := range 64 { // 4 MiB in all
+		chunk[i] = byte('A' + i%26)
+		bw.Write(chunk)
+		written += len(chunk)
+	}
+	if dst.Len() == 0 {
+		t.Fatalf("after %d bytes in, nothing came out: the body is held", written)
+	}
+	before := dst.Len()
+	bw.Close()
+	if got := decode(t, "gzip", dst.Bytes()); len(got) != written {
+		t.Errorf("decoded %d bytes, want %d", len(got), written)
+	}
+	if before < dst.Len()/2 {
+		t.Errorf("only %d of %d compressed bytes left before Close", before, dst.Len())
+	}
+}
