@@ -48,6 +48,7 @@ func build(raw *rawConfig) (*Config, hcl.Diagnostics) {
 	if raw.LocalService != nil {
 		cfg.LocalService = d.localService(raw.LocalService)
 	}
+	d.checkCacheRedis(raw, cfg)
 	d.checkExtras(raw)
 
 	if d.diags.HasErrors() {

@@ -167,6 +167,8 @@ type Route struct {
 	Filters          []Filter          // in the order written (filters.go)
 	Backends         []Backend         // never empty; weighted split (backends.go)
 	HeaderConditions []HeaderCondition // all must match (backends.go)
+	Compress         *Compress         // nil: no compress block (filters_part2.go)
+	Cache            *Cache            // nil: no cache block (filters_part2.go)
 }
 
 // LocalService is the application ferry sits beside, registered in Consul (SPEC §10).

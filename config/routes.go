@@ -137,6 +137,7 @@ func (d *decoder) route(rr *rawRoute, cfg *Config) (*Route, routeOK) {
 	d.routeBackends(rr, r) // backends.go
 	d.boolean(rr.StripPrefix, &r.StripPrefix)
 	d.byteSize(rr.MaxBodyBytes, &r.MaxBodyBytes)
+	d.filtersPart2(rr, r) // filters_part2.go: compress and cache
 	beforeHost := len(d.diags)
 	d.str(rr.Host, &r.Host, "Invalid host", routeHost)
 	r.HeaderConditions = d.headerConditions(rr) // backends.go

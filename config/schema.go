@@ -118,6 +118,8 @@ type rawRoute struct {
 	Headers    []*rawHeaders         `hcl:"headers,block"`    // filter_headers.go
 	Backends   []*rawBackend         `hcl:"backend,block"`    // backends.go
 	HeaderCond []*rawHeaderCondition `hcl:"header,block"`     // backends.go
+	Compress   []*rawCompress        `hcl:"compress,block"`   // filters_part2.go
+	Cache      []*rawCache           `hcl:"cache,block"`      // filters_part2.go
 }
 
 type rawLocalService struct {
