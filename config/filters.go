@@ -13,6 +13,8 @@ const (
 	FilterJWT       = "jwt"
 	FilterRateLimit = "rate_limit"
 	FilterHeaders   = "headers"
+	FilterCompress  = "compress"
+	FilterCache     = "cache"
 )
 
 // Filter is one filter block of a route. Exactly the field named by Kind is
@@ -25,6 +27,21 @@ type Filter struct {
 	JWT       *JWT
 	RateLimit *RateLimit
 	Headers   *Headers
+	Compress  *Compress // filters_part2.go
+	Cache     *Cache    // filters_part2.go
+}
+
+// withPart2 puts a route's compress and cache blocks (decoded by
+// filtersPart2) in its ordered filter list, where they were written.
+func withPart2(fs []Filter, r *Route) []Filter {
+	if r.Compress != nil {
+		fs = append(fs, Filter{Kind: FilterCompress, Range: r.Compress.DefRange, Compress: r.Compress})
+	}
+	if r.Cache != nil {
+		fs = append(fs, Filter{Kind: FilterCache, Range: r.Cache.DefRange, Cache: r.Cache})
+	}
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Range.Start.Byte < fs[j].Range.Start.Byte })
+	return fs
 }
 
 // rawFilter is a decoded filter block waiting to be put in order.

@@ -142,7 +142,7 @@ func (d *decoder) route(rr *rawRoute, cfg *Config) (*Route, routeOK) {
 	d.str(rr.Host, &r.Host, "Invalid host", routeHost)
 	r.HeaderConditions = d.headerConditions(rr) // backends.go
 	keyOK := len(d.diags) == beforeHost
-	r.Filters = d.routeFilters(rr, cfg) // filters.go
+	r.Filters = withPart2(d.routeFilters(rr, cfg), r) // filters.go
 	d.checkServiceVariable(r)
 	return r, routeOK{host: keyOK, all: len(d.diags) == before}
 }

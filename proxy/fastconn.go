@@ -222,6 +222,7 @@ func (c *fastConn) serveRequest(h *wire.RequestHead) bool {
 	keep := x.Forward(first)
 	svc.Budget.EndRequest(x.Retries)
 	p.Done()
+	p.Finish()
 
 	x.Record(start)
 	if hd.AccessLog() != nil {
@@ -263,6 +264,7 @@ func (c *fastConn) answerPlan(h *wire.RequestHead, p *core.Plan, start time.Time
 		b = wire.AppendErrorResponse(x.Out[:0], p.Code, p.Msg, extra, closing, h.Method == "HEAD", start)
 	}
 	err := c.write(b)
+	p.Finish()
 	x.Out = b[:0]
 	core.Exchanges.Put(x)
 	hd := c.s.h

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/sock"
 	"github.com/ferry-proxy/ferry/proxy/wire"
 
@@ -179,6 +180,13 @@ func (f *fastDown) Answer(x *core.Exchange, code int, msg string, closing bool) 
 	extra := append(append(append(f.c.extra[:0], "X-Request-Id: "...), f.c.reqID...), "\r\n"...)
 	f.c.extra = extra
 	f.x.Out = wire.AppendErrorResponse(f.x.Out[:0], code, msg, extra, closing || f.closing(x), x.Method == http.MethodHead, time.Now())
+	return f.Flush()
+}
+
+func (f *fastDown) Reply(x *core.Exchange, a *filter.Answer, closing bool) error {
+	extra := append(append(append(f.c.extra[:0], "X-Request-Id: "...), f.c.reqID...), "\r\n"...)
+	f.c.extra = extra
+	f.x.Out = wire.AppendAnswer(f.x.Out[:0], a.Status, a.Header, a.Body, extra, closing || f.closing(x), x.Method == http.MethodHead, time.Now())
 	return f.Flush()
 }
 

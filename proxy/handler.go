@@ -82,6 +82,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.Answer != nil {
 		answeredBy = filter.AnsweredBy(p.Filters)
 		writeFilterAnswer(rw, p.Answer, p.Closing)
+		p.Finish()
 		return
 	}
 	if p.Code != 0 {
@@ -118,6 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.Forward(first)
 	svc.Budget.EndRequest(x.Retries)
 	p.Done()
+	p.Finish()
 }
 
 // finish counts and logs a request the Handler served and returns its

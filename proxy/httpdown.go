@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/sock"
 	"github.com/ferry-proxy/ferry/proxy/wire"
 
@@ -153,6 +154,12 @@ func (d *httpDown) End() error {
 func (d *httpDown) Flush() error {
 	d.commit()
 	return d.w.flush()
+}
+
+func (d *httpDown) Reply(x *core.Exchange, a *filter.Answer, closing bool) error {
+	d.Abort() // nothing was sent: drop the upstream head's fields
+	writeFilterAnswer(d.w, a, closing)
+	return nil
 }
 
 func (d *httpDown) Answer(x *core.Exchange, code int, msg string, closing bool) error {

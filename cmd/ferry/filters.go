@@ -25,8 +25,10 @@ type routeFilters struct {
 	redis  *redis.Client            // the redis block's client; nil without one
 }
 
-// buildFilters builds cfg's chains. ctx bounds their background work.
-func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, stats *filter.Stats) (*routeFilters, error) {
+// buildFilters builds cfg's chains. ctx bounds their background work; stats
+// and caches outlive configurations (a route's cache whose block did not
+// change is kept, not emptied, by a reload).
+func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, stats *filter.Stats, caches *chain.Caches) (*routeFilters, error) {
 	f := &routeFilters{cfg: cfg, chains: make(map[string]*filter.Chain), life: &chain.Lifecycle{}}
 	if cfg.Redis != nil {
 		client, err := chain.NewRedisClient(cfg.Redis)
@@ -35,13 +37,15 @@ func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, 
 		}
 		f.redis = client
 	}
-	deps := chain.Deps{Logger: logger, Context: ctx, Lifecycle: f.life, Stats: stats}
+	deps := chain.Deps{Logger: logger, Context: ctx, Lifecycle: f.life, Stats: stats, Caches: caches}
 	if f.redis != nil {
 		deps.Redis = f.redis
 	}
 	keep := make(map[string]bool, len(cfg.Routes))
+	withCache := make(map[string]bool)
 	for _, r := range cfg.Routes {
 		keep[r.Name] = true
+		withCache[r.Name] = r.Cache != nil
 		c, err := chain.Build(*r, deps)
 		if err != nil {
 			f.close()
@@ -52,6 +56,7 @@ func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, 
 		}
 	}
 	stats.Forget(keep)
+	caches.Retain(withCache)
 	return f, nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/ferry-proxy/ferry/proxy"
 	"github.com/ferry-proxy/ferry/proxy/core"
 	"github.com/ferry-proxy/ferry/proxy/filter"
+	"github.com/ferry-proxy/ferry/proxy/filter/cache"
+	"github.com/ferry-proxy/ferry/proxy/filter/chain"
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
@@ -136,6 +138,16 @@ var (
 		"Configuration reloads that were applied (SIGHUP or a changed file).")
 	mReloadFailures = def("config", "reload_failures_total", "counter", "",
 		"Configuration reloads that were rejected; the running configuration was kept.")
+	mCacheRequests = def("cache", "requests_total", "counter", "route, result",
+		"Requests a route's cache looked at, by result: hit (fresh, or a 304 to a conditional request), miss, stale (stale-while-revalidate, stale-if-error), revalidated (a 304 made the stored response fresh), bypass (not cacheable), collapsed (waited for another request's fetch).")
+	mCacheStored = def("cache", "stored_total", "counter", "route",
+		"Responses a route's cache stored.")
+	mCacheEvictions = def("cache", "evictions_total", "counter", "route",
+		"Objects evicted from a route's memory tier to make room (max_bytes).")
+	mCacheBytes = def("cache", "bytes", "gauge", "route",
+		"Bytes held in a route's memory tier.")
+	mCacheRedisErrors = def("cache", "redis_errors_total", "counter", "route",
+		"Failed Redis commands of a route's cache (the request went on without the Redis tier).")
 	mFilterRejections = def("filter", "rejections_total", "counter", "route, filter, reason",
 		"Requests a route filter answered instead of forwarding (jwt: missing, invalid, expired, forbidden…; rate_limit: limited), and rate-limit decisions taken locally because Redis failed (reason store_error).")
 )
@@ -149,7 +161,7 @@ var allMetrics = []metricDef{
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
 	mReloads, mReloadFailures,
 	mPanic, mPanics, mFailover,
-	mFilterRejections,
+	mFilterRejections, mCacheRequests, mCacheStored, mCacheEvictions, mCacheBytes, mCacheRedisErrors,
 }
 
 // metricSources is what publish reads. Fields are set once before run.
@@ -161,6 +173,7 @@ type metricSources struct {
 	panicked func(service string) bool                // nil: no panic modes
 	failover func(service string) []string            // the service's failover datacenters; may be nil
 	filters  *filter.Stats                            // route filters' counters; nil: none
+	caches   *chain.Caches                            // route caches; nil: none
 	now      func() time.Time
 }
 
@@ -301,6 +314,21 @@ func (am *appMetrics) publish() {
 		src.filters.Each(func(route, name, reason string, n uint64) {
 			am.counter(mFilterRejections, n, metrics.Label{Name: "route", Value: route},
 				metrics.Label{Name: "filter", Value: name}, metrics.Label{Name: "reason", Value: reason})
+		})
+	}
+	if src.caches != nil {
+		src.caches.Each(func(route string, c *cache.Filter) {
+			s, l := c.Stats(), metrics.Label{Name: "route", Value: route}
+			for _, r := range []struct {
+				name string
+				n    uint64
+			}{{"hit", s.Hits}, {"miss", s.Misses}, {"stale", s.Stale}, {"revalidated", s.Revalidated}, {"bypass", s.Bypass}, {"collapsed", s.Collapsed}} {
+				am.counter(mCacheRequests, r.n, l, metrics.Label{Name: "result", Value: r.name})
+			}
+			am.counter(mCacheStored, s.Stored, l)
+			am.counter(mCacheEvictions, s.Evictions, l)
+			am.gauge(mCacheBytes, float32(s.Bytes), l)
+			am.counter(mCacheRedisErrors, s.RedisErrors, l)
 		})
 	}
 	if src.handler != nil {
@@ -476,6 +504,7 @@ func (a *app) wireMetrics(m *appMetrics) {
 		sets:     a.discovery.Sets,
 		reloads:  a.reloadCounts,
 		filters:  a.filterStats,
+		caches:   a.caches,
 		now:      time.Now,
 		panicked: func(service string) bool { return a.registry.Panic(service).Active() },
 		failover: func(service string) []string {

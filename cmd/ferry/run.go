@@ -109,6 +109,7 @@ type app struct {
 	// rejection counters, which outlive reloads.
 	filters     atomic.Pointer[routeFilters]
 	filterStats *filter.Stats
+	caches      *chain.Caches
 }
 
 func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLog accesslog.Logger) (*app, error) {
@@ -140,9 +141,9 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		events:     newEventLog(),
 	}
 	a.history = newHistory(a.handler.Table)
-	a.filterStats = &filter.Stats{}
+	a.filterStats, a.caches = &filter.Stats{}, &chain.Caches{}
 	chain.SetRedisLogger(logger.Named("redis"))
-	filters, err := buildFilters(context.Background(), cfg, logger.Named("filter"), a.filterStats)
+	filters, err := buildFilters(context.Background(), cfg, logger.Named("filter"), a.filterStats, a.caches)
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,10 @@ type Downstream interface {
 	Abort() bool
 	// Answer sends ferry's own error answer; closing ends the connection.
 	Answer(x *Exchange, code int, msg string, closing bool) error
+	// Reply sends a route filter's answer instead of the upstream's
+	// response (a cached response standing in for it), with the same
+	// rules as a request filter's answer; closing ends the connection.
+	Reply(x *Exchange, a *filter.Answer, closing bool) error
 	// Tunnel takes over after a 101 answer to an upgrade: it relays the
 	// head in x.resp and then bytes both ways between the client and x.uc
 	// until either side ends.
@@ -104,6 +108,7 @@ type Exchange struct {
 	RespEdits     HeaderEdits
 	body          filter.BodyWriter
 	LengthChanged bool
+	headPending   bool   // the head waits for the body filters' first output
 	In            []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
 	InR, InW      int
 	small         []byte           // the exchange's own input buffer
@@ -168,7 +173,7 @@ func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *ro
 	x.BodyHead, x.BodyLeft, x.BodyChunk, x.bodyRead, x.BodyUnread, x.relayed = nil, 0, false, false, false, false
 	x.upstream, x.Conn, x.leased = nil, nil, nil
 	x.Attempts, x.Retries, x.Status, x.BytesSent = 0, 0, 0, 0
-	x.Filters, x.body, x.LengthChanged = nil, nil, false
+	x.Filters, x.body, x.LengthChanged, x.headPending = nil, nil, false, false
 	x.RespEdits.Reset()
 	x.shrink()
 	x.Out = x.Out[:0]
@@ -299,7 +304,26 @@ func (x *Exchange) answer(code int, msg string, closing bool) bool {
 		x.BytesSent = int64(len(msg) + 1)
 	}
 	closing = closing || x.ClientStop
+	if a := x.replace(errorResponse(code)); a != nil {
+		// A route filter stands in for ferry's error (a stale cached
+		// response for an unreachable upstream: stale-if-error).
+		return x.reply(a, closing)
+	}
 	if x.d.Answer(x, code, msg, closing) != nil {
+		return false
+	}
+	return !closing
+}
+
+// reply sends a filter's answer instead of the upstream's response or
+// ferry's error, and reports whether the client connection may go on.
+func (x *Exchange) reply(a *filter.Answer, closing bool) bool {
+	x.Status = a.Status
+	if x.Method != http.MethodHead {
+		x.BytesSent = int64(len(a.Body))
+	}
+	closing = closing || x.ClientStop || x.BodyUnread
+	if x.d.Reply(x, a, closing) != nil {
 		return false
 	}
 	return !closing

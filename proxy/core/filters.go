@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ferry-proxy/ferry/proxy/filter"
+	"github.com/ferry-proxy/ferry/proxy/wire"
 )
 
 // The core's side of route filters (SPEC §13, package filter): the views a
@@ -216,10 +217,67 @@ func (w filterResponse) SetHeader(name, value string) { w.x.RespEdits.Set(name, 
 func (w filterResponse) AddHeader(name, value string) { w.x.RespEdits.Add(name, value) }
 func (w filterResponse) DelHeader(name string)        { w.x.RespEdits.Del(name) }
 
-// bodySink is where a body filter writes: the downstream, counted.
+// EachHeader lists the response's fields as they stand (filter.HeaderLister).
+func (w filterResponse) EachHeader(fn func(name, value string)) {
+	r, e := &w.x.Resp, &w.x.RespEdits
+	for i := 0; i < r.NFields; i++ {
+		f := &r.Fields[i]
+		if f.Kind == wire.RespHopByHop || e.Dropped(f.Name) {
+			continue
+		}
+		fn(string(f.Name), string(f.Value))
+	}
+	for _, f := range e.Added() {
+		fn(f[0], f[1])
+	}
+}
+
+var _ filter.HeaderLister = filterResponse{}
+
+// errorResponse is the filter.Response of ferry's own error answer to a
+// forwarded request (502, 504), for a ResponseReplacer to stand in for it.
+type errorResponse int
+
+func (e errorResponse) Status() int                   { return int(e) }
+func (errorResponse) Header(string) string            { return "" }
+func (errorResponse) HeaderValues(string) []string    { return nil }
+func (errorResponse) SetHeader(string, string)        {}
+func (errorResponse) AddHeader(string, string)        {}
+func (errorResponse) DelHeader(string)                {}
+func (errorResponse) EachHeader(func(string, string)) {}
+
+// replace asks the route's response replacers whether one answers instead
+// of w; nil: none does (or the route has no filters).
+func (x *Exchange) replace(w filter.Response) *filter.Answer {
+	if x.Filters == nil {
+		return nil
+	}
+	return x.Route.Spec().Filters.Replace(x.Filters, w)
+}
+
+// sendHead sends the head that waited for the body filters (rule 1 of
+// filter/extra.go): now the filters' header changes are known, and with
+// them whether the body keeps its length.
+func (x *Exchange) sendHead() error {
+	if !x.headPending {
+		return nil
+	}
+	x.headPending = false
+	x.LengthChanged = x.RespEdits.DroppedString("Content-Length")
+	if err := x.d.Head(x); err != nil {
+		return &ClientError{err}
+	}
+	return nil
+}
+
+// bodySink is where a body filter writes: the downstream, counted; the
+// first write sends the head.
 type bodySink struct{ x *Exchange }
 
 func (s bodySink) Write(p []byte) (int, error) {
+	if err := s.x.sendHead(); err != nil {
+		return 0, err
+	}
 	s.x.BytesSent += int64(len(p))
 	if err := s.x.d.Data(p); err != nil {
 		return 0, &ClientError{err}
@@ -228,22 +286,22 @@ func (s bodySink) Write(p []byte) (int, error) {
 }
 
 // filterResponseHead runs the route's response filters on the upstream's
-// final head and sets up its body filters, before the front-end writes the
-// head. It reports whether the body's length changes (the front-end then
-// frames it itself).
-func (x *Exchange) filterResponseHead(noBody bool) {
+// final head and sets up its body filters; with body filters, the head then
+// waits for their first output (sendHead).
+func (x *Exchange) filterResponseHead() {
 	chain := x.Route.Spec().Filters
 	if x.Filters == nil || chain.Empty() {
 		return
 	}
 	w := filterResponse{x}
 	chain.Response(x.Filters, w)
-	if noBody || !chain.HasBody() {
+	if !chain.HasBody() {
 		return
 	}
+	// Every forwarded response, a bodiless one too (rule 2 of
+	// filter/extra.go: the cache learns of a 304 or a HEAD answer).
 	if bw := chain.Body(x.Filters, w, bodySink{x}); bw != nil {
 		x.body = bw
-		x.LengthChanged = x.RespEdits.DroppedString("Content-Length")
 	}
 }
 
@@ -267,7 +325,7 @@ func (x *Exchange) closeBody() error {
 	if err := bw.Close(); err != nil {
 		return asClientError(err)
 	}
-	return nil
+	return x.sendHead() // a body the filters left empty
 }
 
 // abortBody drops the body filters' stream after a failure: a filter that
@@ -276,9 +334,7 @@ func (x *Exchange) abortBody() {
 	if x.body == nil {
 		return
 	}
-	if a, ok := x.body.(interface{ Abort() }); ok {
-		a.Abort()
-	}
+	filter.AbortBody(x.body)
 	x.body = nil
 }
 

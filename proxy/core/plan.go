@@ -32,6 +32,15 @@ type Plan struct {
 	gate *route.Gate
 }
 
+// Finish tells the route's filters that the request ended, however it
+// ended (filter/extra.go, rule 4); the front-end calls it once, after the
+// answer went out or the exchange failed.
+func (p *Plan) Finish() {
+	if p.Filters != nil {
+		p.Route.Spec().Filters.Finish(p.Filters)
+	}
+}
+
 // Done gives back what the plan holds.
 func (p *Plan) Done() {
 	p.gate.Leave()

@@ -36,8 +36,19 @@ func (x *Exchange) relay() bool {
 		return false
 	}
 	noBody := x.Method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
-	x.filterResponseHead(noBody)
-	if err := x.d.Head(x); err != nil {
+	if a := x.replace(filterResponse{x}); a != nil {
+		// A route filter answers instead (the cache turns a 304 to its
+		// revalidation into the stored response): the upstream's body is
+		// not read, so its connection is not reused.
+		x.Conn.Conn.Close()
+		x.Conn = nil
+		x.unlease()
+		return x.reply(a, false)
+	}
+	x.filterResponseHead()
+	if x.body != nil {
+		x.headPending = true // sent with the body filters' first output (filters.go)
+	} else if err := x.d.Head(x); err != nil {
 		x.bodyFailed(&ClientError{err})
 		return false
 	}
@@ -59,6 +70,7 @@ func (x *Exchange) relay() bool {
 	// the connection out of step: it is closed, never reused.
 	upstreamClean = upstreamClean && x.InR == x.InW
 	if err != nil {
+		x.abortBody() // a cut-off body is never stored (filter/extra.go)
 		if _, client := errors.AsType[*ClientError](err); !client && x.d.Abort() {
 			// Nothing reached the client yet: a proper error answer
 			// instead of a connection closed after a complete request
@@ -68,7 +80,6 @@ func (x *Exchange) relay() bool {
 			x.BytesSent = 0
 			return x.upstreamFailed(err)
 		}
-		x.abortBody()
 		x.bodyFailed(err)
 		return false
 	}
@@ -129,6 +140,9 @@ func (x *Exchange) more() error {
 	if x.body != nil {
 		if err := x.body.Flush(); err != nil {
 			return asClientError(err)
+		}
+		if err := x.sendHead(); err != nil {
+			return err // the upstream pauses: the head goes now, for streaming
 		}
 	}
 	if err := x.d.Flush(); err != nil {

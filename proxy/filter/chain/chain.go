@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/ferry-proxy/ferry/config"
 	"github.com/ferry-proxy/ferry/proxy/filter"
+	"github.com/ferry-proxy/ferry/proxy/filter/cache"
+	"github.com/ferry-proxy/ferry/proxy/filter/compress"
 	"github.com/ferry-proxy/ferry/proxy/filter/headers"
 	"github.com/ferry-proxy/ferry/proxy/filter/jwt"
 	"github.com/ferry-proxy/ferry/proxy/filter/ratelimit"
@@ -43,6 +46,9 @@ type Deps struct {
 	Lifecycle *Lifecycle
 	// Stats keeps the rejection counters across reloads; nil counts nothing.
 	Stats *filter.Stats
+	// Caches keeps the routes' caches across reloads; nil: every build
+	// makes new (empty) ones.
+	Caches *Caches
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// HTTPClient fetches JWKS URLs; default a client with a 10s timeout.
@@ -75,6 +81,10 @@ func Build(route config.Route, deps Deps) (*filter.Chain, error) {
 			x, err = buildRateLimit(route, f, rateLimits, deps)
 		case config.FilterHeaders:
 			x, err = buildHeaders(route, f)
+		case config.FilterCompress:
+			x, err = compress.New(*f.Compress)
+		case config.FilterCache:
+			x, err = buildCache(route, f, deps)
 		default:
 			err = fmt.Errorf("unknown filter kind %q", f.Kind)
 		}
@@ -246,5 +256,86 @@ func (l *Lifecycle) Close() {
 	l.mu.Unlock()
 	for _, stop := range stops {
 		stop()
+	}
+}
+
+// buildCache returns the route's cache: the one Deps.Caches kept from the
+// configuration before when its block is the same (a reload must not empty
+// a cache), else a new one, which Deps.Caches then keeps.
+func buildCache(route config.Route, f config.Filter, deps Deps) (any, error) {
+	if deps.Caches != nil {
+		if c := deps.Caches.get(route.Name, *f.Cache); c != nil {
+			return c, nil
+		}
+	}
+	var client redis.UniversalClient
+	if rc, ok := deps.Redis.(redis.UniversalClient); ok && rc != nil {
+		client = rc
+	}
+	if f.Cache.Store == config.CacheStoreRedis && client == nil {
+		return nil, fmt.Errorf("store = \"redis\" needs the redis block")
+	}
+	c, err := cache.New(*f.Cache, cache.Deps{Redis: client, Logger: deps.Logger.Named("cache").With("route", route.Name)})
+	if err != nil {
+		return nil, err
+	}
+	if deps.Caches != nil {
+		deps.Caches.put(route.Name, *f.Cache, c)
+	}
+	return c, nil
+}
+
+// Caches keeps the routes' caches across configurations, by route name and
+// block. Safe for concurrent use.
+type Caches struct {
+	mu sync.Mutex
+	m  map[string]keptCache
+}
+
+type keptCache struct {
+	cfg config.Cache
+	c   *cache.Filter
+}
+
+func sameCache(a, b config.Cache) bool {
+	a.DefRange, b.DefRange = hcl.Range{}, hcl.Range{}
+	return reflect.DeepEqual(a, b)
+}
+
+func (k *Caches) get(route string, cfg config.Cache) *cache.Filter {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if kc, ok := k.m[route]; ok && sameCache(kc.cfg, cfg) {
+		return kc.c
+	}
+	return nil
+}
+
+func (k *Caches) put(route string, cfg config.Cache, c *cache.Filter) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = make(map[string]keptCache)
+	}
+	k.m[route] = keptCache{cfg: cfg, c: c}
+}
+
+// Each calls fn with every kept cache, by route (for metrics).
+func (k *Caches) Each(fn func(route string, c *cache.Filter)) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for r, kc := range k.m {
+		fn(r, kc.c)
+	}
+}
+
+// Retain forgets the caches of routes that no longer have one.
+func (k *Caches) Retain(keep map[string]bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for r := range k.m {
+		if !keep[r] {
+			delete(k.m, r)
+		}
 	}
 }
