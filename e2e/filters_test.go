@@ -6,6 +6,7 @@ package e2e
 // against a real Consul agent.
 
 import (
+	"compress/gzip"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,4 +240,69 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestCompressAndSharedCacheEndToEnd: two ferries share a cache through a
+// real Redis; compress runs after the cache, so the cache holds what
+// clients get.
+func TestCompressAndSharedCacheEndToEnd(t *testing.T) {
+	agent := consultest.Start(t)
+	text := strings.Repeat("a response worth compressing. ", 100)
+	var calls atomic.Int32
+	register(t, agent.Client(), "pages", startBackend(t, "pages-1", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		io.WriteString(w, text)
+	}))
+	redis := redistest.Start(t)
+	cfg := `
+listen = "%LISTEN%"
+admin  = "%ADMIN%"
+consul {
+  address = "%CONSUL%"
+}
+redis {
+  address = "` + redis.Addr + `"
+}
+route "pages" {
+  path_prefix = "/"
+  service     = "pages"
+  cache {
+    store = "redis"
+  }
+  compress {
+    encodings = ["gzip"]
+  }
+}
+`
+	a, b := startFerry(t, agent.HTTPAddr, cfg), startFerry(t, agent.HTTPAddr, cfg)
+	a.WaitReady()
+	b.WaitReady()
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	fetch := func(f *ferry) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", f.URL+"/index.html", nil)
+		req.Host = "shop.example" // one site behind both ferries: the host is part of the cache key
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatalf("not gzip: %v (%v)", err, resp.Header)
+		}
+		body, _ := io.ReadAll(zr)
+		return resp, string(body)
+	}
+	r1, body1 := fetch(a)
+	r2, body2 := fetch(b)
+	if body1 != text || body2 != text || r1.Header.Get("X-Cache") != "MISS" || r2.Header.Get("X-Cache") != "HIT" || calls.Load() != 1 {
+		t.Errorf("a: %q, b: %q, upstream calls %d (want MISS, then a HIT from Redis on the other ferry, 1 call)",
+			r1.Header.Get("X-Cache"), r2.Header.Get("X-Cache"), calls.Load())
+	}
+	if n, _ := value(scrape(t, b.AdminURL), "ferry_cache_requests_total", "route=pages", "result=hit"); n != 1 {
+		t.Errorf("ferry_cache_requests_total{result=hit} on b: %v, want 1", n)
+	}
 }
