@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -212,6 +213,28 @@ route "web-canary" {
 		}
 	}
 
+	// /v1/routes shows the split, the condition and the filters.
+	var rv struct {
+		Routes []struct {
+			Name     string
+			Filters  []string
+			Backends []struct {
+				Service, Tag string
+				Weight       int
+			}
+			Headers []struct {
+				Name   string
+				Values []string
+			}
+		}
+	}
+	_, body := get(t, a.AdminURL+"/v1/routes")
+	if err := json.Unmarshal([]byte(body), &rv); err != nil || len(rv.Routes) != 3 {
+		t.Fatalf("/v1/routes: %v %s", err, body)
+	}
+	if got := fmt.Sprint(rv.Routes[0].Filters, rv.Routes[1].Backends, rv.Routes[2].Headers); got != "[jwt rate_limit headers] [{web v1 100} {web v2 0}] [{X-Canary [always]}]" {
+		t.Errorf("/v1/routes: %s", got)
+	}
 	// The access log names the filter that answered.
 	if log := a.AccessLog(); !strings.Contains(log, "answered_by=jwt") {
 		t.Errorf("access log without answered_by=jwt:\n%s", log)
@@ -304,5 +327,40 @@ route "pages" {
 	}
 	if n, _ := value(scrape(t, b.AdminURL), "ferry_cache_requests_total", "route=pages", "result=hit"); n != 1 {
 		t.Errorf("ferry_cache_requests_total{result=hit} on b: %v, want 1", n)
+	}
+
+	// /v1/routes shows the filters and the cache's figures.
+	var routes struct {
+		Routes []struct {
+			Name    string   `json:"name"`
+			Filters []string `json:"filters"`
+			Cache   *struct {
+				Hits, Stored uint64
+			} `json:"cache"`
+		} `json:"routes"`
+	}
+	_, body := get(t, b.AdminURL+"/v1/routes")
+	if err := json.Unmarshal([]byte(body), &routes); err != nil || len(routes.Routes) != 1 ||
+		strings.Join(routes.Routes[0].Filters, ",") != "cache,compress" || routes.Routes[0].Cache == nil || routes.Routes[0].Cache.Hits != 1 {
+		t.Errorf("/v1/routes: %s", body)
+	}
+
+	// Purging the URL (both tiers) through one ferry: the next request on
+	// the other goes upstream again.
+	resp, err := http.Post(a.AdminURL+"/v1/cache/purge", "application/json",
+		strings.NewReader(`{"url": "http://shop.example/index.html"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	purged, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(purged), `"purged":`) || strings.Contains(string(purged), `"purged":0`) {
+		t.Errorf("purge: %d %s", resp.StatusCode, purged)
+	}
+	if r3, body3 := fetch(a); r3.Header.Get("X-Cache") != "MISS" || body3 != text || calls.Load() != 2 {
+		t.Errorf("after the purge: X-Cache %q, %d upstream calls, want a MISS and 2", r3.Header.Get("X-Cache"), calls.Load())
+	}
+	if resp, err := http.Post(a.AdminURL+"/v1/cache/purge", "application/json", strings.NewReader(`{"url": "not a url"}`)); err != nil || resp.StatusCode != 400 {
+		t.Errorf("purge with a bad url: %v %v, want 400", resp, err)
 	}
 }

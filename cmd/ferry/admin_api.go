@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-proxy/ferry/discovery"
+	"github.com/ferry-proxy/ferry/proxy/filter/cache"
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
@@ -23,9 +24,10 @@ var statusPage []byte
 func (a *app) registerObservability(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/routes", a.handleRoutes)
 	mux.HandleFunc("GET /v1/upstreams", a.handleUpstreams)
-	mux.HandleFunc("GET /v1/stats", a.handleStats)   // status.go
-	mux.HandleFunc("GET /v1/events", a.handleEvents) // status.go
-	a.registerDrain(mux)                             // drain.go
+	mux.HandleFunc("GET /v1/stats", a.handleStats)        // status.go
+	mux.HandleFunc("GET /v1/events", a.handleEvents)      // status.go
+	mux.HandleFunc("POST /v1/cache/purge", a.handlePurge) // cachepurge.go
+	a.registerDrain(mux)                                  // drain.go
 	if a.metrics != nil {
 		mux.Handle("GET /metrics", a.metrics)
 	}
@@ -63,6 +65,37 @@ type routeJSON struct {
 	PathPrefix  string `json:"path_prefix"`
 	Service     string `json:"service"`
 	StripPrefix bool   `json:"strip_prefix"`
+	// Filters are the route's filters in the order they run; Backends its
+	// traffic split (empty: all of it to Service); Headers its header
+	// conditions; Cache its cache's figures when it has one.
+	Filters  []string         `json:"filters"`
+	Backends []backendJSON    `json:"backends"`
+	Headers  []headerCondJSON `json:"headers"`
+	Cache    *cacheJSON       `json:"cache,omitempty"`
+}
+
+type backendJSON struct {
+	Service string `json:"service"`
+	Tag     string `json:"tag"`
+	Weight  int    `json:"weight"`
+}
+
+type headerCondJSON struct {
+	Name   string   `json:"name"`
+	Values []string `json:"values"`
+}
+
+type cacheJSON struct {
+	Hits        uint64 `json:"hits"`
+	Misses      uint64 `json:"misses"`
+	Stale       uint64 `json:"stale"`
+	Revalidated uint64 `json:"revalidated"`
+	Bypass      uint64 `json:"bypass"`
+	Stored      uint64 `json:"stored"`
+	Evictions   uint64 `json:"evictions"`
+	Bytes       int64  `json:"bytes"`
+	Objects     int    `json:"objects"`
+	RedisErrors uint64 `json:"redis_errors"`
 }
 
 // handleRoutes answers GET /v1/routes: the routes of the table in use, in
@@ -72,10 +105,29 @@ func (a *app) handleRoutes(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Routes []routeJSON `json:"routes"`
 	}{Routes: make([]routeJSON, 0, len(specs))}
+	caches := map[string]*cache.Filter{}
+	a.caches.Each(func(route string, c *cache.Filter) { caches[route] = c })
 	for _, s := range specs {
-		out.Routes = append(out.Routes, routeJSON{
+		rj := routeJSON{
 			Name: s.Name, Host: s.Host, PathPrefix: s.PathPrefix, Service: s.Service, StripPrefix: s.StripPrefix,
-		})
+			Filters: []string{}, Backends: []backendJSON{}, Headers: []headerCondJSON{},
+		}
+		if s.Filters != nil {
+			rj.Filters = append(rj.Filters, s.Filters.Names...)
+		}
+		for _, b := range s.Backends {
+			rj.Backends = append(rj.Backends, backendJSON{Service: b.Service, Tag: b.Tag, Weight: b.Weight})
+		}
+		for _, h := range s.Headers {
+			rj.Headers = append(rj.Headers, headerCondJSON{Name: h.Name, Values: h.Values})
+		}
+		if c := caches[s.Name]; c != nil {
+			st := c.Stats()
+			rj.Cache = &cacheJSON{Hits: st.Hits, Misses: st.Misses, Stale: st.Stale, Revalidated: st.Revalidated,
+				Bypass: st.Bypass, Stored: st.Stored, Evictions: st.Evictions, Bytes: st.Bytes, Objects: st.Objects,
+				RedisErrors: st.RedisErrors}
+		}
+		out.Routes = append(out.Routes, rj)
 	}
 	writeJSON(w, out)
 }
