@@ -7,17 +7,20 @@ package e2e
 
 import (
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -362,5 +365,109 @@ route "pages" {
 	}
 	if resp, err := http.Post(a.AdminURL+"/v1/cache/purge", "application/json", strings.NewReader(`{"url": "not a url"}`)); err != nil || resp.StatusCode != 400 {
 		t.Errorf("purge with a bad url: %v %v, want 400", resp, err)
+	}
+}
+
+// TestReloadMovesTrafficSplit: a canary's weight goes 0 → 50 → 100 by
+// reloads under steady request loops: no request fails, and each phase's
+// traffic goes where the weights say.
+func TestReloadMovesTrafficSplit(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	for _, tag := range []string{"v1", "v2"} {
+		b := startBackend(t, "web-"+tag, nil)
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+			ID: b.Name, Name: "web", Tags: []string{tag}, Address: "127.0.0.1", Port: b.Port,
+			Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := func(v1, v2 int) string {
+		return fmt.Sprintf(`
+listen = "%%LISTEN%%"
+admin  = "%%ADMIN%%"
+consul {
+  address = "%%CONSUL%%"
+}
+route "web" {
+  path_prefix = "/"
+  backend {
+    service = "web"
+    tag     = "v1"
+    weight  = %d
+  }
+  backend {
+    service = "web"
+    tag     = "v2"
+    weight  = %d
+  }
+}
+`, v1, v2)
+	}
+	f := startFerry(t, agent.HTTPAddr, cfg(100, 0))
+	f.WaitReady()
+	render := func(s string) string {
+		s = strings.ReplaceAll(s, "%LISTEN%", hostPort(f.URL))
+		s = strings.ReplaceAll(s, "%ADMIN%", hostPort(f.AdminURL))
+		return strings.ReplaceAll(s, "%CONSUL%", agent.HTTPAddr)
+	}
+
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var failed atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	lc := &http.Client{Timeout: 10 * time.Second}
+	defer lc.CloseIdleConnections()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := lc.Get(f.URL + "/x")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				counts[string(body)]++
+				mu.Unlock()
+			}
+		}()
+	}
+	phase := func(v1, v2 int) map[string]int {
+		writeAtomic(t, f.Config, render(cfg(v1, v2)))
+		if code, ans := postReload(t, f.AdminURL); code != http.StatusOK {
+			t.Fatalf("reload to %d/%d: %d %+v", v1, v2, code, ans)
+		}
+		time.Sleep(200 * time.Millisecond) // requests begun on the old table end
+		mu.Lock()
+		clear(counts)
+		mu.Unlock()
+		time.Sleep(time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(counts)
+	}
+	first := phase(100, 0)
+	half := phase(50, 50)
+	all := phase(0, 100)
+	cancel()
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed across the reloads", failed.Load())
+	}
+	if first["web-v2"] != 0 || all["web-v1"] != 0 || half["web-v1"] == 0 || half["web-v2"] == 0 {
+		t.Errorf("traffic by phase: 100/0 %v, 50/50 %v, 0/100 %v", first, half, all)
+	}
+	if n1, n2 := half["web-v1"], half["web-v2"]; n1+n2 > 0 && (n1 < (n1+n2)*4/10 || n2 < (n1+n2)*4/10) {
+		t.Errorf("50/50 gave %d/%d", n1, n2)
 	}
 }
