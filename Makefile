@@ -41,7 +41,7 @@ fuzz:
 
 # Every fuzz target for 20,000 inputs (seeds in each package's testdata/fuzz/);
 # part of make test. A failing input is written to testdata/fuzz/ to keep.
-FUZZ_TARGETS := ./config/:FuzzParse ./proxy/wire/:FuzzCanonicalPath ./proxy/route/:FuzzMatch ./proxy/wire/:FuzzTracker ./proxy/wire/:FuzzParseHead ./proxy/wire/:FuzzParseResponse
+FUZZ_TARGETS := ./config/:FuzzParse ./proxy/wire/:FuzzCanonicalPath ./proxy/route/:FuzzMatch ./proxy/wire/:FuzzTracker ./proxy/wire/:FuzzParseHead ./proxy/wire/:FuzzParseResponse ./proxy/filter/jwt/:FuzzToken ./proxy/filter/cache/:FuzzDecode
 # A count, not a duration: with a duration, Go's fuzzer can report its own
 # deadline ("context deadline exceeded") as a failure when time runs out
 # mid-minimisation, which would make `make test` flaky.
