@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/proxy"
+	"github.com/ferry-proxy/ferry/proxy/certs"
 	"github.com/ferry-proxy/ferry/proxy/core"
 	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/filter/cache"
@@ -148,6 +149,10 @@ var (
 		"Bytes held in a route's memory tier.")
 	mCacheRedisErrors = def("cache", "redis_errors_total", "counter", "route",
 		"Failed Redis commands of a route's cache (the request went on without the Redis tier).")
+	mCertExpiry = def("tls", "certificate_expiry_seconds", "gauge", "listener, cert_file",
+		"Seconds until a served certificate expires (negative: expired), per TLS listener and certificate file.")
+	mCertReloadFailures = def("tls", "certificate_reload_failures_total", "counter", "listener",
+		"Certificate reloads that found a missing or broken file; the listener kept serving the previous certificate.")
 	mFilterRejections = def("filter", "rejections_total", "counter", "route, filter, reason",
 		"Requests a route filter answered instead of forwarding (jwt: missing, invalid, expired, forbidden…; rate_limit: limited), and rate-limit decisions taken locally because Redis failed (reason store_error).")
 )
@@ -161,6 +166,7 @@ var allMetrics = []metricDef{
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
 	mReloads, mReloadFailures,
 	mPanic, mPanics, mFailover,
+	mCertExpiry, mCertReloadFailures,
 	mFilterRejections, mCacheRequests, mCacheStored, mCacheEvictions, mCacheBytes, mCacheRedisErrors,
 }
 
@@ -174,6 +180,7 @@ type metricSources struct {
 	failover func(service string) []string            // the service's failover datacenters; may be nil
 	filters  *filter.Stats                            // route filters' counters; nil: none
 	caches   *chain.Caches                            // route caches; nil: none
+	certs    func() map[string]*certs.Store           // TLS listeners' certificates by listener; nil: none
 	now      func() time.Time
 }
 
@@ -315,6 +322,16 @@ func (am *appMetrics) publish() {
 			am.counter(mFilterRejections, n, metrics.Label{Name: "route", Value: route},
 				metrics.Label{Name: "filter", Value: name}, metrics.Label{Name: "reason", Value: reason})
 		})
+	}
+	if src.certs != nil {
+		now := src.now()
+		for name, st := range src.certs() {
+			s, l := st.Stats(), metrics.Label{Name: "listener", Value: name}
+			am.counter(mCertReloadFailures, s.Failures, l)
+			for _, c := range s.Certificates {
+				am.gauge(mCertExpiry, float32(c.NotAfter.Sub(now).Seconds()), l, metrics.Label{Name: "cert_file", Value: c.CertFile})
+			}
+		}
 	}
 	if src.caches != nil {
 		src.caches.Each(func(route string, c *cache.Filter) {
@@ -499,12 +516,18 @@ func (a *app) wireMetrics(m *appMetrics) {
 	a.discovery.onUpdate = m.discoveryUpdate
 	a.prober.OnFailure = m.checkFailed
 	m.src = metricSources{
-		table:    a.handler.Table,
-		handler:  a.handler,
-		sets:     a.discovery.Sets,
-		reloads:  a.reloadCounts,
-		filters:  a.filterStats,
-		caches:   a.caches,
+		table:   a.handler.Table,
+		handler: a.handler,
+		sets:    a.discovery.Sets,
+		reloads: a.reloadCounts,
+		filters: a.filterStats,
+		caches:  a.caches,
+		certs: func() map[string]*certs.Store {
+			if blocks := a.lc.blocks; blocks != nil {
+				return blocks.Stores()
+			}
+			return nil
+		},
 		now:      time.Now,
 		panicked: func(service string) bool { return a.registry.Panic(service).Active() },
 		failover: func(service string) []string {
