@@ -162,7 +162,7 @@ func (a *app) rebuild() {
 		return
 	}
 	cfg := a.liveConfig()
-	routes, services := specsOf(cfg)
+	routes, services := a.lc.upstreamTLS.specs(cfg, a.logger) // upstream_tls.go
 	sets := a.discovery.Sets()
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)

@@ -52,6 +52,7 @@ func specsOf(cfg *config.Config) ([]route.RouteSpec, map[string]route.ServiceSpe
 			MaxRequests:        s.MaxRequests,
 			MaxPendingRequests: s.MaxPendingRequests,
 			QueueTimeout:       s.QueueTimeout,
+			Protocol:           s.UpstreamProtocol(), // TLS: see upstreamTLSCache
 			Outlier: health.Outlier{
 				ConsecutiveFailures: s.Outlier.ConsecutiveFailures,
 				BaseEjectionTime:    s.Outlier.BaseEjectionTime,
