@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"maps"
 	"net/http"
@@ -45,6 +46,20 @@ func (d *httpDown) RequestTrailers(b []byte) []byte {
 // Gone: net/http cancels the request's context when its background read
 // sees the client close the connection.
 func (d *httpDown) Gone() bool { return d.r.Context().Err() != nil }
+
+// Context ends when the client goes away (core.ContextDownstream): the h2
+// upstream client stops the upstream stream with it.
+func (d *httpDown) Context() context.Context { return d.r.Context() }
+
+// InterruptBody ends a request body read in progress (core.BodyInterrupter)
+// when the h2 upstream client is done with the body before the client is.
+// Only an HTTP/2 request body may be closed beside a read; an HTTP/1.1
+// body's read is bounded by read_timeout instead.
+func (d *httpDown) InterruptBody() {
+	if d.r.ProtoMajor == 2 {
+		d.r.Body.Close()
+	}
+}
 
 func (d *httpDown) Informational(x *core.Exchange) error {
 	h := d.w.Header()

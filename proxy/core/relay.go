@@ -46,6 +46,8 @@ func (x *Exchange) relay() bool {
 	switch {
 	case noBody:
 		err = x.end()
+	case x.h2 != nil:
+		err = x.relayH2Body() // relay_h2.go
 	case r.Chunked:
 		err = x.relayChunked()
 	case r.ContentLength >= 0:
@@ -71,6 +73,14 @@ func (x *Exchange) relay() bool {
 		x.abortBody()
 		x.bodyFailed(err)
 		return false
+	}
+	if x.h2 != nil {
+		// The stream ended (the transport keeps its connection), and with
+		// it the request body's pump: was the client's body all read?
+		x.h2.finish()
+		x.h2 = nil
+		x.unlease()
+		return !x.ClientStop && !x.BodyUnread
 	}
 	uc := x.Conn
 	x.Conn = nil
