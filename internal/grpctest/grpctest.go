@@ -136,17 +136,17 @@ var desc = grpc.ServiceDesc{
 }
 
 // Serve starts a gRPC server named name on a loopback port (over TLS with
-// cert when not nil) with the Echo service and the health service (status
-// SERVING), stopped at cleanup. It returns the address.
-func Serve(tb testing.TB, name string, cert *tls.Certificate) string {
+// tlsConfig when not nil, else h2c) with the Echo service and the health
+// service (status SERVING), stopped at cleanup. It returns the address.
+func Serve(tb testing.TB, name string, tlsConfig *tls.Config) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var opts []grpc.ServerOption
-	if cert != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}})))
+	if tlsConfig != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
 	s := grpc.NewServer(opts...)
 	s.RegisterService(&desc, &server{name: name})
