@@ -289,3 +289,38 @@ func cutH2(t *testing.T) string {
 		panic(http.ErrAbortHandler)
 	})
 }
+
+// A service that stops being routed while a stream runs keeps the stream;
+// its HTTP/2 client is retired and its connection closed once the stream
+// ends (the package's goroutine-leak check sees any transport left).
+func TestGRPCStreamOutlivesItsService(t *testing.T) {
+	f, cc := grpcFixture(t, route.ServiceSpec{}, grpctest.Serve(t, "a", nil))
+	ctx := callCtx(t)
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, grpctest.Chat, grpctest.CallOption)
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := func(i int) {
+		t.Helper()
+		m := []byte(strconv.Itoa(i))
+		if err := st.SendMsg(&m); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		if err := st.RecvMsg(&out); err != nil || string(out) != "re:"+strconv.Itoa(i) {
+			t.Fatalf("round %d: %q %v", i, out, err)
+		}
+	}
+	round(1)
+	f.route(nil, nil) // the service leaves the table
+	round(2)
+	st.CloseSend()
+	var out []byte
+	if err := st.RecvMsg(&out); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	in := []byte("x")
+	if err := cc.Invoke(ctx, grpctest.Echo, &in, &out, grpctest.CallOption); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("after the service left: %v (a 404 is UNIMPLEMENTED to gRPC)", err)
+	}
+}

@@ -176,3 +176,64 @@ func TestH2UpstreamRefusesUpgrade(t *testing.T) {
 		t.Fatalf("got %d, %d upstream calls", resp.StatusCode, calls.Load())
 	}
 }
+
+// A large body from an HTTP/1.1 client streams to the h2 upstream through
+// the pump; an upstream that answers without reading it is relayed, and
+// the client connection, its body unread, closes after the answer.
+func TestH2UpstreamRequestBodies(t *testing.T) {
+	up := h2cBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			io.WriteString(w, "too big")
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d", n)
+	})
+	f := newFixture(t, "text")
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "h"}},
+		map[string]route.ServiceSpec{"h": {Protocol: route.ProtocolHTTP2}}, setOf(t, "h", up))
+
+	const size = 4 << 20
+	req, _ := http.NewRequest(http.MethodPost, f.front.URL+"/count", strings.NewReader(strings.Repeat("x", size)))
+	if resp, body := f.do(req); resp.StatusCode != 200 || body != fmt.Sprint(size) {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+
+	c := f.dial()
+	fmt.Fprintf(c, "POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+	c.Write([]byte(strings.Repeat("y", 64<<10))) // the rest never comes
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || string(body) != "too big" || !resp.Close {
+		t.Fatalf("got %d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+}
+
+// HEAD and 204 answers from an h2 upstream carry no body.
+func TestH2UpstreamBodilessAnswers(t *testing.T) {
+	up := h2cBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	})
+	f := newFixture(t, "text")
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "h"}},
+		map[string]route.ServiceSpec{"h": {Protocol: route.ProtocolHTTP2}}, setOf(t, "h", up))
+	req, _ := http.NewRequest(http.MethodHead, f.front.URL+"/x", nil)
+	if resp, body := f.do(req); resp.StatusCode != 200 || body != "" || resp.ContentLength != 5 {
+		t.Fatalf("HEAD: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+	}
+	if resp, body := f.get("/empty"); resp.StatusCode != 204 || body != "" {
+		t.Fatalf("204: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := f.get("/x"); resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("GET after: %d %q", resp.StatusCode, body)
+	}
+}

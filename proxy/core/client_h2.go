@@ -78,11 +78,18 @@ type ContextDownstream interface {
 }
 
 // BodyInterrupter is a Downstream whose request body read can be ended
-// from another goroutine (an HTTP/2 stream's). Without it, a pump stopped
-// while it waits on the client waits for the read to end (read_timeout
-// bounds it).
+// from another goroutine, by a read deadline now: the h2 client stops a
+// pump that waits on the client once the response ended. The client
+// connection then closes after the answer (its body is left unread).
 type BodyInterrupter interface {
 	InterruptBody()
+}
+
+// FullDuplexDownstream is a Downstream that must be told that the
+// response is written while the request body is still read (net/http's
+// HTTP/1.1 server).
+type FullDuplexDownstream interface {
+	EnableFullDuplex()
 }
 
 // attemptH2 is attempt (client.go) for an HTTP/2 service.
@@ -131,6 +138,9 @@ func (h *h2Exchange) start() {
 		parent = cd.Context()
 	}
 	h.base, h.cancelBase = context.WithCancelCause(parent)
+	if fd, ok := x.d.(FullDuplexDownstream); ok && h.tmpl.length != 0 {
+		fd.EnableFullDuplex()
+	}
 	if x.GRPC {
 		if d, ok := grpcTimeout(h.tmpl.header.Get("Grpc-Timeout")); ok {
 			h.deadline = x.Start.Add(d)

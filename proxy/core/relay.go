@@ -36,6 +36,9 @@ func (x *Exchange) relay() bool {
 		return false
 	}
 	noBody := x.Method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
+	if x.h2 != nil {
+		x.h2BeforeHead() // relay_h2.go
+	}
 	x.filterResponseHead(noBody)
 	if err := x.d.Head(x); err != nil {
 		x.bodyFailed(&ClientError{err})

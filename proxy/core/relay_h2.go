@@ -6,6 +6,20 @@ import (
 	"github.com/ferry-proxy/ferry/health"
 )
 
+// h2BeforeHead notes, before the head goes out, whether the client's body
+// is still being read: an h2 upstream may answer before it took the whole
+// body (a 413, an error status), and an HTTP/1.1 client connection whose
+// body is left unread must be told it closes after the answer.
+func (x *Exchange) h2BeforeHead() {
+	b := x.h2.body
+	b.mu.Lock()
+	unread := b.left != 0
+	b.mu.Unlock()
+	if unread {
+		x.BodyUnread = true
+	}
+}
+
 // relayH2Body relays the body of an h2 response (its head already went
 // through the Downstream in relay) and then its trailers, as Trailer
 // lines: the same Data/Trailer/End calls an HTTP/1.1 upstream's body makes.
