@@ -237,3 +237,45 @@ func TestH2UpstreamBodilessAnswers(t *testing.T) {
 		t.Fatalf("GET after: %d %q", resp.StatusCode, body)
 	}
 }
+
+// The one attempt policy holds for h2 upstreams: a stream reset after the
+// request went is tried on another instance for an idempotent request
+// without a body, never for a POST (it may have been executed).
+func TestH2UpstreamRetryPolicy(t *testing.T) {
+	var badGets, badPosts, goodPosts atomic.Int32
+	bad := h2cBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			badPosts.Add(1)
+		} else {
+			badGets.Add(1)
+		}
+		panic(http.ErrAbortHandler) // RST_STREAM before any response byte
+	})
+	good := h2cBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			goodPosts.Add(1)
+		}
+		io.WriteString(w, "good")
+	})
+	f := newFixture(t, "text")
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "h"}},
+		map[string]route.ServiceSpec{"h": {Protocol: route.ProtocolHTTP2, Retries: 1}}, setOf(t, "h", bad, good))
+	for i := range 4 {
+		if resp, body := f.get("/"); resp.StatusCode != 200 || body != "good" {
+			t.Fatalf("GET %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if badGets.Load() == 0 {
+		t.Fatal("the resetting instance never got a GET: nothing was retried")
+	}
+	failed := 0
+	for range 4 {
+		req, _ := http.NewRequest(http.MethodPost, f.front.URL+"/", strings.NewReader("once"))
+		if resp, _ := f.do(req); resp.StatusCode == http.StatusBadGateway {
+			failed++
+		}
+	}
+	if badPosts.Load()+goodPosts.Load() != 4 || int32(failed) != badPosts.Load() || failed == 0 {
+		t.Fatalf("POSTs: %d on the resetting instance, %d on the good one, %d answered 502", badPosts.Load(), goodPosts.Load(), failed)
+	}
+}
