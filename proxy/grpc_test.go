@@ -324,3 +324,25 @@ func TestGRPCStreamOutlivesItsService(t *testing.T) {
 		t.Fatalf("after the service left: %v (a 404 is UNIMPLEMENTED to gRPC)", err)
 	}
 }
+
+// response_timeout starts once the request body went: a client stream
+// longer than it is not cut.
+func TestGRPCClientStreamLongerThanResponseTimeout(t *testing.T) {
+	_, cc := grpcFixture(t, route.ServiceSpec{ResponseTimeout: 100 * time.Millisecond}, grpctest.Serve(t, "a", nil))
+	st, err := cc.NewStream(callCtx(t), &grpc.StreamDesc{ClientStreams: true}, grpctest.Sum, grpctest.CallOption)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		m := []byte(strconv.Itoa(i))
+		if err := st.SendMsg(&m); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond) // the stream outlasts response_timeout
+	}
+	st.CloseSend()
+	var out []byte
+	if err := st.RecvMsg(&out); err != nil || string(out) != "0+1+2" {
+		t.Fatalf("got %q %v", out, err)
+	}
+}

@@ -155,3 +155,27 @@ func TestUpstreamTLSUnsolicitedBytesCloseTheConnection(t *testing.T) {
 		<-stray // sent (on loopback: arrived) before the next request
 	}
 }
+
+// A service's connections live as long as its TLS configuration: a table
+// rebuilt with the same configuration reuses them, a new configuration (a
+// reload) never does.
+func TestUpstreamTLSNewConfigurationNewConnections(t *testing.T) {
+	ca := testcerts.NewCA(t, "upstream")
+	other := testcerts.NewCA(t, "other")
+	b, conns := tlsBackend(t, ca, nil, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	f := newFixture(t, "text")
+	routes := []route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}
+	good := &tls.Config{RootCAs: ca.Pool}
+	f.route(routes, map[string]route.ServiceSpec{"s": {TLS: good}}, setOf(t, "s", addr(b)))
+	f.get("/")
+	f.route(routes, map[string]route.ServiceSpec{"s": {TLS: good}}, setOf(t, "s", addr(b))) // a discovery change
+	if resp, _ := f.get("/"); resp.StatusCode != 200 || conns.Load() != 1 {
+		t.Fatalf("same configuration: %d, %d connections", resp.StatusCode, conns.Load())
+	}
+	// A configuration that cannot verify the instance: the pooled
+	// connection, made under the old one, is not used.
+	f.route(routes, map[string]route.ServiceSpec{"s": {TLS: &tls.Config{RootCAs: other.Pool}}}, setOf(t, "s", addr(b)))
+	if resp, _ := f.get("/"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("new configuration: %d", resp.StatusCode)
+	}
+}
