@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,4 +277,59 @@ func TestGRPCFailuresAreStatuses(t *testing.T) {
 func deadAddr(t *testing.T) string {
 	t.Helper()
 	return "127.0.0.1:" + strconv.Itoa(consultest.FreePorts(t, 1)[0])
+}
+
+// An HTTP/1.1 client of ferry's plain listener (the fast lane) reaches a
+// protocol = "http2" service over TLS: ferry converts both ways, trailers
+// included.
+func TestHTTP1ClientToH2Upstream(t *testing.T) {
+	agent := consultest.Start(t)
+	ca := testcerts.NewCA(t, "h2")
+	b := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Done")
+		io.WriteString(w, r.Proto+" "+r.Method+" "+r.URL.RequestURI()+" "+string(body))
+		w.Header().Set("X-Done", "yes")
+	}))
+	b.EnableHTTP2 = true
+	b.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf("api", "127.0.0.1").TLS}}
+	b.StartTLS()
+	t.Cleanup(b.Close)
+	_, port, _ := strings.Cut(b.Listener.Addr().String(), ":")
+	p, _ := strconv.Atoi(port)
+	register(t, agent.Client(), "api", &backend{Name: "api-1", Port: p})
+
+	f := startFerry(t, agent.HTTPAddr, `
+listen = "%LISTEN%"
+admin  = "%ADMIN%"
+consul {
+  address = "%CONSUL%"
+}
+service "api" {
+  protocol = "http2"
+  tls {
+    ca_file = "`+ca.File+`"
+  }
+}
+route "api" {
+  path_prefix = "/"
+  service     = "api"
+}
+`)
+	f.WaitReady()
+	var p1 http.Protocols
+	p1.SetHTTP1(true)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &p1}}
+	t.Cleanup(client.CloseIdleConnections)
+	waitFor(t, 10*time.Second, "ferry routes to api", func() bool { return statusOf(f.URL+"/") == 200 })
+	resp, err := client.Post(f.URL+"/items?x=1", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Proto != "HTTP/1.1" || string(body) != "HTTP/2.0 POST /items?x=1 hello" ||
+		resp.Trailer.Get("X-Done") != "yes" {
+		t.Fatalf("got %d %s %q trailer %v", resp.StatusCode, resp.Proto, body, resp.Trailer)
+	}
 }
