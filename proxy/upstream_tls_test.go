@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferry-proxy/ferry/internal/testcerts"
 	"github.com/ferry-proxy/ferry/proxy/route"
@@ -44,7 +45,10 @@ func TestUpstreamTLS(t *testing.T) {
 		io.WriteString(w, "tls "+r.TLS.ServerName+" "+r.Host)
 	})
 	f := newFixture(t, "text")
-	spec := route.ServiceSpec{TLS: &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}}
+	// A session cache, as cmd/ferry's configurations have: Go's server
+	// then sends TLS 1.3 session tickets after the handshake.
+	spec := route.ServiceSpec{TLS: &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12,
+		ClientSessionCache: tls.NewLRUClientSessionCache(8)}}
 	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
 		map[string]route.ServiceSpec{"s": spec}, setOf(t, "s", addr(b)))
 
@@ -56,8 +60,8 @@ func TestUpstreamTLS(t *testing.T) {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
 	}
-	// The TLS 1.3 session tickets Go's server sends after the handshake
-	// do not make a pooled connection look busy: it is reused.
+	// The session tickets do not make a pooled connection look busy: it
+	// is reused.
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d upstream connections for 3 sequential requests, want 1", n)
 	}
@@ -177,5 +181,34 @@ func TestUpstreamTLSNewConfigurationNewConnections(t *testing.T) {
 	f.route(routes, map[string]route.ServiceSpec{"s": {TLS: &tls.Config{RootCAs: other.Pool}}}, setOf(t, "s", addr(b)))
 	if resp, _ := f.get("/"); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("new configuration: %d", resp.StatusCode)
+	}
+}
+
+// A request body streamed on a new TLS 1.3 connection is not mistaken for
+// an early answer when the server's session tickets arrive meanwhile. A Go
+// server that asks for a client certificate sends its tickets only after
+// the client's Finished, as OpenSSL does: they reach ferry after its
+// handshake returned, while the body streams.
+func TestUpstreamTLSStreamsBodiesPastSessionTickets(t *testing.T) {
+	ca := testcerts.NewCA(t, "upstream")
+	clients := testcerts.NewCA(t, "clients")
+	b, conns := tlsBackend(t, ca, clients, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		io.WriteString(w, strconv.FormatInt(n, 10))
+	})
+	f := newFixture(t, "text")
+	cfg := &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{clients.Leaf("ferry", "ferry").TLS},
+		ClientSessionCache: tls.NewLRUClientSessionCache(8)} // as cmd/ferry builds it: servers send tickets
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}},
+		map[string]route.ServiceSpec{"s": {TLS: cfg, ResponseTimeout: 5 * time.Second}}, setOf(t, "s", addr(b)))
+	const size = 2 << 20
+	for i := range 2 {
+		req, _ := http.NewRequest(http.MethodPost, f.front.URL+"/", strings.NewReader(strings.Repeat("z", size)))
+		if resp, body := f.do(req); resp.StatusCode != 200 || body != strconv.Itoa(size) {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if conns.Load() != 1 {
+		t.Fatalf("%d connections: the tickets made a quiet connection look busy", conns.Load())
 	}
 }

@@ -3,10 +3,9 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
-	"os"
+	"syscall"
 	"time"
 
 	"github.com/ferry-proxy/ferry/proxy/sock"
@@ -17,26 +16,29 @@ import (
 // connect_timeout, and keeps its connections idle like a cleartext pool.
 //
 // The quiet check under TLS. A pooled connection is reused only if nothing
-// arrived while it was idle. Under TLS, bytes that arrived may sit in three
-// places: the socket (seen by the peek on the raw descriptor, as for
-// cleartext), tls.Conn's buffer of raw records it pulled off the socket
-// (it reads as much as the socket holds, not one record), and its buffer of
-// decrypted bytes not yet read. The peek alone misses the last two, and it
-// cannot tell an unsolicited response from a TLS 1.3 post-handshake message
-// (every TLS 1.3 record looks like application data on the wire). So the
-// check first lets tls.Conn process what it holds with a read whose
-// deadline has passed (no system call: Go fails such a read before touching
-// the socket): post-handshake messages — a NewSessionTicket, which many
-// servers send only after the client's Finished, so it arrives after the
-// handshake returned, or a KeyUpdate — are consumed, as they must be, and
-// the connection stays usable; application data or a close_notify makes it
-// not quiet. A record tls.Conn holds only part of is caught by recordConn,
-// which follows the record framing of the raw stream: if the stream stops
-// mid-record, bytes came unasked. Then the raw peek looks at the socket.
-// Without the first step a connection would be wrongly closed after a late
-// ticket (a reconnect, not a bug) and, worse, the early-answer check while
-// a request body streams (client.go) would take a ticket for the upstream's
-// answer.
+// arrived while it was idle, and a request body stops streaming when the
+// upstream answers early. Under TLS, bytes that arrived may sit in three
+// places: the socket, tls.Conn's buffer of raw records (it reads as much as
+// the socket holds, not one record) and its buffer of decrypted bytes. And
+// not every record is an answer: TLS 1.3 servers send post-handshake
+// messages — NewSessionTicket, which Go and OpenSSL servers send after the
+// client's Finished when the client can resume (ferry's configurations
+// cache sessions), so it arrives after the handshake returned, while the
+// connection idles or while the first body streams; KeyUpdate at any time.
+// On the wire every TLS 1.3 record looks like application data, so a peek
+// at the socket alone would close every fresh connection after its first
+// response and, worse, take a ticket for an early answer and stop sending
+// the body (then wait for an answer that never comes: a 504).
+//
+// So the check lets tls.Conn process every record that has arrived: a Read
+// through tls.Conn whose reads of the socket (recordConn, in drain mode)
+// take what is there without blocking and then say "would block", an error
+// tls.Conn treats as temporary. Post-handshake messages are consumed, as
+// they must be; decrypted data (kept for the exchange's next Read), a
+// close_notify or a TLS error make the connection not quiet. recordConn
+// also follows the record framing, so a record that only began to arrive
+// is caught too: it makes a pooled connection not quiet, and is no early
+// answer yet for a body being sent (the next check sees it whole).
 
 // tlsState is a TLS connection's part of Conn.
 type tlsState struct {
@@ -106,31 +108,58 @@ func (c *Conn) Peek() sock.PeekState {
 	if c.tls == nil {
 		return c.Peeker.Peek()
 	}
-	t := c.tls
-	if t.held {
-		return sock.PeekData
+	if st := c.tlsDrain(); st != sock.PeekQuiet {
+		return st
 	}
-	sock.SetRead(t.conn, &c.ReadDeadline, expired)
-	n, err := t.conn.Read(t.one[:])
-	switch {
-	case n > 0:
-		t.held = true
-		return sock.PeekData
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		// What tls.Conn held is processed: nothing for the exchange.
-	case err == io.EOF:
-		return sock.PeekClosed // close_notify
-	default:
-		return sock.PeekClosed // a broken record, an alert
-	}
-	if t.rec.midRecord() {
-		return sock.PeekData
+	if c.tls.rec.midRecord() {
+		return sock.PeekData // a record began arriving unasked
 	}
 	return c.Peeker.Peek()
 }
 
-// expired is a read deadline long past.
-var expired = time.Unix(1, 0)
+// Answered reports, while a request body streams (client.go), whether the
+// upstream answered early or closed. Under TLS only decrypted data or the
+// connection's end count: a post-handshake message is not an answer, nor
+// is a record still arriving (the next check sees it whole).
+func (c *Conn) Answered() bool {
+	if c.tls == nil {
+		return c.Peeker.Peek() != sock.PeekQuiet
+	}
+	return c.tlsDrain() != sock.PeekQuiet
+}
+
+// tlsDrain lets tls.Conn process every record that has arrived — what it
+// holds and what the socket holds, read without blocking — and reports
+// PeekData when that gave application data (kept for the next Read),
+// PeekClosed at a close_notify or any TLS error, else PeekQuiet.
+func (c *Conn) tlsDrain() sock.PeekState {
+	t := c.tls
+	if t.held {
+		return sock.PeekData
+	}
+	t.rec.drain, t.rec.fd = true, c.Peeker.Fd
+	n, err := t.conn.Read(t.one[:])
+	t.rec.drain = false
+	switch {
+	case n > 0:
+		t.held = true
+		return sock.PeekData
+	case err == errWouldBlock:
+		return sock.PeekQuiet // everything that arrived was processed
+	}
+	return sock.PeekClosed // close_notify (io.EOF), an alert, a broken record
+}
+
+// errWouldBlock ends a drain: the socket has nothing more. It is a
+// temporary net.Error, which tls.Conn returns without breaking the
+// connection.
+var errWouldBlock error = &wouldBlockError{}
+
+type wouldBlockError struct{}
+
+func (*wouldBlockError) Error() string   { return "no more bytes without blocking" }
+func (*wouldBlockError) Timeout() bool   { return true }
+func (*wouldBlockError) Temporary() bool { return true }
 
 // Read reads response bytes: first a byte a peek took, then the
 // connection's.
@@ -152,12 +181,40 @@ type recordConn struct {
 	hdr  [5]byte
 	hn   int // header bytes seen of the current record
 	body int // body bytes of the current record still to come
+	// drain: reads take what the socket holds without blocking (one
+	// recv with MSG_DONTWAIT on fd, beside Go's poller, which no other
+	// read uses meanwhile) and end with errWouldBlock.
+	drain bool
+	fd    int
 }
 
 func (r *recordConn) Read(p []byte) (int, error) {
+	if r.drain {
+		return r.readNow(p)
+	}
 	n, err := r.Conn.Read(p)
 	r.follow(p[:n])
 	return n, err
+}
+
+func (r *recordConn) readNow(p []byte) (int, error) {
+	if r.fd < 0 || len(p) == 0 {
+		return 0, errWouldBlock
+	}
+	n, _, err := syscall.Recvfrom(r.fd, p, syscall.MSG_DONTWAIT)
+	if err == syscall.EINTR {
+		n, _, err = syscall.Recvfrom(r.fd, p, syscall.MSG_DONTWAIT)
+	}
+	switch {
+	case err == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	r.follow(p[:n])
+	return n, nil
 }
 
 func (r *recordConn) follow(b []byte) {
