@@ -115,7 +115,7 @@ type Service struct {
 	// when the local datacenter has none routable; nil: no failover.
 	Failover []string
 	Protocol string       // as written: "" (unset) | http1 | http2 | grpc; see UpstreamProtocol (tls.go)
-	TLS      *UpstreamTLS // TLS to the instances; nil: cleartext (tls.go; upstream side: issue 15)
+	TLS      *UpstreamTLS // TLS to the instances; nil: cleartext (tls.go; applied by cmd/ferry/upstream_tls.go)
 }
 
 // Health policies accepted by Service.Health.

@@ -77,8 +77,8 @@ func (s *Service) UpstreamProtocol() string {
 }
 
 // UpstreamTLS is a service's tls block: TLS from ferry to its instances.
-// Decoded and validated here; the upstream client applies it (issue 15,
-// upstream side).
+// Decoded and validated here; cmd/ferry builds its tls.Config once per load
+// (upstream_tls.go) and the upstream clients apply it.
 type UpstreamTLS struct {
 	CAFile     string // PEM roots; "" uses the system's
 	ServerName string // SNI and the name verified; "" uses the instance address

@@ -42,6 +42,13 @@ func (f *fastDown) ReadBody(p []byte) (int, error) {
 
 func (f *fastDown) RequestTrailers(b []byte) []byte { return b } // no chunked uploads here
 
+// InterruptBody ends a body read in progress on another goroutine (the h2
+// upstream client's pump, core.BodyInterrupter). The deadline is set
+// straight on the socket, not through c.rdl, which only ReadBody's
+// goroutine touches: the connection closes after this answer anyway, its
+// body left unread.
+func (f *fastDown) InterruptBody() { f.c.raw.SetReadDeadline(time.Now()) }
+
 func (f *fastDown) Gone() bool { return f.c.Peek() == sock.PeekClosed }
 
 // closing reports whether the client connection ends after this response.

@@ -86,6 +86,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.Code != 0 {
+		if core.GRPCAnswers(p.Service, r.Header.Get("Content-Type")) {
+			writeGRPCAnswer(rw, p.Code, p.Msg) // grpcanswer.go
+			return
+		}
 		if p.RetryAfter {
 			rw.Header().Set("Retry-After", "1")
 		}

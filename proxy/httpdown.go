@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"maps"
 	"net/http"
@@ -47,6 +48,26 @@ func (d *httpDown) RequestTrailers(b []byte) []byte {
 // sees the client close the connection.
 func (d *httpDown) Gone() bool { return d.r.Context().Err() != nil }
 
+// Context ends when the client goes away (core.ContextDownstream): the h2
+// upstream client stops the upstream stream with it.
+func (d *httpDown) Context() context.Context { return d.r.Context() }
+
+// EnableFullDuplex lets the response be written while the request body is
+// still read (core.FullDuplexDownstream), as the h2 upstream client does:
+// without it net/http's HTTP/1.1 server waits, before the first response
+// byte, for a body read in progress to end.
+func (d *httpDown) EnableFullDuplex() {
+	http.NewResponseController(d.w).EnableFullDuplex()
+}
+
+// InterruptBody ends a request body read in progress (core.BodyInterrupter)
+// when the h2 upstream client is done with the body before the client is:
+// a read deadline now, on the HTTP/2 stream or on the HTTP/1.1 connection
+// (which then closes after the answer: its framing is lost).
+func (d *httpDown) InterruptBody() {
+	http.NewResponseController(d.w).SetReadDeadline(time.Now())
+}
+
 func (d *httpDown) Informational(x *core.Exchange) error {
 	h := d.w.Header()
 	copyFields(h, &x.Resp, false)
@@ -76,6 +97,11 @@ func (d *httpDown) Head(x *core.Exchange) error {
 	}
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // relay none, as the upstream sent none: no sniffing
+	}
+	if x.BodyUnread && d.r.ProtoMajor == 1 {
+		// An h2 upstream answered before taking the whole body (see
+		// core.h2BeforeHead): the connection's framing is lost.
+		h.Set("Connection", "close")
 	}
 	d.status = r.Status
 	return nil

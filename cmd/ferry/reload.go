@@ -40,7 +40,8 @@ type lifecycle struct {
 	// buildMu serializes table builds (route.Builder is single-threaded):
 	// the table goroutine and reloads both build.
 	buildMu       sync.Mutex
-	builderClosed bool // guarded by buildMu
+	builderClosed bool             // guarded by buildMu
+	upstreamTLS   upstreamTLSCache // guarded by buildMu (upstream_tls.go)
 
 	ok, failed atomic.Uint64 // reload outcomes, read by reloadCounts
 

@@ -177,7 +177,7 @@ func (a *app) rebuild() {
 		return
 	}
 	cfg := a.liveConfig()
-	routes, services := specsOf(cfg, a.filters.Load())
+	routes, services := a.lc.upstreamTLS.specs(cfg, a.filters.Load(), a.logger) // upstream_tls.go
 	sets := a.discovery.Sets()
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)

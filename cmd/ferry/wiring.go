@@ -83,6 +83,7 @@ func specsOf(cfg *config.Config, filters *routeFilters) ([]route.RouteSpec, map[
 			MaxRequests:        s.MaxRequests,
 			MaxPendingRequests: s.MaxPendingRequests,
 			QueueTimeout:       s.QueueTimeout,
+			Protocol:           s.UpstreamProtocol(), // TLS: see upstreamTLSCache
 			Outlier: health.Outlier{
 				ConsecutiveFailures: s.Outlier.ConsecutiveFailures,
 				BaseEjectionTime:    s.Outlier.BaseEjectionTime,

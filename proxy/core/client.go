@@ -225,7 +225,7 @@ func (x *Exchange) streamBody(uc *upstream.Conn) error {
 				x.BodyUnread = true
 				return werr
 			}
-			if uc.Peek() != sock.PeekQuiet {
+			if uc.Answered() { // a peek (under TLS: see upstream/tls.go)
 				// The upstream answered (or gave up) before the whole
 				// body: stop sending, read its answer.
 				x.BodyUnread = left != 0

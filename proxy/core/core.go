@@ -82,6 +82,9 @@ type Exchange struct {
 	Method     string
 	ClientStop bool // the client asked to close its connection
 	Upgrade    bool // the request asks for a (WebSocket) upgrade
+	// GRPC: a gRPC request to a grpc service; ferry's own answers to it
+	// are gRPC statuses (grpc.go).
+	GRPC bool
 
 	BodyHead   []byte // the part of the request body read with the head
 	BodyLeft   int64  // body bytes still to read from the client; -1: until EOF
@@ -90,7 +93,8 @@ type Exchange struct {
 	BodyUnread bool   // the client's body was not read to its end
 	relayed    bool   // a 1xx head reached the client: no retry
 
-	Req []byte // the outbound head and bodyHead
+	Req []byte      // the outbound head and bodyHead
+	h2  *h2Exchange // the HTTP/2 client's state (client_h2.go); nil for HTTP/1.1
 
 	upstream  *route.Upstream // the last attempt's
 	Conn      *upstream.Conn  // the connection the response comes on
@@ -169,7 +173,7 @@ func (x *Exchange) shrink() {
 // Reset prepares a pooled exchange for a request routed to route.
 func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *route.Route, svc *route.Service, path string) {
 	x.d, x.Start, x.Method, x.Route, x.Service, x.Path = d, start, method, route, svc, path
-	x.ClientStop, x.Upgrade = false, false
+	x.ClientStop, x.Upgrade, x.GRPC, x.h2 = false, false, false, nil
 	x.BodyHead, x.BodyLeft, x.BodyChunk, x.bodyRead, x.BodyUnread, x.relayed = nil, 0, false, false, false, false
 	x.upstream, x.Conn, x.leased = nil, nil, nil
 	x.Attempts, x.Retries, x.Status, x.BytesSent = 0, 0, 0, 0
@@ -182,6 +186,10 @@ func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *ro
 // Release returns what the exchange still holds (an exchange that ended in
 // an error may hold a connection or a lease).
 func (x *Exchange) Release() {
+	if x.h2 != nil {
+		x.h2.finish()
+		x.h2 = nil
+	}
 	if x.Conn != nil {
 		x.Conn.Conn.Close()
 		x.Conn = nil
@@ -220,10 +228,16 @@ func (e *ClientError) Unwrap() error { return e.Err }
 // connection may serve another request.
 func (x *Exchange) Forward(up *route.Upstream) bool {
 	svc := x.Service
+	x.GRPC = svc.Spec().Protocol == route.ProtocolGRPC && grpcRequest(x.Req)
 	for {
 		x.Attempts++
 		x.upstream = up
-		err := x.attempt(up)
+		var err error
+		if svc.H2 != nil {
+			err = x.attemptH2(up) // client_h2.go
+		} else {
+			err = x.attempt(up)
+		}
 		if err == nil {
 			return x.relay()
 		}
@@ -304,6 +318,9 @@ func (x *Exchange) answer(code int, msg string, closing bool) bool {
 		x.BytesSent = int64(len(msg) + 1)
 	}
 	closing = closing || x.ClientStop
+	if x.GRPC {
+		return x.answerGRPC(code, msg, closing) // grpc.go
+	}
 	if a := x.replace(errorResponse(code)); a != nil {
 		// A route filter stands in for ferry's error (a stale cached
 		// response for an unreachable upstream: stale-if-error).

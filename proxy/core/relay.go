@@ -36,12 +36,21 @@ func (x *Exchange) relay() bool {
 		return false
 	}
 	noBody := x.Method == http.MethodHead || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
+	if x.h2 != nil {
+		x.h2BeforeHead() // relay_h2.go
+	}
 	if a := x.replace(filterResponse{x}); a != nil {
 		// A route filter answers instead (the cache turns a 304 to its
 		// revalidation into the stored response): the upstream's body is
-		// not read, so its connection is not reused.
-		x.Conn.Conn.Close()
-		x.Conn = nil
+		// not read, so its connection is not reused (an h2 stream is
+		// ended).
+		if x.h2 != nil {
+			x.h2.finish()
+			x.h2 = nil
+		} else {
+			x.Conn.Conn.Close()
+			x.Conn = nil
+		}
 		x.unlease()
 		return x.reply(a, false)
 	}
@@ -57,6 +66,8 @@ func (x *Exchange) relay() bool {
 	switch {
 	case noBody:
 		err = x.end()
+	case x.h2 != nil:
+		err = x.relayH2Body() // relay_h2.go
 	case r.Chunked:
 		err = x.relayChunked()
 	case r.ContentLength >= 0:
@@ -82,6 +93,14 @@ func (x *Exchange) relay() bool {
 		}
 		x.bodyFailed(err)
 		return false
+	}
+	if x.h2 != nil {
+		// The stream ended (the transport keeps its connection), and with
+		// it the request body's pump: was the client's body all read?
+		x.h2.finish()
+		x.h2 = nil
+		x.unlease()
+		return !x.ClientStop && !x.BodyUnread
 	}
 	uc := x.Conn
 	x.Conn = nil

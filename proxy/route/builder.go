@@ -1,6 +1,7 @@
 package route
 
 import (
+	"crypto/tls"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,8 @@ type servicePool struct {
 	gate   *Gate // the max_requests slots and queue
 	logger hclog.Logger
 	conns  map[string]*upstream.Pool // the fast lane's, by instance address
+	tls    *tls.Config               // the TLS configuration conns were made with
+	h2     *upstream.H2              // the HTTP/2 client of an http2 or grpc service
 	// tagNext are the round-robin counters of a traffic split's backends
 	// that select instances by tag.
 	tagNext map[string]*atomic.Uint64
@@ -130,6 +133,7 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 			for _, cp := range p.conns {
 				cp.CloseIdle(true)
 			}
+			p.closeH2()
 			delete(b.Pools, name)
 		}
 	}
@@ -160,6 +164,8 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 		p.gate = NewGate(spec.MaxRequests, spec.MaxPendingRequests, spec.QueueTimeout, svc.stats)
 	}
 	svc.Gate = p.gate
+	p.upstreamClients(&spec) // upstream_clients.go
+	svc.H2 = p.h2
 	inSet := make(map[string]bool)
 	if set != nil {
 		svc.known, svc.stale = set.Known, set.Stale
@@ -173,7 +179,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 			addr := inst.HostPort()
 			cp := p.conns[addr]
 			if cp == nil {
-				cp = upstream.NewPool(addr)
+				cp = p.newPool(addr, spec.TLS)
 				p.conns[addr] = cp
 			}
 			inSet[addr] = true
@@ -186,11 +192,18 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 			})
 		}
 	}
+	left := false
 	for addr, cp := range p.conns {
 		if !inSet[addr] {
 			cp.CloseIdle(true) // requests in flight close theirs when done
 			delete(p.conns, addr)
+			left = true
 		}
+	}
+	if left && p.h2 != nil {
+		// The transport cannot close one instance's connections: the
+		// idle ones of every instance close, and reconnect on demand.
+		p.h2.CloseIdle()
 	}
 	bal, ok := NewBalancer(spec.Balance, svc.upstreams, p.next)
 	if !ok {
@@ -234,6 +247,9 @@ func (b *Builder) Close() {
 	for _, p := range b.Pools {
 		for _, cp := range p.conns {
 			cp.CloseIdle(false)
+		}
+		if p.h2 != nil {
+			p.h2.CloseIdle()
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"crypto/tls"
 	"sort"
 	"time"
 
@@ -74,7 +75,28 @@ type ServiceSpec struct {
 	MaxRequests        int
 	MaxPendingRequests int
 	QueueTimeout       time.Duration
+	// Protocol is what ferry speaks to the instances: "" or ProtocolHTTP1
+	// (ferry's HTTP/1.1 client), ProtocolHTTP2 or ProtocolGRPC (the HTTP/2
+	// client, see upstream.H2; grpc also answers gRPC requests' failures
+	// as gRPC statuses).
+	Protocol string
+	// TLS is the TLS client configuration to the instances, built once per
+	// configuration load and never modified (the Builder keeps a service's
+	// connections while the pointer stays the same); nil: cleartext. An
+	// empty ServerName verifies and sends as SNI each instance's address.
+	TLS *tls.Config
 }
+
+// Upstream protocols (ServiceSpec.Protocol), as the configuration spells
+// them.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolHTTP2 = "http2"
+	ProtocolGRPC  = "grpc"
+)
+
+// H2 reports whether the service's instances are spoken to in HTTP/2.
+func (s *ServiceSpec) H2() bool { return s.Protocol == ProtocolHTTP2 || s.Protocol == ProtocolGRPC }
 
 // Defaults for services routed without a ServiceSpec (or with zero fields),
 // the same as the configuration's.
@@ -158,10 +180,14 @@ type Service struct {
 	Balancer  balancer
 	Budget    *retryBudget // long-lived, shared with later tables
 	Gate      *Gate        // long-lived while max_requests and its queue stay the same
-	known     bool
-	stale     bool
-	Logger    hclog.Logger  // With("service", name)
-	stats     *ServiceStats // long-lived; see stats.go
+	// H2 is the HTTP/2 client to the instances of a service whose
+	// protocol is http2 or grpc (nil otherwise): long-lived like the
+	// HTTP/1.1 pools, one connection pool per instance inside it.
+	H2     *upstream.H2
+	known  bool
+	stale  bool
+	Logger hclog.Logger  // With("service", name)
+	stats  *ServiceStats // long-lived; see stats.go
 }
 
 // Name returns the Consul service name.

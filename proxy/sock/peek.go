@@ -5,11 +5,11 @@ import (
 	"syscall"
 )
 
-// peekState is what a non-blocking peek at a connection found.
-type peekState uint8
+// PeekState is what a non-blocking peek at a connection found.
+type PeekState uint8
 
 const (
-	PeekQuiet  peekState = iota // open, nothing to read
+	PeekQuiet  PeekState = iota // open, nothing to read
 	PeekData                    // bytes waiting
 	PeekClosed                  // the peer closed or reset it
 )
@@ -36,7 +36,7 @@ func (p *Peeker) Bind(c net.Conn) {
 }
 
 // Peek reports the connection's state.
-func (p *Peeker) Peek() peekState {
+func (p *Peeker) Peek() PeekState {
 	if p.Fd < 0 {
 		return PeekQuiet
 	}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 // or pop.
 type Pool struct {
 	addr string
+	tls  *tls.Config // nil: cleartext; see tls.go
 
 	mu     sync.Mutex
 	idle   []*Conn // oldest first
@@ -30,7 +32,8 @@ type Conn struct {
 	Pool                        *Pool
 	idleFrom                    time.Time
 	ReadDeadline, WriteDeadline time.Time // the deadlines armed (see deadline.go)
-	sock.Peeker
+	sock.Peeker                           // on the TCP socket, under TLS too
+	tls                         *tlsState // nil: cleartext; see tls.go
 }
 
 func NewPool(addr string) *Pool { return &Pool{addr: addr} }
@@ -83,8 +86,12 @@ func (p *Pool) Put(c *Conn, now time.Time) {
 	}
 }
 
-// Dial opens a new connection within timeout. Failures are *DialError.
+// Dial opens a new connection within timeout (the TLS handshake included,
+// for a TLS pool). Failures are *DialError.
 func (p *Pool) Dial(ctx context.Context, timeout time.Duration) (*Conn, error) {
+	if p.tls != nil {
+		return p.dialTLS(ctx, timeout)
+	}
 	d := net.Dialer{Timeout: timeout, KeepAlive: tcpKeepAlive}
 	c, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
