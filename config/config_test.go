@@ -105,7 +105,7 @@ local_service {
 	wantServices := map[string]*Service{
 		"user": user,
 		"order": {Name: "order", Balance: "round_robin", ConnectTimeout: 2 * time.Second,
-			ResponseTimeout: 30 * time.Second, Retries: 2, MaxRequests: 1024, MaxPendingRequests: 1024, QueueTimeout: 5 * time.Second, Health: "passing",
+			ResponseTimeout: 30 * time.Second, Retries: 2, MaxRequests: 1024, MaxPendingRequests: 4096, QueueTimeout: 5 * time.Second, Health: "passing",
 			Outlier: Outlier{ConsecutiveFailures: 5, BaseEjectionTime: 30 * time.Second}},
 	}
 	if !reflect.DeepEqual(cfg.Services, wantServices) {

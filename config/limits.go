@@ -45,7 +45,7 @@ const (
 	DefaultMaxBodyBytes = 100 << 20 // route.max_body_bytes
 	DefaultMaxRequests  = 1024      // service.max_requests
 
-	DefaultMaxPendingRequests = 1024            // service.max_pending_requests (Envoy's default)
+	DefaultMaxPendingRequests = 4096            // service.max_pending_requests (see docs/configuration.md)
 	DefaultQueueTimeout       = 5 * time.Second // service.queue_timeout
 
 	// Bounds of max_header_bytes and max_header_count.

@@ -15,7 +15,7 @@ import (
 
 // TestBurstIsQueuedNotRefused: 3,000 client connections each send one GET
 // at once and stay open, against a service at the default max_requests
-// (1,024): the requests beyond it wait in the service's queue, and every
+// (1,024): the requests beyond it wait in the service's queue (4,096), and every
 // one gets its 200 (nginx answers all of them too). Bounded to a minute.
 func TestBurstIsQueuedNotRefused(t *testing.T) {
 	agent := consultest.Start(t)

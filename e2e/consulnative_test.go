@@ -378,7 +378,12 @@ route "users" {
 		// (it follows the routing table by a moment) has no datacenter:
 		// send another while waiting.
 		get(t, f.URL+"/api/user/")
-		return strings.Contains(f.AccessLog(), `"upstream":"`+remote.Addr+`","attempts":1,"datacenter":"dc2"`)
+		for _, line := range strings.Split(f.AccessLog(), "\n") {
+			if strings.Contains(line, `"upstream":"`+remote.Addr+`","attempts":1,`) && strings.HasSuffix(line, `,"datacenter":"dc2"}`) {
+				return true
+			}
+		}
+		return false
 	})
 
 	start = time.Now()
