@@ -392,3 +392,44 @@ func TestRequestTrailersForwarded(t *testing.T) {
 		t.Errorf("upstream trailer X-Checksum: got %q", v)
 	}
 }
+
+// TestBodyCutOffIsNotCompleted: an upstream that breaks in the middle of a
+// chunked body leaves the client with an incomplete body it can tell from
+// a whole one — in both lanes (net/http would otherwise end the chunked
+// body cleanly).
+func TestBodyCutOffIsNotCompleted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			if _, err := http.ReadRequest(br); err == nil {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+				c.(*net.TCPConn).SetLinger(0)
+			}
+			c.Close() // reset mid-body
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	f := newFixture(t, "text")
+	f.route([]route.RouteSpec{{Name: "r", PathPrefix: "/", Service: "s"}}, map[string]route.ServiceSpec{"s": {Retries: 0}},
+		setOf(t, "s", ln.Addr().String()))
+	c := f.dial()
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("the client read %q as a complete body", body)
+	}
+}

@@ -124,6 +124,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	svc.Budget.EndRequest(x.Retries)
 	p.Done()
 	p.Finish()
+	if x.Truncated && !x.GRPC {
+		// The upstream broke mid-body: net/http would end a chunked body
+		// (or an h2 stream) as if it were whole. Aborting makes it close
+		// the connection (HTTP/1.1) or reset the stream (h2), so that the
+		// client knows the response is incomplete, as
+		// httputil.ReverseProxy does. (A gRPC call ends with its status
+		// in trailers instead: grpc.go.) The deferred finish still counts
+		// and logs the request.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // finish counts and logs a request the Handler served and returns its

@@ -112,12 +112,15 @@ type Exchange struct {
 	RespEdits     HeaderEdits
 	body          filter.BodyWriter
 	LengthChanged bool
-	headPending   bool   // the head waits for the body filters' first output
-	In            []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
-	InR, InW      int
-	small         []byte           // the exchange's own input buffer
-	big           *[bigInSize]byte // borrowed from bigIns; nil when in is small
-	hex           [20]byte         // a chunk-size line
+	headPending   bool // the head waits for the body filters' first output
+	// Truncated: the upstream failed after the response started; the
+	// front-end must not end the body as if it were complete.
+	Truncated bool
+	In        []byte // upstream bytes: in[inR:inW] unread; small, or big while moving a large body
+	InR, InW  int
+	small     []byte           // the exchange's own input buffer
+	big       *[bigInSize]byte // borrowed from bigIns; nil when in is small
+	hex       [20]byte         // a chunk-size line
 }
 
 const (
@@ -177,7 +180,7 @@ func (x *Exchange) Reset(d Downstream, start time.Time, method string, route *ro
 	x.BodyHead, x.BodyLeft, x.BodyChunk, x.bodyRead, x.BodyUnread, x.relayed = nil, 0, false, false, false, false
 	x.upstream, x.Conn, x.leased = nil, nil, nil
 	x.Attempts, x.Retries, x.Status, x.BytesSent = 0, 0, 0, 0
-	x.Filters, x.body, x.LengthChanged, x.headPending = nil, nil, false, false
+	x.Filters, x.body, x.LengthChanged, x.headPending, x.Truncated = nil, nil, false, false, false
 	x.RespEdits.Reset()
 	x.shrink()
 	x.Out = x.Out[:0]

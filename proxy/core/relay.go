@@ -120,6 +120,7 @@ func (x *Exchange) bodyFailed(err error) {
 	if _, ok := errors.AsType[*ClientError](err); ok {
 		return // the client went away: nobody to tell, no fault of the upstream's
 	}
+	x.Truncated = true
 	x.Service.Report(x.upstream, health.Failure)
 	x.Service.Logger.Warn("upstream failed after the response started", "route", x.Route.Spec().Name,
 		"address", x.upstream.Addr(), "instance_id", x.upstream.Instance().ID, "error", err)
