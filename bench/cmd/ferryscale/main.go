@@ -45,6 +45,7 @@ type options struct {
 	maxWatch  int
 	change    string
 	heap      string
+	cpu       string
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 		"registered, the old one deregistered: a deploy) or inplace (the instance re-registered on another port, "+
 		"checks unchanged)")
 	flag.StringVar(&o.heap, "heap", "", "write ferry's heap profile after the idle period here (enables pprof)")
+	flag.StringVar(&o.cpu, "cpu", "", "write ferry's CPU profile over the churn period here (enables pprof)")
 	flag.Parse()
 	if o.maxConns < 0 {
 		o.maxConns = 2*o.services + 200
@@ -247,7 +249,7 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Fprintf(&conf, "listen = %q\nadmin = %q\nconsul {\n  address = %q\n%s}\nlog {\n  level = \"warn\"\n  access_log = \"off\"\n}\n",
 		listen, admin, consul.HTTPAddr, watchLine)
-	if o.heap != "" {
+	if o.heap != "" || o.cpu != "" {
 		conf.WriteString("pprof = true\n")
 	}
 	for s := range o.services {
@@ -312,6 +314,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	cpu1, w1 := benchkit.CPU(ferry.PID()), time.Now()
+	profiled := make(chan error, 1)
+	if o.cpu != "" {
+		pc := &http.Client{Timeout: o.churn + 30*time.Second}
+		go func() {
+			profiled <- saveHeap(pc, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(o.churn.Seconds())), o.cpu)
+		}()
+	} else {
+		profiled <- nil
+	}
 	tick := time.NewTicker(time.Second / time.Duration(o.rate))
 	for k := range n {
 		select {
@@ -354,6 +365,9 @@ func run(ctx context.Context, o options) error {
 	}
 	tick.Stop()
 	pollers.Wait()
+	if err := <-profiled; err != nil {
+		return err
+	}
 	churnCPU := float64(benchkit.CPU(ferry.PID())-cpu1) / float64(time.Since(w1))
 	peak := benchkit.PeakRSS(ferry.PID())
 	get3, err := agentGETs(consul.HTTPAddr)
@@ -418,6 +432,7 @@ func get(c *http.Client, url string) (string, error) {
 	return string(b), err
 }
 
+// saveHeap saves a profile (heap or CPU) from ferry's pprof endpoint.
 func saveHeap(c *http.Client, url, path string) error {
 	resp, err := c.Get(url)
 	if err != nil {
@@ -425,7 +440,7 @@ func saveHeap(c *http.Client, url, path string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile: %s", resp.Status)
+		return fmt.Errorf("profile: %s", resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {
