@@ -159,14 +159,19 @@ func (d *detector) runCatalog(ctx context.Context) {
 		if index == last && !resync && prevChecks != nil {
 			return
 		}
+		var named []string
+		if prev != nil && !resync {
+			// Services added, removed or retagged are read at once, not
+			// after the check-list read below.
+			named = d.catalogDiff(prev, cur)
+			d.s.enqueue(named...)
+		}
 		if index <= checksIndex && !resync && prev != nil && prevChecks != nil {
 			// The last check-list read came after this change and named
-			// what it could; only the names and tags are left to diff.
-			// Without this, under steady churn every round would read
-			// the whole list again for changes it has already seen. (An
-			// instance without checks changed in the same window is left
-			// to the periodic resync.)
-			d.s.enqueue(d.catalogDiff(prev, cur)...)
+			// what it could. Without this, under steady churn every round
+			// would read the whole list again for changes it has already
+			// seen. (An instance without checks changed in the same
+			// window is left to the periodic resync.)
 			return
 		}
 		rctx, cancel := d.s.m.timing.bound(d.s.ctx, 0)
@@ -190,8 +195,7 @@ func (d *detector) runCatalog(ctx context.Context) {
 			}
 			return
 		}
-		changed := append(d.affected(prevChecks, curChecks), d.catalogDiff(prev, cur)...)
-		if len(changed) > 0 {
+		if changed := d.affected(prevChecks, curChecks); len(changed) > 0 || len(named) > 0 {
 			d.s.enqueue(changed...)
 			return
 		}

@@ -167,6 +167,13 @@ func TestConsulScaledDefaultLimits(t *testing.T) {
 	measure("instance without checks added (sweep)", "svc-33", func() {
 		catalogRegister(t, admin, "node-2", "svc-33", "svc-33-2", 10002, "")
 	}, func(s *InstanceSet) bool { return len(s.Instances) == 3 })
+	measure("service without checks gone from the catalog (catalog diff)", "svc-35", func() {
+		for j := range 2 {
+			if _, err := admin.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-" + strconv.Itoa(j), ServiceID: "svc-35-" + strconv.Itoa(j)}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}, func(s *InstanceSet) bool { return len(s.All) == 0 && !s.Stale })
 	if p := peak.Load(); p > budget-1 {
 		t.Errorf("peak connections %d, want at most %d", p, budget-1)
 	}
