@@ -387,7 +387,9 @@ func run(ctx context.Context, o options) error {
 	}
 	churnReqs := float64(get3-get2) / time.Since(w1).Seconds()
 	ferryLog, _ := os.ReadFile(filepath.Join(dir, "ferry.log"))
-	tooMany := strings.Count(string(ferryLog), "429")
+	// As the api client reports the agent's refusal; a bare "429" would
+	// also count timestamps (….429Z).
+	tooMany := strings.Count(string(ferryLog), "code: 429")
 
 	var ok []time.Duration
 	for _, l := range lat {
