@@ -30,7 +30,9 @@ import (
 //
 // A health change thus costs Consul one small answer plus one read of the
 // changed service; a registration one catalog answer, one list of checks
-// and one read per changed service.
+// and one read per changed service. Under churn, a catalog answer whose
+// changes the last check-list read already saw (its index is at most that
+// read's) reads no list of its own.
 type detector struct {
 	s *scaler
 	// baselines counts the loops that have their first answer; the
@@ -100,8 +102,14 @@ func (d *detector) loop(ctx context.Context, what string, query func(q *api.Quer
 			m.log.Info("change detector recovered; re-reading every service", "query", what, "index", got)
 		}
 		failures = 0
+		answered := time.Now()
 		answer(got, lastIndex, resync)
-		delay = pause(waitIndex, lastIndex, got, elapsed, t, rand.Float64())
+		// The pause runs from the answer, not from the end of answer's
+		// work: the catalog's answer reads the check list, and waiting the
+		// floor after that read too would add it to the path of every
+		// change that lands meanwhile. The rate stays bounded, since a new
+		// query still starts at least the floor after the last answer.
+		delay = pause(waitIndex, lastIndex, got, elapsed, t, rand.Float64()) - time.Since(answered)
 		waitIndex, lastIndex = step.next, got
 	}
 }
@@ -151,12 +159,26 @@ func (d *detector) runCatalog(ctx context.Context) {
 		if index == last && !resync && prevChecks != nil {
 			return
 		}
+		var named []string
+		if prev != nil && !resync {
+			// Services added, removed or retagged are read at once, not
+			// after the check-list read below.
+			named = d.catalogDiff(prev, cur)
+			d.s.enqueue(named...)
+		}
+		if index <= checksIndex && !resync && prev != nil && prevChecks != nil {
+			// The last check-list read came after this change and named
+			// what it could. Without this, under steady churn every round
+			// would read the whole list again for changes it has already
+			// seen. (An instance without checks changed in the same
+			// window is left to the periodic resync.)
+			return
+		}
 		rctx, cancel := d.s.m.timing.bound(d.s.ctx, 0)
 		checks, meta, err := d.s.m.opts.Cluster.Checks((&api.QueryOptions{AllowStale: d.s.m.opts.AllowStale,
 			Datacenter: d.s.m.opts.Datacenter}).WithContext(rctx))
 		cancel()
 		var curChecks *checkPrints
-		seenBefore := index <= checksIndex // this answer's changes were in the last read
 		if err == nil {
 			curChecks = fingerprint(checks)
 			checksIndex = metaIndex(meta)
@@ -173,30 +195,30 @@ func (d *detector) runCatalog(ctx context.Context) {
 			}
 			return
 		}
-		changed := d.affected(prevChecks, curChecks)
-		for name, tags := range cur {
-			if old, ok := prev[name]; (!ok || !slices.Equal(old, tags)) && d.s.watched(name) {
-				changed = append(changed, name)
-			}
-		}
-		for name := range prev {
-			if _, ok := cur[name]; !ok && d.s.watched(name) {
-				changed = append(changed, name)
-			}
-		}
-		if len(changed) > 0 {
+		if changed := d.affected(prevChecks, curChecks); len(changed) > 0 || len(named) > 0 {
 			d.s.enqueue(changed...)
-			return
-		}
-		if seenBefore {
-			// The previous check-list read, taken after this change, named
-			// it already. (An instance without checks changed in the same
-			// window is left to the periodic resync.)
 			return
 		}
 		d.s.m.log.Debug("catalog changed in a way the diffs cannot name (an instance without checks); sweeping every service", "index", index)
 		d.s.sweep()
 	})
+}
+
+// catalogDiff lists the watched services added to, removed from or with
+// other tags in the catalog between two answers.
+func (d *detector) catalogDiff(prev, cur map[string][]string) []string {
+	var changed []string
+	for name, tags := range cur {
+		if old, ok := prev[name]; (!ok || !slices.Equal(old, tags)) && d.s.watched(name) {
+			changed = append(changed, name)
+		}
+	}
+	for name := range prev {
+		if _, ok := cur[name]; !ok && d.s.watched(name) {
+			changed = append(changed, name)
+		}
+	}
+	return changed
 }
 
 // metaIndex is an answer's X-Consul-Index (0 without meta).

@@ -22,40 +22,6 @@ type HealthClient interface {
 	Service(service, tag string, passingOnly bool, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error)
 }
 
-// ClusterClient is what the change detector of scaled mode asks Consul: the
-// checks of the cluster (/v1/health/state/any, honouring q.Filter) and the
-// service catalog (/v1/catalog/services), as blocking queries or plain
-// reads. ConsulCluster adapts an *api.Client. Implementations must be safe
-// for concurrent use and honour the context carried by the QueryOptions.
-type ClusterClient interface {
-	Checks(q *api.QueryOptions) ([]CheckState, *api.QueryMeta, error)
-	Services(q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error)
-}
-
-// CheckState is what the detector reads of a check: no output, no
-// definition, so that decoding thousands of them stays cheap.
-type CheckState struct {
-	Node, CheckID, ServiceID, ServiceName, Status string
-}
-
-// ConsulCluster is the ClusterClient of a real Consul client.
-type ConsulCluster struct{ Client *api.Client }
-
-// Checks lists the cluster's checks (filtered by q.Filter).
-func (c ConsulCluster) Checks(q *api.QueryOptions) ([]CheckState, *api.QueryMeta, error) {
-	var out []CheckState
-	meta, err := c.Client.Raw().Query("/v1/health/state/any", &out, q)
-	if err != nil {
-		return nil, nil, err
-	}
-	return out, meta, nil
-}
-
-// Services lists the catalog's services and their tags.
-func (c ConsulCluster) Services(q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
-	return c.Client.Catalog().Services(q)
-}
-
 // DefaultWaitTime is the blocking-query wait used when Options.WaitTime is zero.
 const DefaultWaitTime = 30 * time.Second
 

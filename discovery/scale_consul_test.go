@@ -7,7 +7,9 @@ package discovery
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,8 +23,9 @@ import (
 
 // countingClient returns a client for addr whose transport counts the
 // connections open at once (the agent's limit counts exactly these) and
-// is capped at conns, as cmd/ferry caps it.
-func countingClient(t *testing.T, addr string, conns int) (*api.Client, *atomic.Int64) {
+// is capped at conns, as cmd/ferry caps it; and its configuration, as
+// api.NewClient completed it.
+func countingClient(t *testing.T, addr string, conns int) (*api.Client, *api.Config, *atomic.Int64) {
 	t.Helper()
 	var open, peak atomic.Int64
 	cfg := api.DefaultConfig()
@@ -45,7 +48,7 @@ func countingClient(t *testing.T, addr string, conns int) (*api.Client, *atomic.
 		t.Fatal(err)
 	}
 	t.Cleanup(cfg.Transport.CloseIdleConnections)
-	return c, &peak
+	return c, cfg, &peak
 }
 
 type countedConn struct {
@@ -96,9 +99,11 @@ func TestConsulScaledDefaultLimits(t *testing.T) {
 	}
 	wg.Wait()
 
-	c, peak := countingClient(t, a.HTTPAddr, budget-1)
+	c, cfg, peak := countingClient(t, a.HTTPAddr, budget-1)
 	var errs atomic.Int64
-	m := New(Options{Health: c.Health(), Cluster: ConsulCluster{Client: c}, MaxWatchConnections: budget,
+	// As cmd/ferry builds it: the check list read uncompressed, through
+	// the same capped transport.
+	m := New(Options{Health: c.Health(), Cluster: ConsulCluster{Client: c, Config: cfg}, MaxWatchConnections: budget,
 		AllowStale: true, Logger: testLogger(t), OnError: func(string, error) { errs.Add(1) }})
 	var ws []Watch
 	for i := range services {
@@ -162,6 +167,13 @@ func TestConsulScaledDefaultLimits(t *testing.T) {
 	measure("instance without checks added (sweep)", "svc-33", func() {
 		catalogRegister(t, admin, "node-2", "svc-33", "svc-33-2", 10002, "")
 	}, func(s *InstanceSet) bool { return len(s.Instances) == 3 })
+	measure("service without checks gone from the catalog (catalog diff)", "svc-35", func() {
+		for j := range 2 {
+			if _, err := admin.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-" + strconv.Itoa(j), ServiceID: "svc-35-" + strconv.Itoa(j)}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}, func(s *InstanceSet) bool { return len(s.All) == 0 && !s.Stale })
 	if p := peak.Load(); p > budget-1 {
 		t.Errorf("peak connections %d, want at most %d", p, budget-1)
 	}
@@ -208,7 +220,8 @@ func TestConsulScaledFailover(t *testing.T) {
 	for _, other := range []string{"x", "y", "z"} {
 		catalogRegister(t, c1, "node-a", other, other+"-1", 10003, api.HealthPassing)
 	}
-	c, _ := countingClient(t, dc1.HTTPAddr, 3)
+	c, _, _ := countingClient(t, dc1.HTTPAddr, 3)
+	// Without Config: the check list read through the api client.
 	m := New(Options{Health: c.Health(), Cluster: ConsulCluster{Client: c}, MaxWatchConnections: 4, Logger: testLogger(t)})
 	m.Watch([]Watch{{Service: "web", Failover: []string{"dc2"}}, {Service: "x"}, {Service: "y"}, {Service: "z"}})
 	if !m.Scaled() {
@@ -232,4 +245,65 @@ func TestConsulScaledFailover(t *testing.T) {
 	waitFor(t, m, "web", 15*time.Second, "dc2's change while failed over", func(s *InstanceSet) bool { return port(s) == 10004 })
 	catalogRegister(t, c1, "node-a", "web", "web-dc1", 10001, api.HealthPassing)
 	waitFor(t, m, "web", 10*time.Second, "back to dc1", func(s *InstanceSet) bool { return port(s) == 10001 && !s.FailedOver })
+}
+
+// TestConsulClusterChecksRaw: the check list read with ferry's own request
+// (Config set: uncompressed, scanned) is what the api client reads, with a
+// filter, a datacenter, stale reads and a blocking index; an error status
+// is an error.
+func TestConsulClusterChecksRaw(t *testing.T) {
+	a, admin := startConsul(t)
+	for i := range 20 {
+		status := api.HealthPassing
+		if i%4 == 0 {
+			status = api.HealthCritical
+		}
+		catalogRegister(t, admin, "node-"+strconv.Itoa(i%3), "svc-"+strconv.Itoa(i/2), "svc-"+strconv.Itoa(i), 10000+i, status)
+	}
+	c, cfg, _ := countingClient(t, a.HTTPAddr, 4)
+	raw, plain := ConsulCluster{Client: c, Config: cfg}, ConsulCluster{Client: c}
+	sorted := func(cs []CheckState) []CheckState {
+		return slices.SortedFunc(slices.Values(cs), func(a, b CheckState) int { return strings.Compare(a.Node+a.CheckID, b.Node+b.CheckID) })
+	}
+	for _, q := range []*api.QueryOptions{
+		{},
+		{AllowStale: true, Datacenter: "dc1"},
+		{Filter: notPassing},
+	} {
+		want, wmeta, err := plain.Checks(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gmeta, err := raw.Checks(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(sorted(got), sorted(want)) || len(got) == 0 {
+			t.Errorf("%+v:\n got %v\nwant %v", q, got, want)
+		}
+		if gmeta.LastIndex != wmeta.LastIndex || gmeta.LastIndex == 0 || !gmeta.KnownLeader {
+			t.Errorf("%+v: meta %+v, want index %d and a known leader", q, gmeta, wmeta.LastIndex)
+		}
+	}
+	// A blocking query on the current index waits for the next change.
+	_, meta, err := raw.Checks(&api.QueryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		catalogRegister(t, admin, "node-0", "svc-new", "svc-new", 10100, api.HealthPassing)
+	}()
+	start := time.Now()
+	got, next, err := raw.Checks(&api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.LastIndex <= meta.LastIndex || time.Since(start) < 100*time.Millisecond ||
+		!slices.ContainsFunc(got, func(c CheckState) bool { return c.ServiceName == "svc-new" }) {
+		t.Errorf("blocking query: index %d after %d, %v, %d checks", next.LastIndex, meta.LastIndex, time.Since(start), len(got))
+	}
+	if _, _, err := raw.Checks(&api.QueryOptions{Filter: "Nonsense =="}); err == nil || !strings.Contains(err.Error(), "Unexpected response code: 500") {
+		t.Errorf("a bad filter: %v, want the agent's 500 as an error", err)
+	}
 }

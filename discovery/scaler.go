@@ -158,12 +158,13 @@ func (s *scaler) popFrom(q *[]string, kind queueKind) (string, bool) {
 	return "", false
 }
 
-// take returns the next service to read, waiting for one; false when ctx is
-// done.
-func (s *scaler) take() (string, bool) {
+// take returns the next service to read and the queue it came from,
+// waiting for one; false when ctx is done.
+func (s *scaler) take() (string, queueKind, bool) {
 	for {
 		s.mu.Lock()
 		if n, ok := s.pop(); ok {
+			kind := s.queued[n]
 			delete(s.queued, n)
 			s.busy[n] = true
 			more := len(s.urgent)+len(s.backlog) > 0
@@ -174,12 +175,12 @@ func (s *scaler) take() (string, bool) {
 				default:
 				}
 			}
-			return n, true
+			return n, kind, true
 		}
 		s.mu.Unlock()
 		select {
 		case <-s.ctx.Done():
-			return "", false
+			return "", notQueued, false
 		case <-s.wake:
 		}
 	}
@@ -206,7 +207,7 @@ func (s *scaler) done(name string, again bool, delay time.Duration) {
 // fetchLoop reads queued services one at a time until ctx is done.
 func (s *scaler) fetchLoop() {
 	for {
-		name, ok := s.take()
+		name, kind, ok := s.take()
 		if !ok {
 			return
 		}
@@ -217,7 +218,14 @@ func (s *scaler) fetchLoop() {
 			s.done(name, false, 0)
 			continue
 		}
-		delay, again, stopped := w.query(s.ctx, false)
+		// A read asked for by a change (or a first read, or a retry) goes
+		// to the leader even with allow_stale: the detector may have seen
+		// the change on a server ahead of the one a stale read would reach,
+		// and a plain read, unlike a blocking query, would not wait for it
+		// there; the change would then be missed until the next resync.
+		// Sweeps and resyncs, which nothing in particular asked for, stay
+		// stale reads, lighter on the leader.
+		delay, again, stopped := w.query(s.ctx, false, kind == queuedUrgent)
 		if stopped {
 			return
 		}

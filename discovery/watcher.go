@@ -65,7 +65,7 @@ func (w *watcher) run(ctx context.Context) {
 			return
 		}
 		var done bool
-		delay, _, done = w.query(ctx, true)
+		delay, _, done = w.query(ctx, true, false)
 		if done {
 			return
 		}
@@ -73,16 +73,17 @@ func (w *watcher) run(ctx context.Context) {
 }
 
 // query reads the service once — a blocking query on the last index when
-// blocking, else a plain read — and, when the local datacenter has nothing
+// blocking, else a plain read, from the leader when leader is set (not a
+// stale read whatever AllowStale) — and, when the local datacenter has nothing
 // routable, the failover datacenters; it publishes the outcome. It returns
 // the pause before the next query, whether the service needs another read
 // soon whatever the change detector says (after an error, a tentative empty
 // answer, or while failed over), and done when ctx was cancelled.
-func (w *watcher) query(ctx context.Context, blocking bool) (delay time.Duration, again, done bool) {
+func (w *watcher) query(ctx context.Context, blocking, leader bool) (delay time.Duration, again, done bool) {
 	st := &w.st
 	q := &api.QueryOptions{
 		WaitTime:   w.m.opts.WaitTime,
-		AllowStale: w.m.opts.AllowStale,
+		AllowStale: w.m.opts.AllowStale && !leader,
 		UseCache:   w.m.opts.UseCache,
 		Datacenter: w.m.opts.Datacenter,
 	}

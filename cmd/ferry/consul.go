@@ -76,13 +76,13 @@ func newLiveDiscovery(c config.Consul, logger hclog.Logger, onError func(service
 func (d *liveDiscovery) newGeneration(c config.Consul) (*generation, error) {
 	// Discovery's share of the connection budget: all of it but the one
 	// the local-service registration uses (newConsulClient).
-	client, transport, err := newConsulAPI(c, max(c.MaxWatchConnections-1, 1))
+	client, cfg, err := newConsulAPI(c, max(c.MaxWatchConnections-1, 1))
 	if err != nil {
 		return nil, err
 	}
 	m := discovery.New(discovery.Options{
 		Health:              client.Health(),
-		Cluster:             discovery.ConsulCluster{Client: client},
+		Cluster:             discovery.ConsulCluster{Client: client, Config: cfg},
 		MaxWatchConnections: c.MaxWatchConnections,
 		Seed:                d.takeSeed(),
 		WaitTime:            c.WaitTime,
@@ -93,7 +93,7 @@ func (d *liveDiscovery) newGeneration(c config.Consul) (*generation, error) {
 		OnError:             d.onError,
 		OnUpdate:            func(s string) { d.update(s) },
 	})
-	return &generation{m: m, transport: transport}, nil
+	return &generation{m: m, transport: cfg.Transport}, nil
 }
 
 // newConsulAPI starts from Consul's environment (CONSUL_HTTP_ADDR, …) and
@@ -101,9 +101,11 @@ func (d *liveDiscovery) newGeneration(c config.Consul) (*generation, error) {
 // connections open to the agent (a hard cap under the agent's
 // limits.http_max_conns_per_client: a query beyond it waits for a
 // connection rather than open one), and keeps that many idle for reuse. It
-// also returns the client's transport, whose idle connections the caller
-// closes when it stops using the client.
-func newConsulAPI(c config.Consul, conns int) (*api.Client, *http.Transport, error) {
+// also returns the client's configuration as api.NewClient completed it:
+// its Transport, whose idle connections the caller closes when it stops
+// using the client, and what discovery.ConsulCluster needs for its own
+// reads of the check list.
+func newConsulAPI(c config.Consul, conns int) (*api.Client, *api.Config, error) {
 	cc := api.DefaultConfig()
 	cc.Transport.MaxConnsPerHost = conns
 	cc.Transport.MaxIdleConnsPerHost = conns
@@ -123,7 +125,7 @@ func newConsulAPI(c config.Consul, conns int) (*api.Client, *http.Transport, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("consul client: %w", err)
 	}
-	return client, cc.Transport, nil
+	return client, cc, nil
 }
 
 // takeSeed returns the snapshot's sets for the first Manager only: a Manager
