@@ -117,11 +117,11 @@ func (a *app) checkConsulAccess(ctx context.Context) {
 	}
 	// A client of its own, whose connection is closed after the check:
 	// the app's clients keep theirs for as long as they run.
-	client, transport, err := newConsulAPI(cfg.Consul, 1)
+	client, cc, err := newConsulAPI(cfg.Consul, 1)
 	if err != nil {
 		return // reported where the app's clients are built
 	}
-	defer transport.CloseIdleConnections()
+	defer cc.Transport.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := checkConsulAccess(ctx, client, services, hasToken, a.logger.Named("consul")); err != nil {
