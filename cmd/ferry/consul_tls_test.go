@@ -69,7 +69,7 @@ func TestConsulOverTLSWithACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer transport.CloseIdleConnections()
+	defer transport.Transport.CloseIdleConnections()
 	entries, _, err := c.Health().Service("web", "", false, nil)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("over TLS with the token file: got %d entries, %v; want 1", len(entries), err)
@@ -78,7 +78,7 @@ func TestConsulOverTLSWithACLs(t *testing.T) {
 		t.Errorf("access check with a read token: %v", err)
 	}
 	// Which protocol the blocking queries ride (reported in the README).
-	resp, err := (&http.Client{Transport: transport}).Get("https://" + agent.HTTPSAddr + "/v1/status/leader")
+	resp, err := (&http.Client{Transport: transport.Transport}).Get("https://" + agent.HTTPSAddr + "/v1/status/leader")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestConsulOverTLSWithACLs(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		_, _, err = c.Health().Service("web", "", false, nil)
-		tr.CloseIdleConnections()
+		tr.Transport.CloseIdleConnections()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
@@ -118,7 +118,7 @@ func TestConsulOverTLSWithACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr2.CloseIdleConnections()
+	defer tr2.Transport.CloseIdleConnections()
 	err = checkConsulAccess(context.Background(), c2, []string{"web"}, false, logger)
 	if !errors.Is(err, errACLFiltered) || !strings.Contains(err.Error(), "no ACL token is configured") {
 		t.Errorf("no token: got %v, want the ACL filtering named", err)
@@ -130,7 +130,7 @@ func TestConsulOverTLSWithACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr3.CloseIdleConnections()
+	defer tr3.Transport.CloseIdleConnections()
 	if err := checkConsulAccess(context.Background(), c3, []string{"web"}, true, logger); err == nil || !strings.Contains(err.Error(), "refused the ACL token") {
 		t.Errorf("unknown token: got %v, want a refusal naming the token", err)
 	}
