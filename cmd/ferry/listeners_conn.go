@@ -147,21 +147,8 @@ func newH2Server(h http.Handler, l config.Limits, logger hclog.Logger) *http.Ser
 		MaxHeaderBytes:               l.MaxHeaderBytes,
 		DisableGeneralOptionsHandler: true,
 		Protocols:                    &protocols,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:          http2MaxConcurrentStreams,
-			MaxReceiveBufferPerStream:     http2StreamWindow,
-			MaxReceiveBufferPerConnection: http2ConnectionWindow,
-			MaxDecoderHeaderTableSize:     4 << 10,
-			MaxEncoderHeaderTableSize:     4 << 10,
-			MaxReadFrameSize:              16 << 10,
-			// A client gone silent is found by a PING after the idle
-			// timeout's share, rather than holding its streams forever.
-			SendPingTimeout: l.IdleTimeout,
-			// A client that stops reading (write_idle_timeout, nginx's
-			// send_timeout) is disconnected, as on HTTP/1.1; 0 means none.
-			WriteByteTimeout: l.WriteIdleTimeout,
-		},
-		ErrorLog: logger.Named("http2").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		HTTP2:                        h2Served(l),
+		ErrorLog:                     logger.Named("http2").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 }
 

@@ -51,15 +51,8 @@ func newDataServer(h *proxy.Handler, cfg *config.Config, logger hclog.Logger) *p
 		// answered by net/http behind the guard's back.
 		DisableGeneralOptionsHandler: true,
 		Protocols:                    &protocols,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:          http2MaxConcurrentStreams,
-			MaxReceiveBufferPerStream:     http2StreamWindow,
-			MaxReceiveBufferPerConnection: http2ConnectionWindow,
-			MaxDecoderHeaderTableSize:     4 << 10,
-			MaxEncoderHeaderTableSize:     4 << 10,
-			MaxReadFrameSize:              16 << 10,
-		},
-		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		HTTP2:                        h2Limits(),
+		ErrorLog:                     logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	s := proxy.NewServer(h, fallback, proxy.GuardOptions{
 		MaxConnections:   l.MaxConnections,
@@ -95,4 +88,30 @@ func warnIfExposed(logger hclog.Logger, addr net.Addr) {
 	}
 	logger.Warn("the admin API listens on a non-loopback address; anyone who can reach it can read routes and trigger reloads",
 		"listen", addr.String())
+}
+
+// h2Limits are the HTTP/2 limits of every server ferry runs (README, "TLS
+// and HTTP/2").
+func h2Limits() *http.HTTP2Config {
+	return &http.HTTP2Config{
+		MaxConcurrentStreams:          http2MaxConcurrentStreams,
+		MaxReceiveBufferPerStream:     http2StreamWindow,
+		MaxReceiveBufferPerConnection: http2ConnectionWindow,
+		MaxDecoderHeaderTableSize:     4 << 10,
+		MaxEncoderHeaderTableSize:     4 << 10,
+		MaxReadFrameSize:              16 << 10,
+	}
+}
+
+// h2Served are h2Limits for a server that takes HTTP/2 connections (TLS
+// listeners, h2c), with its idle and write-stall bounds.
+func h2Served(l config.Limits) *http.HTTP2Config {
+	c := h2Limits()
+	// A client gone silent is found by a PING after the idle timeout's
+	// share, rather than holding its streams forever.
+	c.SendPingTimeout = l.IdleTimeout
+	// A client that stops reading (write_idle_timeout, nginx's
+	// send_timeout) is disconnected, as on HTTP/1.1; 0 means none.
+	c.WriteByteTimeout = l.WriteIdleTimeout
+	return c
 }
