@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 )
@@ -75,6 +77,11 @@ type parker struct {
 	wakeR, wakeW int // stop writes to wakeW; the poller sees wakeR readable
 	conns        map[int32]parkedConn
 	broken       bool // epoll_wait failed: park no more
+
+	// For trimming (see trimAfter): the most connections in service
+	// (s.conns) seen since the last trim, and when that was.
+	peakActive int
+	lastTrim   time.Time
 }
 
 func newParker() (*parker, error) {
@@ -133,6 +140,7 @@ func (s *Server) park(c *fastConn) bool {
 	// In the map before the registration: the poller may see the event as
 	// soon as it exists (it waits for Server.mu to handle it).
 	p.conns[fd] = parkedConn{gc: c.gc, remote: c.remote, idleUntil: idleUntil}
+	p.peakActive = max(p.peakActive, len(s.conns))
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd}
 	err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev) // parked before: re-arm
 	if err == syscall.ENOENT {
@@ -184,14 +192,49 @@ func (s *Server) pollParked() {
 				s.wakeLocked(ev.Fd)
 			}
 		}
+		trim := false
 		if now := time.Now(); !now.Before(nextSweep) {
 			nextSweep = now.Add(parkSweepEvery)
 			t := now.UnixNano()
 			closing = p.takeLocked(func(pc parkedConn) bool { return pc.idleUntil != 0 && t >= pc.idleUntil })
+			trim = p.shouldTrimLocked(len(s.conns), now)
 		}
 		s.mu.Unlock()
 		closeAll(closing) // outside the lock: a close is a system call
+		if trim {
+			// Two collections: the first moves the pool's fastConns to
+			// its victim cache, the second frees them; then the freed
+			// pages go back to the OS.
+			runtime.GC()
+			debug.FreeOSMemory()
+		}
 	}
+}
+
+// Trimming. The fastConns of connections that parked go back to a
+// sync.Pool, and their memory stays in the process until two collections
+// have run and the runtime's scavenger has returned the pages: with
+// ferry's fast lane allocating next to nothing per request, that can take
+// minutes (the runtime forces a collection every two), during which a
+// burst of thousands of connections keeps ~12 KiB of RSS each after they
+// went idle. So when the connections in service have fallen well below
+// their peak, by at least trimAfter (~1.5 MiB of fastConns), the poller
+// collects and returns the free memory at once — at most every trimEvery,
+// so that a server breathing in and out pays for it rarely.
+const (
+	trimAfter = 128
+	trimEvery = 10 * time.Second
+)
+
+// shouldTrimLocked reports whether to trim now, and if so starts a new
+// peak. s.mu is held.
+func (p *parker) shouldTrimLocked(active int, now time.Time) bool {
+	p.peakActive = max(p.peakActive, active)
+	if p.peakActive-active < trimAfter || active > p.peakActive/2 || now.Sub(p.lastTrim) < trimEvery {
+		return false
+	}
+	p.peakActive, p.lastTrim = active, now
+	return true
 }
 
 // wakeLocked gives the parked connection on fd a fastConn and a worker.
