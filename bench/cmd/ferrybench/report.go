@@ -22,6 +22,10 @@ func report(w io.Writer, o options, scs []scenario, names []string, res map[stri
 	errs := func(r run) float64 { return float64(r.Errors) }
 	for _, s := range scs {
 		fmt.Fprintf(w, "## %s\n\n", s.title)
+		if s.conns {
+			reportConns(w, o, names, res[s.key])
+			continue
+		}
 		if s.rate {
 			fmt.Fprintln(w, "| target | req/s done | p50 ms | p99 ms [min–max] | p99.9 ms | p99 × direct | p99 × nginx | CPU µs/req | CPU × nginx | peak RSS MiB | errors |")
 			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -77,4 +81,35 @@ func sum(runs []run, f func(run) float64) float64 {
 		t += f(r)
 	}
 	return t
+}
+
+// reportConns prints scenario (j)'s table.
+func reportConns(w io.Writer, o options, names []string, byName map[string][]run) {
+	fmt.Fprintf(w, "%d keep-alive connections opened (one GET each) and left idle 3 s; then %d req/s over them for %s, open loop; then %d of them send a GET at the same instant. RLIMIT_NOFILE %d.\n\n",
+		o.idleConns, o.idleRate, o.dur, o.burst, o.fileLimit)
+	fmt.Fprintln(w, "| target | RSS per idle conn, bytes [min–max] | × nginx | RSS with them idle MiB | rate p99 ms [min–max] | p99 × nginx | burst p99 ms | burst done in ms | peak RSS MiB | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	per := func(r run) float64 { return r.PerIdle }
+	p99 := func(r run) float64 { return ms(r.P99) }
+	ratio := func(name string, f func(run) float64) string {
+		b := median(byName["nginx"], f)
+		if b == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", median(byName[name], f)/b)
+	}
+	for _, n := range names {
+		runs := byName[n]
+		if len(runs) == 0 {
+			continue
+		}
+		lo, hi := minMax(runs, per)
+		plo, phi := minMax(runs, p99)
+		fmt.Fprintf(w, "| %s | %.0f [%.0f–%.0f] | %s | %.1f | %.2f [%.2f–%.2f] | %s | %.2f | %.0f | %.1f | %.0f |\n",
+			n, median(runs, per), lo, hi, ratio(n, per), median(runs, func(r run) float64 { return mib(r.RSSIdleKiB) }),
+			median(runs, p99), plo, phi, ratio(n, p99), median(runs, func(r run) float64 { return ms(r.BurstP99) }),
+			median(runs, func(r run) float64 { return ms(r.BurstTook) }), median(runs, func(r run) float64 { return mib(r.PeakKiB) }),
+			sum(runs, func(r run) float64 { return float64(r.Errors) }))
+	}
+	fmt.Fprintln(w)
 }
