@@ -98,6 +98,11 @@ func measureIdleConns(b *testing.B, n int) {
 		}
 	}
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
+	for name, v := range after.classes { // go test -v shows where the runtime's bytes went
+		if d := per(v, before.classes[name]); d >= 1 || d <= -1 {
+			b.Logf("%-50s %8.0f B/conn", name, d)
+		}
+	}
 	b.ReportMetric(per(after.rss, before.rss), "rss-B/conn")
 	b.ReportMetric(per(scavenged, before.rss), "rss-scavenged-B/conn")
 	b.ReportMetric(per(after.heap, before.heap), "heap-B/conn")
@@ -130,7 +135,10 @@ func TestIdleClientProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-type memSnapshot struct{ rss, heap, stacks, goroutines, free, other uint64 }
+type memSnapshot struct {
+	rss, heap, stacks, goroutines, free, other uint64
+	classes                                    map[string]uint64 // every /memory/classes/ metric
+}
 
 // idleSnapshot collects garbage (twice: sync.Pool keeps a victim cache for
 // one cycle) and reads RSS and the runtime's accounts of live memory.
@@ -145,8 +153,19 @@ func idleSnapshot() memSnapshot {
 		{Name: "/memory/classes/metadata/other:bytes"}, // the runtime's own (poll descriptors among them)
 		{Name: "/memory/classes/other:bytes"},
 	}
+	var all []metrics.Sample
+	for _, d := range metrics.All() {
+		if strings.HasPrefix(d.Name, "/memory/classes/") {
+			all = append(all, metrics.Sample{Name: d.Name})
+		}
+	}
+	metrics.Read(all)
+	classes := map[string]uint64{}
+	for _, c := range all {
+		classes[c.Name] = c.Value.Uint64()
+	}
 	metrics.Read(s)
-	return memSnapshot{rss: vmRSS(), heap: s[0].Value.Uint64(), stacks: s[1].Value.Uint64(), goroutines: s[2].Value.Uint64(),
+	return memSnapshot{classes: classes, rss: vmRSS(), heap: s[0].Value.Uint64(), stacks: s[1].Value.Uint64(), goroutines: s[2].Value.Uint64(),
 		free: s[3].Value.Uint64(), other: s[4].Value.Uint64() + s[5].Value.Uint64()}
 }
 
