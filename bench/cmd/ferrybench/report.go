@@ -87,9 +87,10 @@ func sum(runs []run, f func(run) float64) float64 {
 func reportConns(w io.Writer, o options, names []string, byName map[string][]run) {
 	fmt.Fprintf(w, "%d keep-alive connections opened (one GET each) and left idle 3 s; then %d req/s over them for %s, open loop; then %d of them send a GET at the same instant. RLIMIT_NOFILE %d.\n\n",
 		o.idleConns, o.idleRate, o.dur, o.burst, o.fileLimit)
-	fmt.Fprintln(w, "| target | RSS per idle conn, bytes [min–max] | × nginx | RSS with them idle MiB | rate p99 ms [min–max] | p99 × nginx | burst p99 ms | burst done in ms | peak RSS MiB | errors |")
+	fmt.Fprintln(w, "RSS per idle connection is from each target's first (j) run: a process keeps memory it once used, so later runs' growth says nothing.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | RSS per idle conn, bytes (first run) | × nginx | RSS with them idle MiB (first run) | rate p99 ms [min–max] | p99 × nginx | burst p99 ms | burst done in ms | peak RSS MiB | errors |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	per := func(r run) float64 { return r.PerIdle }
 	p99 := func(r run) float64 { return ms(r.P99) }
 	ratio := func(name string, f func(run) float64) string {
 		b := median(byName["nginx"], f)
@@ -98,15 +99,26 @@ func reportConns(w io.Writer, o options, names []string, byName map[string][]run
 		}
 		return fmt.Sprintf("%.2f", median(byName[name], f)/b)
 	}
+	first := func(name string) float64 {
+		if runs := byName[name]; len(runs) > 0 {
+			return runs[0].PerIdle
+		}
+		return 0
+	}
+	perRatio := func(name string) string {
+		if b := first("nginx"); b > 0 {
+			return fmt.Sprintf("%.2f", first(name)/b)
+		}
+		return "—"
+	}
 	for _, n := range names {
 		runs := byName[n]
 		if len(runs) == 0 {
 			continue
 		}
-		lo, hi := minMax(runs, per)
 		plo, phi := minMax(runs, p99)
-		fmt.Fprintf(w, "| %s | %.0f [%.0f–%.0f] | %s | %.1f | %.2f [%.2f–%.2f] | %s | %.2f | %.0f | %.1f | %.0f |\n",
-			n, median(runs, per), lo, hi, ratio(n, per), median(runs, func(r run) float64 { return mib(r.RSSIdleKiB) }),
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.1f | %.2f [%.2f–%.2f] | %s | %.2f | %.0f | %.1f | %.0f |\n",
+			n, first(n), perRatio(n), mib(runs[0].RSSIdleKiB),
 			median(runs, p99), plo, phi, ratio(n, p99), median(runs, func(r run) float64 { return ms(r.BurstP99) }),
 			median(runs, func(r run) float64 { return ms(r.BurstTook) }), median(runs, func(r run) float64 { return mib(r.PeakKiB) }),
 			sum(runs, func(r run) float64 { return float64(r.Errors) }))
