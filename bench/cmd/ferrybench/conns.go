@@ -34,6 +34,7 @@ type connsResult struct {
 	PerIdleBytes float64 // (RSSIdle - RSSBase) / Idle
 	Requests     int64   // answered 200, all phases
 	Errors       int64
+	PhaseErrors  [3]int64 // opening, rate, burst
 	RateP99      time.Duration
 	BurstP99     time.Duration
 	BurstTook    time.Duration // until the burst's last answer
@@ -44,6 +45,9 @@ type heldConn struct {
 	c  net.Conn
 	br *bufio.Reader
 }
+
+// failedStatus is the last non-200 status (j) saw, for the log.
+var failedStatus atomic.Int64
 
 // get sends one GET and reads its answer; ok is a 200 with its whole body.
 func (h *heldConn) get(path string) bool {
@@ -57,6 +61,9 @@ func (h *heldConn) get(path string) bool {
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		failedStatus.Store(int64(resp.StatusCode))
+	}
 	return err == nil && resp.StatusCode == 200
 }
 
@@ -96,6 +103,7 @@ func runConns(ctx context.Context, url string, pid int, o options) (connsResult,
 		}()
 	}
 	wg.Wait()
+	r.PhaseErrors[0] = errs.Load()
 	defer func() {
 		for _, h := range conns {
 			if h != nil {
@@ -138,6 +146,7 @@ func runConns(ctx context.Context, url string, pid int, o options) (connsResult,
 	}
 	wg.Wait()
 	r.RateP99 = p99Of(lat)
+	r.PhaseErrors[1] = errs.Load() - r.PhaseErrors[0]
 
 	// The burst: burstSize connections send at the same instant.
 	burst := open[:min(o.burst, len(open))]
@@ -168,6 +177,7 @@ func runConns(ctx context.Context, url string, pid int, o options) (connsResult,
 	r.BurstTook = time.Since(t0)
 	r.BurstP99 = p99Of(blat)
 	r.Requests, r.Errors = oks.Load(), errs.Load()
+	r.PhaseErrors[2] = r.Errors - r.PhaseErrors[0] - r.PhaseErrors[1]
 	return r, nil
 }
 

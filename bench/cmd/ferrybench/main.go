@@ -62,6 +62,7 @@ type run struct {
 	RSSIdleKiB int64
 	BurstP99   time.Duration
 	BurstTook  time.Duration
+	PhaseErrs  [3]int64 // (j): opening, rate, burst
 }
 
 type options struct {
@@ -203,8 +204,9 @@ func mainErr(ctx context.Context, o options) error {
 				r.Round = round + 1
 				results[s.key][t.name] = append(results[s.key][t.name], r)
 				if s.conns {
-					fmt.Fprintf(os.Stderr, "round %d %s %-8s %d idle: %6.0f B/conn  rate p99 %6.2f ms  burst p99 %6.2f ms (%v)  peak %5.1f MiB  errors %d\n",
-						round+1, s.key, t.name, o.idleConns, r.PerIdle, ms(r.P99), ms(r.BurstP99), r.BurstTook.Round(time.Millisecond), mib(r.PeakKiB), r.Errors)
+					fmt.Fprintf(os.Stderr, "round %d %s %-8s %d idle: %6.0f B/conn  rate p99 %6.2f ms  burst p99 %6.2f ms (%v)  peak %5.1f MiB  errors %d (open %d, rate %d, burst %d; last status %d)\n",
+						round+1, s.key, t.name, o.idleConns, r.PerIdle, ms(r.P99), ms(r.BurstP99), r.BurstTook.Round(time.Millisecond), mib(r.PeakKiB), r.Errors,
+						r.PhaseErrs[0], r.PhaseErrs[1], r.PhaseErrs[2], failedStatus.Swap(0))
 					continue
 				}
 				fmt.Fprintf(os.Stderr, "round %d %s %-8s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.1f µs/req  %5.1f MiB  errors %d\n",
@@ -247,7 +249,8 @@ func measure(ctx context.Context, t *target, s scenario, o options) (run, bool, 
 			return r, ok, err
 		}
 		r = run{Requests: cr.Requests, Errors: cr.Errors, RPS: float64(o.idleRate), P99: cr.RateP99,
-			PerIdle: cr.PerIdleBytes, RSSIdleKiB: cr.RSSIdleKiB, BurstP99: cr.BurstP99, BurstTook: cr.BurstTook}
+			PerIdle: cr.PerIdleBytes, RSSIdleKiB: cr.RSSIdleKiB, BurstP99: cr.BurstP99, BurstTook: cr.BurstTook,
+			PhaseErrs: cr.PhaseErrors}
 	} else if s.rate {
 		rr := runRate(ctx, t.url+s.path, o.rate, o.dur)
 		r = run{Requests: rr.Requests, Errors: rr.Errors, RPS: rr.RPS, P50: rr.P50, P99: rr.P99, P999: rr.P999}
