@@ -151,6 +151,7 @@ func (s *Server) park(c *fastConn) bool {
 		return false
 	}
 	delete(s.conns, c)
+	s.h.Stats().Parked(1)
 	return true
 }
 
@@ -179,6 +180,7 @@ func (s *Server) pollParked() {
 			// their idle timeout had passed).
 			p.broken = true
 			closing = p.takeLocked(func(parkedConn) bool { return true })
+			s.h.Stats().Parked(-len(closing))
 			syscall.Close(p.epfd)
 			syscall.Close(p.wakeR)
 			syscall.Close(p.wakeW)
@@ -197,6 +199,7 @@ func (s *Server) pollParked() {
 			nextSweep = now.Add(parkSweepEvery)
 			t := now.UnixNano()
 			closing = p.takeLocked(func(pc parkedConn) bool { return pc.idleUntil != 0 && t >= pc.idleUntil })
+			s.h.Stats().Parked(-len(closing))
 			trim = p.shouldTrimLocked(len(s.conns), now)
 		}
 		s.mu.Unlock()
@@ -247,6 +250,7 @@ func (s *Server) wakeLocked(fd int32) {
 		return // cannot happen: only the poller removes parked connections
 	}
 	delete(p.conns, fd)
+	s.h.Stats().Parked(-1)
 	c := fastConns.Get().(*fastConn)
 	c.s, c.gc, c.raw = s, pc.gc, pc.gc.Conn
 	c.Fd = int(fd)

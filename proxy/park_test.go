@@ -93,7 +93,8 @@ func (p *parkingServer) waitCounts(what string, active, parked int) {
 	p.t.Helper()
 	waitFor(p.t, what, func() bool {
 		a, pk, _ := p.counts()
-		return a == active && pk == parked
+		// The gauge (ferry_proxy_parked_connections) agrees.
+		return a == active && pk == parked && p.s.h.Stats().ParkedConns() == int64(parked)
 	})
 }
 
@@ -252,6 +253,9 @@ func TestShutdownClosesParked(t *testing.T) {
 	if p.err != http.ErrServerClosed {
 		t.Fatalf("Serve: %v", p.err)
 	}
+	if g := p.s.h.Stats().ParkedConns(); g != 0 {
+		t.Errorf("parked connections gauge %d after Shutdown", g)
+	}
 }
 
 // TestCloseClosesParked: Close closes parked connections too.
@@ -264,6 +268,9 @@ func TestCloseClosesParked(t *testing.T) {
 	p.s.Close()
 	c.wantClosed(t)
 	<-p.done
+	if g := p.s.h.Stats().ParkedConns(); g != 0 {
+		t.Errorf("parked connections gauge %d after Close", g)
+	}
 }
 
 // TestRequestsRacingThePark: with a grace of a millisecond, requests sent
