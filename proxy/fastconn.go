@@ -40,6 +40,7 @@ type fastConn struct {
 	trusted     bool
 	sock.Peeker          // the client connection's
 	down        fastDown // the downstream of the exchange in progress
+	parkable    bool     // parked when quiet for s.parkAfter (park.go)
 	// The request's view for route filters (used only by routes with
 	// filters; reset per request, kept with the connection's memory).
 	filterReq core.FilterRequest
@@ -66,6 +67,7 @@ func newFastConn(s *Server, gc *guardConn) *fastConn {
 	c := fastConns.Get().(*fastConn)
 	c.s, c.gc, c.raw = s, gc, gc.Conn
 	c.Bind(c.raw)
+	c.parkable = s.parkable(c)
 	c.remote = gc.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.clientIP = host
@@ -94,7 +96,10 @@ func (c *fastConn) serve() {
 				if !c.idle() {
 					return
 				}
-				if c.s.idleTimeout > 0 {
+				if c.parkable {
+					// Wait parkAfter for the next request, then park.
+					sock.SetReadLazy(c.raw, &c.rdl, time.Now().Add(c.s.parkAfter), c.s.parkAfter/4)
+				} else if c.s.idleTimeout > 0 {
 					sock.SetReadLazy(c.raw, &c.rdl, time.Now().Add(c.s.idleTimeout), sock.ClientDeadlineSlack)
 				}
 			} else {
@@ -121,6 +126,19 @@ func (c *fastConn) serve() {
 				continue
 			}
 			if err != nil {
+				if c.parkable && c.w == 0 && isTimeout(err) {
+					if c.s.park(c) {
+						return // the poller has it now
+					}
+					// Not parked: wait with the goroutine, as before.
+					c.parkable = false
+					if c.s.idleTimeout > 0 {
+						sock.SetRead(c.raw, &c.rdl, time.Now().Add(c.s.idleTimeout))
+					} else {
+						sock.SetRead(c.raw, &c.rdl, time.Time{})
+					}
+					continue
+				}
 				// The client closed, reset or timed out between requests
 				// (or mid-head): net/http closes silently too.
 				c.gc.Close()
@@ -142,7 +160,7 @@ func (c *fastConn) serve() {
 func (c *fastConn) recycle() {
 	c.s.forget(c)
 	buf := c.buf
-	c.s, c.gc, c.raw, c.remote, c.clientIP, c.edge, c.trusted = nil, nil, nil, "", "", nil, false
+	c.s, c.gc, c.raw, c.remote, c.clientIP, c.edge, c.trusted, c.parkable = nil, nil, nil, "", "", nil, false, false
 	c.Fd = -1
 	c.rdl, c.wdl = time.Time{}, time.Time{}
 	c.r, c.w = 0, 0

@@ -95,7 +95,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &guardConn{Conn: c, l: l, readTimeout: l.g.opts.ReadTimeout,
-		writeIdle: l.g.opts.WriteIdleTimeout, t: wire.Tracker{MaxHeaders: l.g.opts.MaxHeaderCount, MaxHeadBytes: l.g.opts.MaxHeaderBytes}}, nil
+		writeIdle: l.g.opts.WriteIdleTimeout}, nil
 }
 
 func (l *guardListener) release() {
@@ -117,7 +117,7 @@ type guardConn struct {
 	l           *guardListener
 	readTimeout time.Duration
 	writeIdle   time.Duration
-	t           wire.Tracker
+	t           *wire.Tracker // made by the first Read (see tracker)
 
 	served    atomic.Int64 // requests the handler has seen on this connection
 	badSeq    atomic.Int64 // the first refused head's number (1-based); 0: none
@@ -140,7 +140,7 @@ type guardConn struct {
 // from there on.
 func (c *guardConn) handOver(buffered []byte) {
 	c.prefix = append([]byte(nil), buffered...)
-	c.t = wire.Tracker{MaxHeaders: c.t.MaxHeaders, MaxHeadBytes: c.t.MaxHeadBytes}
+	c.t = nil // a fresh one from here
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -153,7 +153,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if tracking && c.readTimeout > 0 && c.t.InBody() {
+	if tracking && c.readTimeout > 0 && c.tracker().InBody() {
 		c.arm()
 	}
 	n, err := c.Conn.Read(p)
@@ -163,11 +163,25 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// tracker returns the connection's framing tracker, made on first use: the
+// fast lane reads the connection underneath, so a connection it serves to
+// the end never needs one, and an idle (parked) connection keeps 256 bytes
+// less.
+func (c *guardConn) tracker() *wire.Tracker {
+	if c.t == nil {
+		c.t = &wire.Tracker{}
+		if c.l != nil { // nil: made by hand, no caps
+			c.t.MaxHeaders, c.t.MaxHeadBytes = c.l.g.opts.MaxHeaderCount, c.l.g.opts.MaxHeaderBytes
+		}
+	}
+	return c.t
+}
+
 // track judges p and returns its length after the empty lines before a
 // request line were dropped (RFC 9112 §2.2: a server SHOULD ignore them, as
 // nginx does; net/http would refuse the request).
 func (c *guardConn) track(p []byte) int {
-	n, seq, reason := c.t.Scan(p)
+	n, seq, reason := c.tracker().Scan(p)
 	if reason != wire.RefuseNone {
 		c.badReason.Store(uint32(reason))
 		// seq is the refused head, or the request whose body could not

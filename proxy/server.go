@@ -51,6 +51,11 @@ type Server struct {
 	// cost a twentieth of a short connection's CPU.
 	idleWorkers chan *fastConn
 	idleCount   atomic.Int32
+
+	// Idle connections are parked after parkAfter (see park.go); parker
+	// is nil when they are not (set by Serve, before any connection).
+	parkAfter time.Duration
+	parker    *parker
 }
 
 // maxIdleWorkers bounds the goroutines kept waiting for connections.
@@ -79,6 +84,7 @@ func NewServer(h *Handler, fallback *http.Server, opts GuardOptions) *Server {
 		conns:             make(map[*fastConn]struct{}),
 		stopped:           make(chan struct{}),
 		idleWorkers:       make(chan *fastConn),
+		parkAfter:         defaultParkAfter,
 	}
 	if s.maxHeaderBytes <= 0 {
 		s.maxHeaderBytes = http.DefaultMaxHeaderBytes
@@ -105,6 +111,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = gl
 	s.handoff = newHandoffListener(ln.Addr())
+	if s.parkAfter > 0 && !s.handOffAll {
+		// Without epoll (a sandbox may forbid it), idle connections keep
+		// their goroutines, as they did before parking.
+		if p, err := newParker(); err == nil {
+			s.parker = p
+			s.wg.Add(1)
+			go s.pollParked()
+		}
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -194,7 +209,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for fc := range s.conns {
 			fc.closeIfIdle()
 		}
-		left := len(s.conns)
+		left := len(s.conns) + s.parkedLocked() // the poller closes the parked
 		s.mu.Unlock()
 		if left == 0 {
 			break
@@ -211,7 +226,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close closes the listener and every connection at once.
+// Close closes the listener and every connection at once (the poller closes
+// the parked ones).
 func (s *Server) Close() error {
 	s.stop()
 	s.mu.Lock()
@@ -233,6 +249,9 @@ func (s *Server) stop() {
 	close(s.stopped)
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.parker != nil {
+		s.parker.wakePoller() // it closes the parked connections and ends
 	}
 }
 

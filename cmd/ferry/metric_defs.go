@@ -33,6 +33,8 @@ var (
 		"Queued requests answered 503 after queue_timeout.")
 	mQueueOverflows = def("proxy", "queue_overflows_total", "counter", "service",
 		"Requests answered 503 at once: max_requests reached and the queue full.")
+	mParked = def("proxy", "parked_connections", "gauge", "",
+		"Idle keep-alive client connections parked now: held with no goroutine and no buffer until the client sends again.")
 	mAcceptErrors = def("proxy", "accept_errors_total", "counter", "",
 		"Failed accepts (out of file descriptors) that were backed off.")
 	mInstances = def("upstream", "instances", "gauge", "service",
@@ -88,7 +90,7 @@ var (
 // allMetrics lists the definitions, for help texts and the README test.
 var allMetrics = []metricDef{
 	mRequests, mUnrouted, mHandoffs, mDuration, mAttemptDuration, mBytes, mInFlight, mAttempts, mRetries, mRetriesDenied,
-	mQueued, mQueuedTotal, mQueueWait, mQueueTimeouts, mQueueOverflows, mAcceptErrors,
+	mQueued, mQueuedTotal, mQueueWait, mQueueTimeouts, mQueueOverflows, mAcceptErrors, mParked,
 	mInstances, mHealthy, mEjected, mDrained, mCheckFailing,
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,

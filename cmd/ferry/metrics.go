@@ -257,6 +257,7 @@ func (am *appMetrics) publish() {
 		}
 		am.counter(mHandoffs, hs.Handoffs())
 		am.counter(mAcceptErrors, hs.AcceptErrors())
+		am.gauge(mParked, float32(hs.ParkedConns()))
 	}
 
 	for _, svc := range t.Services() {

@@ -25,7 +25,15 @@ type HandlerStats struct {
 	acceptErrors atomic.Uint64
 	unrouted     [numUnrouted]atomic.Uint64
 	handoffs     atomic.Uint64
+	parked       atomic.Int64
 }
+
+// Parked adds d to the client connections parked now (idle, with no
+// goroutine: see proxy/park.go).
+func (s *HandlerStats) Parked(d int) { s.parked.Add(int64(d)) }
+
+// ParkedConns returns how many client connections are parked now.
+func (s *HandlerStats) ParkedConns() int64 { return s.parked.Load() }
 
 // HandedOff counts a connection the fast lane handed to net/http.
 func (s *HandlerStats) HandedOff() { s.handoffs.Add(1) }

@@ -33,6 +33,7 @@ type scenario struct {
 	path       string
 	headers    []string
 	rate       bool // fixed-rate open loop instead of wrk
+	conns      bool // connection scale (conns.go) instead of wrk
 }
 
 var scenarios = []scenario{
@@ -40,6 +41,7 @@ var scenarios = []scenario{
 	{key: "b", title: "(b) 64 KiB responses, keep-alive", path: "/b?size=65536"},
 	{key: "c", title: "(c) a new connection per request (Connection: close)", path: "/c", headers: []string{"Connection: close"}},
 	{key: "d", title: "(d) fixed rate, open loop", path: "/d", rate: true},
+	{key: "j", title: "(j) connection scale: idle keep-alive connections, a modest rate over them, a burst", conns: true},
 }
 
 // run is one measurement of one target in one scenario.
@@ -53,6 +55,14 @@ type run struct {
 	P999     time.Duration // (d) only
 	CPUPerRq float64       // µs of the target's own CPU per request
 	PeakKiB  int64         // VmHWM over the run (since start if the reset failed)
+
+	// (j) only: RSS per idle connection in bytes, RSS with them open, the
+	// burst's p99 and how long it took.
+	PerIdle    float64
+	RSSIdleKiB int64
+	BurstP99   time.Duration
+	BurstTook  time.Duration
+	PhaseErrs  [3]int64 // (j): opening, rate, burst
 }
 
 type options struct {
@@ -73,6 +83,10 @@ type options struct {
 	profSecs   int
 	hold       time.Duration
 	rawCommand string
+	idleConns  int
+	idleRate   int
+	burst      int
+	fileLimit  uint64
 }
 
 func main() {
@@ -87,7 +101,10 @@ func main() {
 	flag.IntVar(&o.threads, "t", 2, "wrk threads")
 	flag.IntVar(&o.conns, "c", 64, "wrk connections")
 	flag.IntVar(&o.rate, "rate", 2000, "requests/s offered in scenario (d)")
-	flag.StringVar(&o.only, "scenarios", "a,b,c,d", "scenarios to run")
+	flag.StringVar(&o.only, "scenarios", "a,b,c,d,j", "scenarios to run")
+	flag.IntVar(&o.idleConns, "idle-conns", 10000, "keep-alive connections held open in scenario (j)")
+	flag.IntVar(&o.idleRate, "idle-rate", 1000, "requests/s sent over them in scenario (j), for -d")
+	flag.IntVar(&o.burst, "burst", 3000, "connections sending a request at the same instant in scenario (j)")
 	flag.StringVar(&o.targets, "targets", "direct,ferry,nginx,haproxy", "targets to measure")
 	flag.StringVar(&o.svg, "svg", "", "write the chart here (e.g. docs/benchmarks.svg)")
 	flag.StringVar(&o.jsonOut, "json", "", "write every run's figures here")
@@ -100,6 +117,10 @@ func main() {
 	if o.ferryBin == "" {
 		o.ferryBin = filepath.Join(o.root, "bin/ferry")
 	}
+
+	// Scenario (j) holds idle-conns client connections here, and each
+	// target as many plus its upstream ones; the targets inherit the limit.
+	o.fileLimit = raiseFileLimit(uint64(2*o.idleConns + 4096))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -172,6 +193,9 @@ func mainErr(ctx context.Context, o options) error {
 			// (on a warm or a cold machine).
 			for i := range targets {
 				t := targets[(i+round)%len(targets)]
+				if s.conns && t.name == "direct" {
+					continue // (j) compares proxies
+				}
 				r, ok, err := measure(ctx, t, s, o)
 				if err != nil {
 					return err
@@ -179,6 +203,12 @@ func mainErr(ctx context.Context, o options) error {
 				resetOK = resetOK && ok
 				r.Round = round + 1
 				results[s.key][t.name] = append(results[s.key][t.name], r)
+				if s.conns {
+					fmt.Fprintf(os.Stderr, "round %d %s %-8s %d idle: %6.0f B/conn  rate p99 %6.2f ms  burst p99 %6.2f ms (%v)  peak %5.1f MiB  errors %d (open %d, rate %d, burst %d; last status %d)\n",
+						round+1, s.key, t.name, o.idleConns, r.PerIdle, ms(r.P99), ms(r.BurstP99), r.BurstTook.Round(time.Millisecond), mib(r.PeakKiB), r.Errors,
+						r.PhaseErrs[0], r.PhaseErrs[1], r.PhaseErrs[2], failedStatus.Swap(0))
+					continue
+				}
 				fmt.Fprintf(os.Stderr, "round %d %s %-8s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.1f µs/req  %5.1f MiB  errors %d\n",
 					round+1, s.key, t.name, r.RPS, ms(r.P50), ms(r.P99), r.CPUPerRq, mib(r.PeakKiB), r.Errors)
 			}
@@ -191,7 +221,8 @@ func mainErr(ctx context.Context, o options) error {
 	}
 	report(os.Stdout, o, scs, names, results, resetOK, elapsed)
 	if o.svg != "" {
-		if err := os.WriteFile(o.svg, []byte(chart(scs, names, results, o)), 0o644); err != nil {
+		charted := slices.DeleteFunc(slices.Clone(scs), func(s scenario) bool { return s.conns })
+		if err := os.WriteFile(o.svg, []byte(chart(charted, names, results, o)), 0o644); err != nil {
 			return err
 		}
 	}
@@ -212,7 +243,15 @@ func measure(ctx context.Context, t *target, s scenario, o options) (run, bool, 
 	ok := benchkit.ResetPeakRSS(pid)
 	cpu0 := benchkit.CPU(pid)
 	var r run
-	if s.rate {
+	if s.conns {
+		cr, err := runConns(ctx, t.url, pid, o)
+		if err != nil {
+			return r, ok, err
+		}
+		r = run{Requests: cr.Requests, Errors: cr.Errors, RPS: float64(o.idleRate), P99: cr.RateP99,
+			PerIdle: cr.PerIdleBytes, RSSIdleKiB: cr.RSSIdleKiB, BurstP99: cr.BurstP99, BurstTook: cr.BurstTook,
+			PhaseErrs: cr.PhaseErrors}
+	} else if s.rate {
 		rr := runRate(ctx, t.url+s.path, o.rate, o.dur)
 		r = run{Requests: rr.Requests, Errors: rr.Errors, RPS: rr.RPS, P50: rr.P50, P99: rr.P99, P999: rr.P999}
 	} else {

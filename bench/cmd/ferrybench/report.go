@@ -22,6 +22,10 @@ func report(w io.Writer, o options, scs []scenario, names []string, res map[stri
 	errs := func(r run) float64 { return float64(r.Errors) }
 	for _, s := range scs {
 		fmt.Fprintf(w, "## %s\n\n", s.title)
+		if s.conns {
+			reportConns(w, o, names, res[s.key])
+			continue
+		}
 		if s.rate {
 			fmt.Fprintln(w, "| target | req/s done | p50 ms | p99 ms [min–max] | p99.9 ms | p99 × direct | p99 × nginx | CPU µs/req | CPU × nginx | peak RSS MiB | errors |")
 			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -77,4 +81,47 @@ func sum(runs []run, f func(run) float64) float64 {
 		t += f(r)
 	}
 	return t
+}
+
+// reportConns prints scenario (j)'s table.
+func reportConns(w io.Writer, o options, names []string, byName map[string][]run) {
+	fmt.Fprintf(w, "%d keep-alive connections opened (one GET each) and left idle 3 s; then %d req/s over them for %s, open loop; then %d of them send a GET at the same instant. RLIMIT_NOFILE %d.\n\n",
+		o.idleConns, o.idleRate, o.dur, o.burst, o.fileLimit)
+	fmt.Fprintln(w, "RSS per idle connection is from each target's first (j) run: a process keeps memory it once used, so later runs' growth says nothing.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | RSS per idle conn, bytes (first run) | × nginx | RSS with them idle MiB (first run) | rate p99 ms [min–max] | p99 × nginx | burst p99 ms | burst done in ms | peak RSS MiB | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	p99 := func(r run) float64 { return ms(r.P99) }
+	ratio := func(name string, f func(run) float64) string {
+		b := median(byName["nginx"], f)
+		if b == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", median(byName[name], f)/b)
+	}
+	first := func(name string) float64 {
+		if runs := byName[name]; len(runs) > 0 {
+			return runs[0].PerIdle
+		}
+		return 0
+	}
+	perRatio := func(name string) string {
+		if b := first("nginx"); b > 0 {
+			return fmt.Sprintf("%.2f", first(name)/b)
+		}
+		return "—"
+	}
+	for _, n := range names {
+		runs := byName[n]
+		if len(runs) == 0 {
+			continue
+		}
+		plo, phi := minMax(runs, p99)
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.1f | %.2f [%.2f–%.2f] | %s | %.2f | %.0f | %.1f | %.0f |\n",
+			n, first(n), perRatio(n), mib(runs[0].RSSIdleKiB),
+			median(runs, p99), plo, phi, ratio(n, p99), median(runs, func(r run) float64 { return ms(r.BurstP99) }),
+			median(runs, func(r run) float64 { return ms(r.BurstTook) }), median(runs, func(r run) float64 { return mib(r.PeakKiB) }),
+			sum(runs, func(r run) float64 { return float64(r.Errors) }))
+	}
+	fmt.Fprintln(w)
 }

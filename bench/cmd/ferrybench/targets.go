@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -125,7 +126,7 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 			return l, err
 		}
 		os.Chmod(tmp, 0o777) // workers run as nobody
-		conf := fmt.Sprintf(nginxConf, dir, dir, tmp, tmp, l.backends[0], l.backends[1], listen)
+		conf := fmt.Sprintf(nginxConf, max(o.fileLimit, 4096), dir, dir, maxConns(o), tmp, tmp, l.backends[0], l.backends[1], listen)
 		path := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return l, err
@@ -141,7 +142,7 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 	}
 	if want["haproxy"] {
 		listen := "127.0.0.1:" + strconv.Itoa(ports[5])
-		conf := fmt.Sprintf(haproxyConf, filepath.Join(dir, "haproxy.pid"), listen, l.backends[0], l.backends[1])
+		conf := fmt.Sprintf(haproxyConf, maxConns(o), max(o.fileLimit, 4096), filepath.Join(dir, "haproxy.pid"), maxConns(o), listen, l.backends[0], l.backends[1])
 		path := filepath.Join(dir, "haproxy.cfg")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return l, err
@@ -179,7 +180,7 @@ func (l *lab) startFerry(ctx context.Context, o options, name, bin string, liste
 	if o.profile != "" {
 		pprof = "pprof  = true\n"
 	}
-	conf := fmt.Sprintf(ferryConf, listen, admin, pprof, l.consul.HTTPAddr)
+	conf := fmt.Sprintf(ferryConf, listen, admin, pprof, l.consul.HTTPAddr, maxConns(o))
 	path := filepath.Join(l.dir, name+".hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, "", err
@@ -192,6 +193,19 @@ func (l *lab) startFerry(ctx context.Context, o options, name, bin string, liste
 		return nil, "", err
 	}
 	return &target{name: name, url: "http://" + listen, proc: p}, admin, nil
+}
+
+// maxConns is each proxy's cap on client connections: nginx's
+// worker_connections (per worker, upstream connections included), HAProxy's
+// maxconn and ferry's max_connections. 4096 as BENCH-ANCHORS.md has it,
+// unless scenario (j) runs: then room for its connections (nginx then
+// allocates its larger connection tables at start, which its RSS in the
+// other scenarios shows).
+func maxConns(o options) int {
+	if strings.Contains(o.only, "j") {
+		return o.idleConns + o.idleConns/2 + 1024
+	}
+	return 4096
 }
 
 // ferryConf: one catch-all route to the two backends; access log off; pprof
@@ -208,6 +222,10 @@ log {
   access_log = "off"
 }
 
+limits {
+  max_connections = %d
+}
+
 route "bench" {
   path_prefix = "/"
   service     = "bench"
@@ -219,9 +237,10 @@ route "bench" {
 const nginxConf = `daemon off;
 master_process on;
 worker_processes 2;
+worker_rlimit_nofile %d;
 pid %s/nginx.pid;
 error_log %s/nginx-error.log warn;
-events { worker_connections 4096; }
+events { worker_connections %d; }
 http {
   access_log off;
   client_body_temp_path %s/body;
@@ -243,14 +262,20 @@ http {
 `
 
 // haproxyConf follows BENCH-ANCHORS.md: nbthread 2, http-reuse always (server
-// keep-alive is HAProxy's default), no log lines.
+// keep-alive is HAProxy's default), no log lines. ulimit-n is the driver's
+// limit: HAProxy would otherwise try to raise it to twice maxconn and stop
+// when it cannot; with no strict-limits it warns instead (a client
+// connection and its server connection do not both live long here).
 const haproxyConf = `global
   nbthread 2
-  maxconn 4096
+  maxconn %d
+  ulimit-n %d
+  no strict-limits
   pidfile %s
 
 defaults
   mode http
+  maxconn %d
   timeout connect 2s
   timeout client 30s
   timeout server 30s
