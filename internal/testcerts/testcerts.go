@@ -73,12 +73,24 @@ type Leaf struct {
 // <file>.crt (chain) and <file>.key.
 func (ca *CA) Leaf(file string, names ...string) *Leaf {
 	ca.tb.Helper()
+	return ca.LeafUntil(time.Now().Add(24*time.Hour), file, names...)
+}
+
+// LeafUntil is Leaf with notAfter as the certificate's expiry (its validity
+// starts an hour before now, or an hour before notAfter when that is
+// earlier, so an expired certificate can be made too).
+func (ca *CA) LeafUntil(notAfter time.Time, file string, names ...string) *Leaf {
+	ca.tb.Helper()
 	key := newKey(ca.tb)
+	notBefore := time.Now().Add(-time.Hour)
+	if notAfter.Before(notBefore) {
+		notBefore = notAfter.Add(-time.Hour)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(ca.tb),
 		Subject:      pkix.Name{CommonName: file},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}

@@ -10,6 +10,11 @@
 // certificate, logs why and counts a failure (Stats); nothing is half
 // applied: a certificate's chain and key are taken together or not at all.
 //
+// A certificate within ExpiryWarning (14 days) of its expiry is logged as a
+// warning (an error once expired) at most once per certificate per UTC day:
+// when the store is made, after a reload, and at the first poll of each new
+// day (checkExpiry).
+//
 // TLS settings are Go's modern defaults: TLS 1.2 or 1.3 (MinVersion), and
 // Go's default cipher suites and curves, which since Go 1.22 offer only
 // ECDHE key exchange with AEAD or, last, CBC ciphers for TLS 1.2, and
@@ -52,7 +57,13 @@ type Options struct {
 	// Interval between polls of the files in Run; 0 means DefaultInterval.
 	Interval time.Duration
 	Logger   hclog.Logger // nil: no logging
+	// Now is the clock of the expiry warnings; nil means time.Now.
+	Now func() time.Time
 }
+
+// ExpiryWarning is how long before a certificate's notAfter the log starts
+// warning that it expires (see Store.checkExpiry).
+const ExpiryWarning = 14 * 24 * time.Hour
 
 // DefaultInterval is how often Run looks at the files: often enough that a
 // renewed certificate is served within seconds, rarely enough to cost nothing.
@@ -66,7 +77,10 @@ type Store struct {
 	cur    atomic.Pointer[state]
 	base   *tls.Config
 
-	mu sync.Mutex // serializes loads
+	mu sync.Mutex // serializes loads and expiry checks
+	// warned is, per certificate (its file and content), the UTC day its
+	// expiry was last logged; guarded by mu.
+	warned map[certKey]string
 
 	reloads, failures atomic.Uint64
 }
@@ -91,6 +105,16 @@ type loaded struct {
 	names     []string
 	notAfter  time.Time
 	notBefore time.Time
+	// lastError is why the last load of pair failed while this (older)
+	// certificate is kept; "" when the files loaded.
+	lastError string
+}
+
+// certKey identifies a certificate for the expiry warnings: a renewed
+// certificate in the same file is another one.
+type certKey struct {
+	file string
+	sum  [32]byte
 }
 
 // New loads every file named in opts and returns a Store serving them; an
@@ -106,16 +130,20 @@ func New(opts Options) (*Store, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Store{opts: opts, logger: logger}
+	s := &Store{opts: opts, logger: logger, warned: make(map[certKey]string)}
 	st, errs := s.load(nil)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	s.cur.Store(st)
+	s.checkExpiry()
 	s.base = &tls.Config{
 		MinVersion: opts.MinVersion,
 		NextProtos: st.config.NextProtos,
@@ -163,6 +191,7 @@ func (s *Store) reloadLocked(force bool) error {
 		s.reloads.Add(1)
 		s.logger.Info("certificates reloaded", "certificates", len(st.certs), "names", st.allNames())
 	}
+	s.checkExpiry()
 	return err
 }
 
@@ -179,7 +208,9 @@ func (s *Store) load(prev *state) (*state, []error) {
 			if prev == nil {
 				continue
 			}
-			l = prev.certs[i]
+			kept := *prev.certs[i]
+			kept.lastError = err.Error()
+			l = &kept
 		}
 		st.certs = append(st.certs, l)
 	}
@@ -329,9 +360,13 @@ type Stats struct {
 // CertificateInfo describes one served certificate.
 type CertificateInfo struct {
 	CertFile  string
+	KeyFile   string
 	Names     []string // DNS names (wildcards as "*.example.com")
 	NotBefore time.Time
 	NotAfter  time.Time
+	// LastError is why the last reload of these files failed (the
+	// certificate served is then the one loaded before); "" when it loaded.
+	LastError string
 }
 
 // Stats returns the store's counters and the certificates being served.
@@ -340,8 +375,53 @@ func (s *Store) Stats() Stats {
 	out := Stats{Reloads: s.reloads.Load(), Failures: s.failures.Load(), LoadedAt: st.loadedAt, LastError: st.lastError}
 	for _, l := range st.certs {
 		out.Certificates = append(out.Certificates, CertificateInfo{
-			CertFile: l.pair.CertFile, Names: append([]string(nil), l.names...), NotBefore: l.notBefore, NotAfter: l.notAfter,
+			CertFile: l.pair.CertFile, KeyFile: l.pair.KeyFile, Names: append([]string(nil), l.names...),
+			NotBefore: l.notBefore, NotAfter: l.notAfter, LastError: l.lastError,
 		})
 	}
 	return out
+}
+
+// checkExpiry logs a warning for each certificate served that expires
+// within ExpiryWarning (an error once it has expired), at most once per
+// certificate per UTC day: a certificate is its file and content, so a
+// renewal that is still close to expiry is reported again. It runs when the
+// store is made, after each reload and at each poll of Run (so on the first
+// poll of each new UTC day). The caller holds mu, or owns s (New).
+func (s *Store) checkExpiry() {
+	now := s.opts.Now()
+	today := now.UTC().Format(time.DateOnly)
+	seen := make(map[certKey]bool)
+	for _, l := range s.cur.Load().certs {
+		k := certKey{file: l.pair.CertFile, sum: l.cf.sum}
+		seen[k] = true
+		left := l.notAfter.Sub(now)
+		if left >= ExpiryWarning || s.warned[k] == today {
+			continue
+		}
+		s.warned[k] = today
+		args := []any{"cert_file", l.pair.CertFile, "names", l.names,
+			"not_after", l.notAfter.UTC().Format(time.RFC3339), "days_left", DaysLeft(l.notAfter, now)}
+		if left <= 0 {
+			s.logger.Error("a certificate being served has expired; clients refuse it: renew it (ferry reloads the file when it changes)", args...)
+			continue
+		}
+		s.logger.Warn("a certificate expires in less than 14 days: renew it (ferry reloads the file when it changes)", args...)
+	}
+	for k := range s.warned {
+		if !seen[k] {
+			delete(s.warned, k)
+		}
+	}
+}
+
+// DaysLeft is the whole days from now to notAfter, rounded down: 0 on its
+// last day, negative once it has expired.
+func DaysLeft(notAfter, now time.Time) int {
+	d := notAfter.Sub(now)
+	days := int(d / (24 * time.Hour))
+	if d < 0 && d%(24*time.Hour) != 0 {
+		days--
+	}
+	return days
 }

@@ -41,7 +41,7 @@ func (f *file) changed() bool {
 }
 
 // Run polls the files every Options.Interval and reloads when one changed,
-// until ctx is done. A Kubernetes secret or certbot renewal replaces files
+// and checks the certificates' expiry (logged once a day), until ctx is done. A Kubernetes secret or certbot renewal replaces files
 // by rename; both show as a new modification time.
 func (s *Store) Run(ctx context.Context) {
 	t := time.NewTicker(s.opts.Interval)
@@ -53,6 +53,7 @@ func (s *Store) Run(ctx context.Context) {
 		case <-t.C:
 			s.mu.Lock()
 			_ = s.reloadLocked(false) // logged and counted there
+			s.checkExpiry()           // a new day warns again
 			s.mu.Unlock()
 		}
 	}
