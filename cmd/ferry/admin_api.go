@@ -12,7 +12,7 @@ import (
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
-// The read-only admin API: /v1/routes, /v1/upstreams, /metrics, the status
+// The read-only admin API: /v1/routes, /v1/upstreams, /v1/listeners, /metrics, the status
 // page at /, and /debug/pprof/ when the configuration enables it. Every
 // answer is built from the routing table in use and discovery's snapshot;
 // nothing here blocks the data plane.
@@ -24,6 +24,7 @@ var statusPage []byte
 func (a *app) registerObservability(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/routes", a.handleRoutes)
 	mux.HandleFunc("GET /v1/upstreams", a.handleUpstreams)
+	mux.HandleFunc("GET /v1/listeners", a.handleListeners) // admin_listeners.go
 	mux.HandleFunc("GET /v1/stats", a.handleStats)        // status.go
 	mux.HandleFunc("GET /v1/events", a.handleEvents)      // status.go
 	mux.HandleFunc("POST /v1/cache/purge", a.handlePurge) // cachepurge.go

@@ -255,6 +255,24 @@ func (s *listenerSet) Stores() map[string]*certs.Store {
 	return out
 }
 
+// servedBlock is one listener block being served, for the admin API.
+type servedBlock struct {
+	L     config.Listener
+	Addr  string
+	Store *certs.Store // nil on a plain listener
+}
+
+// Served returns the listener blocks being served, by name.
+func (s *listenerSet) Served() map[string]servedBlock {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]servedBlock, len(s.live))
+	for name, rt := range s.live {
+		out[name] = servedBlock{L: rt.l, Addr: rt.sock.Addr().String(), Store: rt.store}
+	}
+	return out
+}
+
 // shutdown stops every listener gracefully within ctx and waits for all of
 // them, draining ones included. It returns ctx's error when ctx ended first.
 func (s *listenerSet) shutdown(ctx context.Context) error {
