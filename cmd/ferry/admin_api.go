@@ -25,10 +25,10 @@ func (a *app) registerObservability(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/routes", a.handleRoutes)
 	mux.HandleFunc("GET /v1/upstreams", a.handleUpstreams)
 	mux.HandleFunc("GET /v1/listeners", a.handleListeners) // admin_listeners.go
-	mux.HandleFunc("GET /v1/stats", a.handleStats)        // status.go
-	mux.HandleFunc("GET /v1/events", a.handleEvents)      // status.go
-	mux.HandleFunc("POST /v1/cache/purge", a.handlePurge) // cachepurge.go
-	a.registerDrain(mux)                                  // drain.go
+	mux.HandleFunc("GET /v1/stats", a.handleStats)         // status.go
+	mux.HandleFunc("GET /v1/events", a.handleEvents)       // status.go
+	mux.HandleFunc("POST /v1/cache/purge", a.handlePurge)  // cachepurge.go
+	a.registerDrain(mux)                                   // drain.go
 	if a.metrics != nil {
 		mux.Handle("GET /metrics", a.metrics)
 	}
