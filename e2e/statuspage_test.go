@@ -7,11 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferry-proxy/ferry/internal/consultest"
+	"github.com/ferry-proxy/ferry/internal/testcerts"
 )
 
 // chromiumBin finds a headless-capable Chromium; the test fails (never
@@ -58,8 +60,9 @@ var consoleProblem = regexp.MustCompile(`(?i)Uncaught|CONSOLE\(\d+\)\].*(error|f
 
 // TestStatusPageRenders loads the admin status page in a real headless
 // browser against a running ferry, and checks the rendered DOM shows every
-// route, service and instance, with no script error, and that a screenshot
-// can be taken.
+// route, service and instance, every listener with its certificates' names
+// and expiry (one expiring within 14 days flagged), with no script error,
+// and that a screenshot can be taken.
 func TestStatusPageRenders(t *testing.T) {
 	bin := chromiumBin(t)
 	agent := consultest.Start(t)
@@ -69,7 +72,29 @@ func TestStatusPageRenders(t *testing.T) {
 	register(t, c, "user", u1)
 	register(t, c, "user", u2)
 	register(t, c, "order", o1)
+	ca := testcerts.NewCA(t, "status")
+	soon := ca.LeafUntil(time.Now().Add(5*24*time.Hour+time.Hour), "shop", "shop.example", "www.shop.example")
+	later := ca.LeafUntil(time.Now().Add(60*24*time.Hour+time.Hour), "apps", "*.apps.example")
+	ports := consultest.FreePorts(t, 2)
 	f := startFerry(t, agent.HTTPAddr, basicConfig+`
+listener "public" {
+  address = "127.0.0.1:`+strconv.Itoa(ports[0])+`"
+  http2   = true
+  tls {
+    certificate {
+      cert_file = "`+later.CertFile+`"
+      key_file  = "`+later.KeyFile+`"
+    }
+    certificate {
+      cert_file = "`+soon.CertFile+`"
+      key_file  = "`+soon.KeyFile+`"
+    }
+  }
+}
+listener "redirect" {
+  address        = "127.0.0.1:`+strconv.Itoa(ports[1])+`"
+  redirect_https = "https://{host}"
+}
 route "orders" {
   path_prefix = "/api/order"
   service     = "order"
@@ -95,6 +120,13 @@ route "nothing" {
 		"/api/user", "/api/order",
 		"2/2 healthy", "1/1 healthy", "0/0 healthy",
 		"no passing instance in Consul",
+		// listeners: the listen shorthand and both blocks; the TLS one's
+		// certificates, one row each, the one expiring in 5 days flagged.
+		`data-listener="listen"`, `data-listener="public"`, `data-listener="redirect"`,
+		`class="listener cert ok" data-listener="public" data-cert="` + later.CertFile + `"`,
+		`class="listener cert soon" data-listener="public" data-cert="` + soon.CertFile + `"`,
+		"shop.example, www.shop.example", "*.apps.example", "in 5 d", "in 60 d",
+		soon.Cert.NotAfter.UTC().Format("2006-01-02"), "TLS 1.2+", "h2 · http/1.1", "308 → https://{host}",
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)
