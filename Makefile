@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # the e2e/consul tools module (Consul v1.13.9, about 4 minutes on 2 cores).
 CONSUL := $(shell command -v consul 2>/dev/null || echo bin/consul)
 
-.PHONY: all build consul demo test vet unit e2e fuzz fuzz-short image image-files image-source compose-test clean bench bench-tools bench-go bench-scale profile
+.PHONY: all build consul demo tls-demo-certs test vet unit e2e fuzz fuzz-short image image-files image-source compose-test clean bench bench-tools bench-go bench-scale profile
 
 all: build
 
@@ -25,6 +25,11 @@ bin/consul: e2e/consul/go.mod e2e/consul/go.sum
 
 demo: build consul
 	CONSUL=$(CONSUL) ./examples/demo/run.sh
+
+# The certificates examples/tls-edge/edge.hcl names (they cannot be
+# committed): a demo CA and ECDSA P-256 leaves in bin/tls-demo/, 90 days.
+tls-demo-certs:
+	$(GO) run ./examples/tls-edge/gencerts -dir bin/tls-demo
 
 vet:
 	$(GO) vet ./...
