@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # the e2e/consul tools module (Consul v1.13.9, about 4 minutes on 2 cores).
 CONSUL := $(shell command -v consul 2>/dev/null || echo bin/consul)
 
-.PHONY: all build consul demo tls-demo-certs test vet unit e2e fuzz fuzz-short image image-files image-source compose-test clean bench bench-tools bench-go bench-scale profile
+.PHONY: all build consul demo tls-demo-certs test vet unit e2e fuzz fuzz-short image image-files image-source compose-test clean bench bench-tools bench-go bench-scale profile h2spec
 
 all: build
 
@@ -111,6 +111,11 @@ bench: build consul bench-tools
 profile: build consul bench-tools
 	$(GO) run ./bench/cmd/ferrybench -root . -profile bin/ferry-cpu.pprof -profile-seconds 10
 	set -o pipefail; $(GO) tool pprof -top -nodecount=40 bin/ferry-cpu.pprof | tee bin/ferry-cpu-top.txt
+
+# h2spec against ferry's h2 listeners, TLS and h2c (bench/h2spec.sh; the
+# score and why each failure is Go's server: docs/benchmarks.md, issue 15).
+h2spec: build consul
+	CONSUL=$(CONSUL) bench/h2spec.sh
 
 # The hot path's Go benchmarks.
 bench-go:
