@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what make bench needs from Debian's packages — wrk, nginx (the
-# light build when it exists) and HAProxy — only when missing. The benchmark
+# light build when it exists), HAProxy and h2load (nghttp2-client) — only when missing. The benchmark
 # runs the binaries itself with its own config files and pid files in a temp
 # dir; the packages' system services are never started: a policy-rc.d that
 # refuses service starts is in place for the install (unless one already is).
@@ -9,6 +9,7 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v nginx >/dev/null || missing+=(nginx)
+command -v h2load >/dev/null || missing+=(nghttp2-client) # scenario (g): HTTP/2 load
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -34,6 +34,9 @@ type scenario struct {
 	headers    []string
 	rate       bool // fixed-rate open loop instead of wrk
 	conns      bool // connection scale (conns.go) instead of wrk
+	// tls runs a TLS or HTTP/2 scenario (scenarios_tls.go) against a
+	// target's tlsURL; targets without one are skipped.
+	tls func(ctx context.Context, t *target, o options) (run, error)
 }
 
 var scenarios = []scenario{
@@ -41,6 +44,7 @@ var scenarios = []scenario{
 	{key: "b", title: "(b) 64 KiB responses, keep-alive", path: "/b?size=65536"},
 	{key: "c", title: "(c) a new connection per request (Connection: close)", path: "/c", headers: []string{"Connection: close"}},
 	{key: "d", title: "(d) fixed rate, open loop", path: "/d", rate: true},
+	tlsScenarios[0], tlsScenarios[1], tlsScenarios[2], // (e), (f), (g): scenarios_tls.go
 	{key: "j", title: "(j) connection scale: idle keep-alive connections, a modest rate over them, a burst", conns: true},
 }
 
@@ -101,7 +105,7 @@ func main() {
 	flag.IntVar(&o.threads, "t", 2, "wrk threads")
 	flag.IntVar(&o.conns, "c", 64, "wrk connections")
 	flag.IntVar(&o.rate, "rate", 2000, "requests/s offered in scenario (d)")
-	flag.StringVar(&o.only, "scenarios", "a,b,c,d,j", "scenarios to run")
+	flag.StringVar(&o.only, "scenarios", "a,b,c,d,e,f,g,j", "scenarios to run")
 	flag.IntVar(&o.idleConns, "idle-conns", 10000, "keep-alive connections held open in scenario (j)")
 	flag.IntVar(&o.idleRate, "idle-rate", 1000, "requests/s sent over them in scenario (j), for -d")
 	flag.IntVar(&o.burst, "burst", 3000, "connections sending a request at the same instant in scenario (j)")
@@ -152,6 +156,11 @@ func mainErr(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(l.dir)
+	if wantsTLS(o) && o.profile == "" {
+		if err := setupTLS(ctx, l, o); err != nil { // scenarios_tls.go
+			return err
+		}
+	}
 	if o.profile != "" {
 		return profile(ctx, l, o)
 	}
@@ -193,8 +202,8 @@ func mainErr(ctx context.Context, o options) error {
 			// (on a warm or a cold machine).
 			for i := range targets {
 				t := targets[(i+round)%len(targets)]
-				if s.conns && t.name == "direct" {
-					continue // (j) compares proxies
+				if s.conns && t.name == "direct" || s.tls != nil && t.tlsURL == "" {
+					continue // (j) compares proxies; (e), (f), (g) the TLS ones
 				}
 				r, ok, err := measure(ctx, t, s, o)
 				if err != nil {
@@ -243,7 +252,12 @@ func measure(ctx context.Context, t *target, s scenario, o options) (run, bool, 
 	ok := benchkit.ResetPeakRSS(pid)
 	cpu0 := benchkit.CPU(pid)
 	var r run
-	if s.conns {
+	if s.tls != nil {
+		var err error
+		if r, err = s.tls(ctx, t, o); err != nil {
+			return r, ok, err
+		}
+	} else if s.conns {
 		cr, err := runConns(ctx, t.url, pid, o)
 		if err != nil {
 			return r, ok, err

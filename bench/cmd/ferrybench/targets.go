@@ -18,8 +18,11 @@ import (
 // target is one thing the benchmark sends load to.
 type target struct {
 	name string
-	url  string         // base URL, no trailing slash
-	proc *benchkit.Proc // whose CPU and memory are measured
+	url  string // base URL, no trailing slash
+	// tlsURL is the https base URL of its TLS listener (scenarios_tls.go),
+	// "" when it has none.
+	tlsURL string
+	proc   *benchkit.Proc // whose CPU and memory are measured
 }
 
 // lab is every process the benchmark started. stop ends them by PID.
