@@ -232,7 +232,10 @@ listener "tls" {
 // OpenSSL's default ciphers (ECDHE AEAD first), X25519 then P-256 (Go's
 // order, without the post-quantum hybrid OpenSSL 3.0 lacks), session
 // tickets on as in Go (no client here resumes), h2 by ALPN; the same
-// upstream keep-alive pool as the plain server.
+// upstream keep-alive pool as the plain server. keepalive_requests is raised
+// from nginx's 1000: ferry does not close a client connection after a number
+// of requests, and h2load does not reconnect (with 1000, each of its
+// connections stops after 1000 requests and the rest of the run fails).
 const nginxTLSServer = `  server {
     listen %s ssl http2;
     ssl_certificate %s;
@@ -240,6 +243,7 @@ const nginxTLSServer = `  server {
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ecdh_curve X25519:prime256v1:secp384r1;
     http2_max_concurrent_streams 100;
+    keepalive_requests 1000000;
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
