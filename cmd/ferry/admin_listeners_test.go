@@ -99,6 +99,20 @@ func TestAdminListeners(t *testing.T) {
 		t.Errorf("the certificate expiring in 60 days was warned about")
 	}
 
+	// A reload that changes the listener (h2 no longer offered) builds a
+	// new certificate store: it does not warn again the same day.
+	p.writeRaw(t, strings.Replace(cfg, "  http2   = true\n  tls {", "  http2   = false\n  tls {", 1), ports)
+	if err := p.a.reload("test"); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	read()
+	if got.Listeners[1].HTTP2 || len(got.Listeners[1].Certificates) != 2 {
+		t.Fatalf("after the reload: %+v", got.Listeners[1])
+	}
+	if n := warned(soon.CertFile); n != 1 {
+		t.Errorf("after a reload that rebuilt the listener: %d warnings, want still 1", n)
+	}
+
 	// A broken file (a configuration reload refuses it; the store's poll
 	// finds it): the old certificate is served and the error shown on it;
 	// no second warning the same day.

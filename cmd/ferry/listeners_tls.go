@@ -300,7 +300,8 @@ func (s *listenerSet) shutdown(ctx context.Context) error {
 	return err
 }
 
-// build makes the certificate store and servers of l; no socket yet.
+// build makes the certificate store and servers of l; no socket yet. The
+// caller holds s.mu.
 func (s *listenerSet) build(l *config.Listener, cfg *config.Config) (*blockRuntime, error) {
 	log := s.logger.With("listener", l.Name)
 	rt := &blockRuntime{l: *l, limits: cfg.Limits, fastLane: cfg.FastLane, handshakeLimit: cfg.Limits.ReadHeaderTimeout,
@@ -311,8 +312,12 @@ func (s *listenerSet) build(l *config.Listener, cfg *config.Config) (*blockRunti
 		for i, c := range l.TLS.Certificates {
 			pairs[i] = certs.Pair{CertFile: c.CertFile, KeyFile: c.KeyFile}
 		}
+		var replaces *certs.Store // its expiry warnings of the day are not repeated
+		if cur := s.live[l.Name]; cur != nil {
+			replaces = cur.store
+		}
 		store, err := certs.New(certs.Options{Certificates: pairs, MinVersion: l.TLS.MinVersion,
-			ClientCAFile: l.TLS.ClientCAFile, HTTP2: l.HTTP2, Logger: log.Named("certs")})
+			ClientCAFile: l.TLS.ClientCAFile, HTTP2: l.HTTP2, Logger: log.Named("certs"), Replaces: replaces})
 		if err != nil {
 			rt.cancel()
 			return nil, err

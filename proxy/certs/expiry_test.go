@@ -174,3 +174,44 @@ func TestStatsLastErrorPerCertificate(t *testing.T) {
 		t.Errorf("after a clean reload: %+v", st)
 	}
 }
+
+// TestExpiryWarningNotRepeatedByAReplacingStore: a store rebuilt for the
+// same listener (a reload that changed it) does not warn again the same day,
+// and does the next day.
+func TestExpiryWarningNotRepeatedByAReplacingStore(t *testing.T) {
+	ca := testcerts.NewCA(t, "ca")
+	start := time.Now()
+	p := live(t, ca.LeafUntil(start.Add(3*24*time.Hour), "soon", "soon.example"))
+	clk := &clock{now: start}
+	logs := &logBuffer{}
+	opts := Options{Certificates: []Pair{p}, Now: clk.Now,
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs})}
+	first, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Replaces, opts.HTTP2 = first, true
+	second, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const warning = "expires in less than 14 days"
+	if got := logs.lines(warning); len(got) != 1 {
+		t.Fatalf("two stores for one listener the same day: %d warnings, want 1", len(got))
+	}
+	clk.Add(24 * time.Hour)
+	second.mu.Lock()
+	second.checkExpiry()
+	second.mu.Unlock()
+	if got := logs.lines(warning); len(got) != 2 {
+		t.Errorf("the next day: %d warnings, want 2", len(got))
+	}
+	// Without Replaces, a new store warns at once (another listener).
+	opts.Replaces = nil
+	if _, err := New(opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.lines(warning); len(got) != 3 {
+		t.Errorf("an unrelated store: %d warnings, want 3", len(got))
+	}
+}

@@ -59,6 +59,10 @@ type Options struct {
 	Logger   hclog.Logger // nil: no logging
 	// Now is the clock of the expiry warnings; nil means time.Now.
 	Now func() time.Time
+	// Replaces is the store this one takes over from (the same listener,
+	// rebuilt by a reload), or nil: the expiry warnings it logged today are
+	// not repeated.
+	Replaces *Store
 }
 
 // ExpiryWarning is how long before a certificate's notAfter the log starts
@@ -138,6 +142,14 @@ func New(opts Options) (*Store, error) {
 		logger = hclog.NewNullLogger()
 	}
 	s := &Store{opts: opts, logger: logger, warned: make(map[certKey]string)}
+	if prev := opts.Replaces; prev != nil {
+		prev.mu.Lock()
+		for k, day := range prev.warned {
+			s.warned[k] = day
+		}
+		prev.mu.Unlock()
+		s.opts.Replaces = nil // do not keep the old store alive
+	}
 	st, errs := s.load(nil)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
