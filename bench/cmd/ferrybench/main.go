@@ -32,7 +32,16 @@ type scenario struct {
 	key, title string
 	path       string
 	headers    []string
-	rate       bool // fixed-rate open loop instead of wrk
+	rate       bool     // fixed-rate open loop instead of wrk
+	targets    []string // when set, the only targets measured in this scenario
+}
+
+// runs reports whether target t is measured in scenario s.
+func (s scenario) runs(t *target) bool {
+	if t.scenarios != "" && !strings.Contains(t.scenarios, s.key) {
+		return false
+	}
+	return len(s.targets) == 0 || slices.Contains(s.targets, t.name)
 }
 
 var scenarios = []scenario{
@@ -149,7 +158,7 @@ func mainErr(ctx context.Context, o options) error {
 	}
 	var targets []*target
 	for _, t := range l.targets {
-		if want[t.name] {
+		if want[t.name] || t.scenarios != "" {
 			targets = append(targets, t)
 		}
 	}
@@ -172,10 +181,15 @@ func mainErr(ctx context.Context, o options) error {
 			// (on a warm or a cold machine).
 			for i := range targets {
 				t := targets[(i+round)%len(targets)]
+				if !s.runs(t) {
+					continue
+				}
+				after := l.beforeRun(s, t)
 				r, ok, err := measure(ctx, t, s, o)
 				if err != nil {
 					return err
 				}
+				after(r)
 				resetOK = resetOK && ok
 				r.Round = round + 1
 				results[s.key][t.name] = append(results[s.key][t.name], r)
@@ -190,6 +204,7 @@ func mainErr(ctx context.Context, o options) error {
 		names[i] = t.name
 	}
 	report(os.Stdout, o, scs, names, results, resetOK, elapsed)
+	l.printNotes(os.Stdout)
 	if o.svg != "" {
 		if err := os.WriteFile(o.svg, []byte(chart(scs, names, results, o)), 0o644); err != nil {
 			return err
