@@ -20,6 +20,9 @@ type target struct {
 	name string
 	url  string         // base URL, no trailing slash
 	proc *benchkit.Proc // whose CPU and memory are measured
+	// scenarios, when set, are the only scenarios (keys) this target is
+	// measured in: a second route of ferry or nginx added for one scenario.
+	scenarios string
 }
 
 // lab is every process the benchmark started. stop ends them by PID.
@@ -30,7 +33,8 @@ type lab struct {
 	backends [2]string // host:port
 	targets  []*target
 	ferry    *target
-	ferryAdm string // admin host:port
+	ferryAdm string     // admin host:port
+	filters  *filterLab // the filter scenarios' backends, routes and notes (scenarios_filters.go)
 }
 
 func (l *lab) stop() {
@@ -99,6 +103,9 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 			l.targets = append(l.targets, &target{name: "direct", url: "http://" + addr, proc: p})
 		}
 	}
+	if err := l.startFilterBackends(ctx, o, client); err != nil {
+		return l, err
+	}
 
 	if want["ferry"] {
 		t, admin, err := l.startFerry(ctx, o, "ferry", o.ferryBin, ports[2], ports[3])
@@ -126,7 +133,11 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 			return l, err
 		}
 		os.Chmod(tmp, 0o777) // workers run as nobody
-		conf := fmt.Sprintf(nginxConf, max(o.fileLimit, 4096), dir, dir, maxConns(o), tmp, tmp, l.backends[0], l.backends[1], listen)
+		httpExtra, serverExtra, err := l.nginxFilterConf()
+		if err != nil {
+			return l, err
+		}
+		conf := fmt.Sprintf(nginxConf, max(o.fileLimit, 4096), dir, dir, maxConns(o), tmp, tmp, httpExtra, l.backends[0], l.backends[1], listen, serverExtra)
 		path := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return l, err
@@ -169,6 +180,10 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 			}
 		}
 	}
+	l.addFilterTargets()
+	if err := l.prepareFilters(ctx); err != nil {
+		return l, err
+	}
 	return l, nil
 }
 
@@ -180,7 +195,7 @@ func (l *lab) startFerry(ctx context.Context, o options, name, bin string, liste
 	if o.profile != "" {
 		pprof = "pprof  = true\n"
 	}
-	conf := fmt.Sprintf(ferryConf, listen, admin, pprof, l.consul.HTTPAddr, maxConns(o))
+	conf := fmt.Sprintf(ferryConf, listen, admin, pprof, l.consul.HTTPAddr, maxConns(o), l.ferryFilterRoutes())
 	path := filepath.Join(l.dir, name+".hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, "", err
@@ -230,7 +245,7 @@ route "bench" {
   path_prefix = "/"
   service     = "bench"
 }
-`
+%s`
 
 // nginxConf follows BENCH-ANCHORS.md: 2 workers, an upstream keep-alive pool
 // of 64, HTTP/1.1 upstream with the Connection header cleared, access log off.
@@ -245,6 +260,7 @@ http {
   access_log off;
   client_body_temp_path %s/body;
   proxy_temp_path %s/proxy;
+%s
   upstream backends {
     server %s;
     server %s;
@@ -257,6 +273,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
+%s
   }
 }
 `
