@@ -32,11 +32,20 @@ type scenario struct {
 	key, title string
 	path       string
 	headers    []string
-	rate       bool // fixed-rate open loop instead of wrk
-	conns      bool // connection scale (conns.go) instead of wrk
+	rate       bool     // fixed-rate open loop instead of wrk
+	conns      bool     // connection scale (conns.go) instead of wrk
+	targets    []string // when set, the only targets measured in this scenario
 	// tls runs a TLS or HTTP/2 scenario (scenarios_tls.go) against a
 	// target's tlsURL; targets without one are skipped.
 	tls func(ctx context.Context, t *target, o options) (run, error)
+}
+
+// runs reports whether target t is measured in scenario s.
+func (s scenario) runs(t *target) bool {
+	if t.scenarios != "" && !strings.Contains(t.scenarios, s.key) {
+		return false
+	}
+	return len(s.targets) == 0 || slices.Contains(s.targets, t.name)
 }
 
 var scenarios = []scenario{
@@ -179,7 +188,7 @@ func mainErr(ctx context.Context, o options) error {
 	}
 	var targets []*target
 	for _, t := range l.targets {
-		if want[t.name] {
+		if want[t.name] || t.scenarios != "" {
 			targets = append(targets, t)
 		}
 	}
@@ -205,10 +214,15 @@ func mainErr(ctx context.Context, o options) error {
 				if s.conns && t.name == "direct" || s.tls != nil && t.tlsURL == "" {
 					continue // (j) compares proxies; (e), (f), (g) the TLS ones
 				}
+				if !s.runs(t) {
+					continue
+				}
+				after := l.beforeRun(s, t)
 				r, ok, err := measure(ctx, t, s, o)
 				if err != nil {
 					return err
 				}
+				after(r)
 				resetOK = resetOK && ok
 				r.Round = round + 1
 				results[s.key][t.name] = append(results[s.key][t.name], r)
@@ -229,6 +243,7 @@ func mainErr(ctx context.Context, o options) error {
 		names[i] = t.name
 	}
 	report(os.Stdout, o, scs, names, results, resetOK, elapsed)
+	l.printNotes(os.Stdout)
 	if o.svg != "" {
 		charted := slices.DeleteFunc(slices.Clone(scs), func(s scenario) bool { return s.conns })
 		if err := os.WriteFile(o.svg, []byte(chart(charted, names, results, o)), 0o644); err != nil {

@@ -18,11 +18,14 @@ import (
 // target is one thing the benchmark sends load to.
 type target struct {
 	name string
-	url  string // base URL, no trailing slash
+	url  string         // base URL, no trailing slash
+	proc *benchkit.Proc // whose CPU and memory are measured
+	// scenarios, when set, are the only scenarios (keys) this target is
+	// measured in: a second route of ferry or nginx added for one scenario.
+	scenarios string
 	// tlsURL is the https base URL of its TLS listener (scenarios_tls.go),
 	// "" when it has none.
 	tlsURL string
-	proc   *benchkit.Proc // whose CPU and memory are measured
 }
 
 // lab is every process the benchmark started. stop ends them by PID.
@@ -33,7 +36,8 @@ type lab struct {
 	backends [2]string // host:port
 	targets  []*target
 	ferry    *target
-	ferryAdm string // admin host:port
+	ferryAdm string     // admin host:port
+	filters  *filterLab // the filter scenarios' backends, routes and notes (scenarios_filters.go)
 }
 
 func (l *lab) stop() {
@@ -102,6 +106,9 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 			l.targets = append(l.targets, &target{name: "direct", url: "http://" + addr, proc: p})
 		}
 	}
+	if err := l.startFilterBackends(ctx, o, client); err != nil {
+		return l, err
+	}
 
 	if want["ferry"] {
 		t, admin, err := l.startFerry(ctx, o, "ferry", o.ferryBin, ports[2], ports[3])
@@ -129,7 +136,11 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 			return l, err
 		}
 		os.Chmod(tmp, 0o777) // workers run as nobody
-		conf := fmt.Sprintf(nginxConf, max(o.fileLimit, 4096), dir, dir, maxConns(o), tmp, tmp, l.backends[0], l.backends[1], listen)
+		httpExtra, serverExtra, err := l.nginxFilterConf()
+		if err != nil {
+			return l, err
+		}
+		conf := fmt.Sprintf(nginxConf, max(o.fileLimit, 4096), dir, dir, maxConns(o), tmp, tmp, httpExtra, l.backends[0], l.backends[1], listen, serverExtra)
 		path := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return l, err
@@ -172,6 +183,10 @@ func setup(ctx context.Context, o options, want map[string]bool) (*lab, error) {
 			}
 		}
 	}
+	l.addFilterTargets()
+	if err := l.prepareFilters(ctx); err != nil {
+		return l, err
+	}
 	return l, nil
 }
 
@@ -183,7 +198,7 @@ func (l *lab) startFerry(ctx context.Context, o options, name, bin string, liste
 	if o.profile != "" {
 		pprof = "pprof  = true\n"
 	}
-	conf := fmt.Sprintf(ferryConf, listen, admin, pprof, l.consul.HTTPAddr, maxConns(o))
+	conf := fmt.Sprintf(ferryConf, listen, admin, pprof, l.consul.HTTPAddr, maxConns(o), l.ferryFilterRoutes())
 	path := filepath.Join(l.dir, name+".hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, "", err
@@ -233,7 +248,7 @@ route "bench" {
   path_prefix = "/"
   service     = "bench"
 }
-`
+%s`
 
 // nginxConf follows BENCH-ANCHORS.md: 2 workers, an upstream keep-alive pool
 // of 64, HTTP/1.1 upstream with the Connection header cleared, access log off.
@@ -248,6 +263,7 @@ http {
   access_log off;
   client_body_temp_path %s/body;
   proxy_temp_path %s/proxy;
+%s
   upstream backends {
     server %s;
     server %s;
@@ -260,6 +276,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
+%s
   }
 }
 `
