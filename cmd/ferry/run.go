@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ferry-proxy/ferry/config"
+	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
 	"github.com/ferry-proxy/ferry/proxy"
 	"github.com/ferry-proxy/ferry/proxy/accesslog"
@@ -176,9 +177,13 @@ func (a *app) rebuild() {
 	if a.lc.builderClosed {
 		return
 	}
+	a.rebuildLocked(a.discovery.Sets())
+}
+
+// rebuildLocked is rebuild from the given instance sets; buildMu is held.
+func (a *app) rebuildLocked(sets map[string]*discovery.InstanceSet) {
 	cfg := a.liveConfig()
 	routes, services := a.lc.upstreamTLS.specs(cfg, a.filters.Load(), a.logger) // upstream_tls.go
-	sets := a.discovery.Sets()
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)
 	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
