@@ -224,3 +224,24 @@ func (s *statsStore) forgetInstances(old, next *Service) {
 		}
 	}
 }
+
+// ChangedServices returns the names of the services next does not share
+// with prev: rebuilt, newly routed, or no longer routed. With a nil prev it
+// is every service of next. It lets what follows a rebuild redo only what
+// changed; its cost is a comparison per service.
+func ChangedServices(prev, next *Table) []string {
+	var out []string
+	for name, s := range next.services {
+		if prev == nil || prev.services[name] != s {
+			out = append(out, name)
+		}
+	}
+	if prev != nil {
+		for name := range prev.services {
+			if next.services[name] == nil {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
