@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
@@ -186,12 +185,8 @@ func (a *app) rebuildLocked(sets map[string]*discovery.InstanceSet) {
 	routes, services := a.lc.upstreamTLS.specs(cfg, a.filters.Load(), a.logger) // upstream_tls.go
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)
-	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
-	a.prober.Set(probeTargets(cfg, table, a.registry))
-	a.applyPanic(cfg, table) // health.go
-	accesslog.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
-	forgetGoneInstances(a.registry, sets)
-	a.events.membership(a.logger.Named("discovery"), sets, time.Now()) // events.go
+	a.handler.SetEdge(edgeOf(cfg))   // trusted_proxies apply on reload too
+	a.applyRebuilt(cfg, table, sets) // rebuild_delta.go
 }
 
 func (a *app) run(ctx context.Context) error {
