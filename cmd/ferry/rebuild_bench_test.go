@@ -16,9 +16,10 @@ import (
 )
 
 // scaleApp is an app (not run) routing services services as make
-// bench-scale configures ferry: one route per service. Consul is never
+// bench-scale configures ferry: one route per service, and extra
+// configuration. Consul is never
 // contacted: the sets are given to rebuildLocked.
-func scaleApp(tb testing.TB, services int) *app {
+func scaleApp(tb testing.TB, services int, extra string) *app {
 	tb.Helper()
 	var conf strings.Builder
 	conf.WriteString("listen = \"127.0.0.1:0\"\nconsul {\n  address = \"127.0.0.1:1\"\n}\nlog {\n  access_log = \"off\"\n}\n")
@@ -26,6 +27,7 @@ func scaleApp(tb testing.TB, services int) *app {
 		name := fmt.Sprintf("svc-%04d", s)
 		fmt.Fprintf(&conf, "route %q {\n  path_prefix = \"/%s\"\n  service = %q\n}\n", name, name, name)
 	}
+	conf.WriteString(extra)
 	path := filepath.Join(tb.TempDir(), "ferry.hcl")
 	if err := os.WriteFile(path, []byte(conf.String()), 0o644); err != nil {
 		tb.Fatal(err)
@@ -63,7 +65,7 @@ func scaleSet(name string, s, gen int) *discovery.InstanceSet {
 // events.
 func BenchmarkRebuild(b *testing.B) {
 	const services = 1000
-	a := scaleApp(b, services)
+	a := scaleApp(b, services, "")
 	sets := make(map[string]*discovery.InstanceSet, services)
 	for s := range services {
 		name := fmt.Sprintf("svc-%04d", s)

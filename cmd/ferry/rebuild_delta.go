@@ -27,6 +27,10 @@ type rebuildState struct {
 	// targets are the prober's targets by service, and all their
 	// concatenation as last given to the prober.
 	targets map[string][]health.Target
+	// probed is the list the prober was last given.
+	probed []health.Target
+	// failover is what the access log was last told (failoverDatacenters).
+	failover map[string]map[string]string
 }
 
 // rebuildDelta is what changed since the last rebuild.
@@ -63,8 +67,8 @@ func (a *app) applyRebuilt(cfg *config.Config, table *route.Table, sets map[stri
 	prevSets := s.sets
 	s.cfg, s.table, s.sets = cfg, table, sets
 	if d.full {
-		s.targets = probeTargetsByService(cfg, table, a.registry, nil, nil)
-		a.prober.Set(concatTargets(s.targets))
+		s.targets = probeTargetsByService(cfg, table, a.registry)
+		a.setProbeTargets()
 		a.applyPanic(cfg, table, nil) // health.go
 		a.setFailoverDatacenters(sets)
 		forgetGoneInstances(a.registry, sets)
@@ -72,10 +76,8 @@ func (a *app) applyRebuilt(cfg *config.Config, table *route.Table, sets map[stri
 		return
 	}
 	if len(d.services) > 0 {
-		before := s.targets
-		s.targets = probeTargetsByService(cfg, table, a.registry, before, d.services)
-		if anyTargets(before, s.targets, d.services) {
-			a.prober.Set(concatTargets(s.targets))
+		if updateTargets(s.targets, cfg, table, a.registry, d.services) {
+			a.setProbeTargets()
 		}
 		a.applyPanic(cfg, table, d.services)
 	}
@@ -98,59 +100,54 @@ func (a *app) applyRebuilt(cfg *config.Config, table *route.Table, sets map[stri
 	a.events.membershipOf(a.logger.Named("discovery"), sets, d.sets, time.Now())
 }
 
-// probeTargetsByService returns the prober's targets by service: those of
-// prev for every service but the changed ones, which are listed anew from
-// table (all of them when changed is nil).
-func probeTargetsByService(cfg *config.Config, table *route.Table, reg *health.Registry,
-	prev map[string][]health.Target, changed []string) map[string][]health.Target {
-	if changed == nil {
-		out := make(map[string][]health.Target)
-		for _, svc := range table.Services() {
-			if ts := serviceTargets(cfg, svc, reg); len(ts) > 0 {
-				out[svc.Name()] = ts
-			}
+// probeTargetsByService returns the prober's targets of every service of
+// table, by service.
+func probeTargetsByService(cfg *config.Config, table *route.Table, reg *health.Registry) map[string][]health.Target {
+	out := make(map[string][]health.Target)
+	for _, svc := range table.Services() {
+		if ts := serviceTargets(cfg, svc, reg); len(ts) > 0 {
+			out[svc.Name()] = ts
 		}
-		return out
 	}
-	out := prev
-	for _, name := range changed {
+	return out
+}
+
+// updateTargets lists anew in by the targets of the services named. It
+// reports whether any of them has targets before or after: the prober must
+// then be given the new list (a rebuilt service's targets may have new
+// addresses or states even when as many).
+func updateTargets(by map[string][]health.Target, cfg *config.Config, table *route.Table, reg *health.Registry, names []string) bool {
+	touched := false
+	for _, name := range names {
 		var ts []health.Target
 		if svc := table.Service(name); svc != nil {
 			ts = serviceTargets(cfg, svc, reg)
 		}
+		touched = touched || len(ts) > 0 || len(by[name]) > 0
 		if len(ts) == 0 {
-			delete(out, name)
+			delete(by, name)
 		} else {
-			out[name] = ts
+			by[name] = ts
 		}
 	}
-	return out
+	return touched
 }
 
-// anyTargets reports whether any of the services named has targets before
-// or after: the prober must then be given the new list (a rebuilt
-// service's targets may have new addresses or states even when as many).
-func anyTargets(before, after map[string][]health.Target, names []string) bool {
-	for _, name := range names {
-		if len(after[name]) > 0 || len(before[name]) > 0 {
-			return true
-		}
+// setProbeTargets gives the prober every service's targets.
+func (a *app) setProbeTargets() {
+	s := &a.lc.rebuilt
+	s.probed = s.probed[:0:0] // the prober may keep the slice it was given
+	for _, ts := range s.targets {
+		s.probed = append(s.probed, ts...)
 	}
-	return false
-}
-
-func concatTargets(by map[string][]health.Target) []health.Target {
-	var out []health.Target
-	for _, ts := range by {
-		out = append(out, ts...)
-	}
-	return out
+	a.prober.Set(s.probed)
 }
 
 // setFailoverDatacenters tells the access log which instances come from a
 // failover datacenter.
 func (a *app) setFailoverDatacenters(sets map[string]*discovery.InstanceSet) {
-	accesslog.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
+	a.lc.rebuilt.failover = failoverDatacenters(sets)
+	accesslog.SetFailoverDatacenters(a.accessLog, a.lc.rebuilt.failover)
 }
 
 // forgetGoneInstancesOf is forgetGoneInstances for the services named only:
