@@ -153,8 +153,10 @@ func (a *app) setFailoverDatacenters(sets map[string]*discovery.InstanceSet) {
 // forgetGoneInstancesOf is forgetGoneInstances for the services named only:
 // the health state of their instances no longer in their set is dropped.
 func forgetGoneInstancesOf(reg *health.Registry, sets map[string]*discovery.InstanceSet, names []string) {
+	if len(names) == 0 {
+		return
+	}
 	known := make(map[string]map[string]bool, len(names))
-	gone := false
 	for _, name := range names {
 		keys := make(map[string]bool)
 		if set := sets[name]; set != nil {
@@ -163,10 +165,6 @@ func forgetGoneInstancesOf(reg *health.Registry, sets map[string]*discovery.Inst
 			}
 		}
 		known[name] = keys
-		gone = true
-	}
-	if !gone {
-		return
 	}
 	reg.Retain(func(service, instance string) bool {
 		keys, named := known[service]
