@@ -312,7 +312,7 @@ func (a *app) instanceView(inst discovery.Instance, up *route.Upstream, checked 
 
 // probed reports whether ferry runs active checks on the service's
 // instances: with a health_check block, or (TCP) while its set is stale —
-// the rule probeTargets applies.
+// the rule serviceTargets applies.
 func (a *app) probed(service string, stale bool) bool {
 	if s := a.liveConfig().Services[service]; s != nil && s.HealthCheck != nil {
 		return true

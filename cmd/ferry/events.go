@@ -128,9 +128,31 @@ func ejectReason(refused bool, consecutive int) string {
 // (how many instances it has), its instances logged at debug level, so that
 // a start with many services does not flood the log.
 func (l *eventLog) membership(log hclog.Logger, sets map[string]*discovery.InstanceSet, now time.Time) {
+	names := make([]string, 0, len(sets))
+	for name := range sets {
+		names = append(names, name)
+	}
+	l.mu.Lock()
+	for name := range l.member {
+		if _, ok := sets[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	l.mu.Unlock()
+	l.membershipOf(log, sets, names, now)
+}
+
+// membershipOf is membership for the services named only: the others' sets
+// did not change since the last call.
+func (l *eventLog) membershipOf(log hclog.Logger, sets map[string]*discovery.InstanceSet, names []string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for name, set := range sets {
+	for _, name := range names {
+		set, ok := sets[name]
+		if !ok {
+			delete(l.member, name) // no longer watched: not "left"
+			continue
+		}
 		if !set.Known {
 			continue
 		}
@@ -159,10 +181,5 @@ func (l *eventLog) membership(log hclog.Logger, sets map[string]*discovery.Insta
 			}
 		}
 		l.member[name] = cur
-	}
-	for name := range l.member {
-		if _, ok := sets[name]; !ok {
-			delete(l.member, name) // no longer watched: not "left"
-		}
 	}
 }

@@ -10,40 +10,38 @@ import (
 	"github.com/ferry-proxy/ferry/proxy/route"
 )
 
-// probeTargets lists the instances ferry must check itself: every instance of
-// a service with a health_check block, and — while Consul cannot be reached
-// for a service without one — every instance of it with a TCP connect probe,
-// so that the last known set stays governed by someone.
-func probeTargets(cfg *config.Config, table *route.Table, reg *health.Registry) []health.Target {
+// serviceTargets lists the instances of svc ferry must check itself: every
+// instance of a service with a health_check block, and — while Consul cannot
+// be reached for a service without one — every instance of it with a TCP
+// connect probe, so that the last known set stays governed by someone.
+func serviceTargets(cfg *config.Config, svc *route.Service, reg *health.Registry) []health.Target {
+	conf := cfg.Services[svc.Name()]
+	var hc *config.HealthCheck
+	if conf != nil {
+		hc = conf.HealthCheck
+	}
+	if hc == nil && !svc.Stale() {
+		return nil
+	}
 	var out []health.Target
-	for _, svc := range table.Services() {
-		conf := cfg.Services[svc.Name()]
-		var hc *config.HealthCheck
-		if conf != nil {
-			hc = conf.HealthCheck
+	for _, up := range svc.Upstreams() {
+		inst := up.Instance()
+		t := health.Target{
+			Service:            svc.Name(),
+			Instance:           inst.Key(),
+			Address:            up.Addr(),
+			Interval:           health.FallbackInterval,
+			Timeout:            health.FallbackTimeout,
+			HealthyThreshold:   health.FallbackHealthyThreshold,
+			UnhealthyThreshold: health.FallbackUnhealthyThreshold,
+			State:              reg.State(svc.Name(), inst.Key()),
 		}
-		if hc == nil && !svc.Stale() {
-			continue
+		if hc != nil {
+			t.Path = hc.Path
+			t.Interval, t.Timeout = hc.Interval, hc.Timeout
+			t.HealthyThreshold, t.UnhealthyThreshold = hc.HealthyThreshold, hc.UnhealthyThreshold
 		}
-		for _, up := range svc.Upstreams() {
-			inst := up.Instance()
-			t := health.Target{
-				Service:            svc.Name(),
-				Instance:           inst.Key(),
-				Address:            up.Addr(),
-				Interval:           health.FallbackInterval,
-				Timeout:            health.FallbackTimeout,
-				HealthyThreshold:   health.FallbackHealthyThreshold,
-				UnhealthyThreshold: health.FallbackUnhealthyThreshold,
-				State:              reg.State(svc.Name(), inst.Key()),
-			}
-			if hc != nil {
-				t.Path = hc.Path
-				t.Interval, t.Timeout = hc.Interval, hc.Timeout
-				t.HealthyThreshold, t.UnhealthyThreshold = hc.HealthyThreshold, hc.UnhealthyThreshold
-			}
-			out = append(out, t)
-		}
+		out = append(out, t)
 	}
 	return out
 }
@@ -62,34 +60,47 @@ func forgetGoneInstances(reg *health.Registry, sets map[string]*discovery.Instan
 }
 
 // applyPanic gives each routed service's panic mode its threshold and the
-// states of the table's (routable) instances. Transitions are logged and
-// counted.
-func (a *app) applyPanic(cfg *config.Config, table *route.Table) {
-	for _, svc := range table.Services() {
-		name := svc.Name()
-		threshold := 0
-		if c := cfg.Services[name]; c != nil {
-			threshold = c.PanicThreshold
+// states of the table's (routable) instances; with names, only those
+// services' (the others' table entries did not change). Transitions are
+// logged and counted.
+func (a *app) applyPanic(cfg *config.Config, table *route.Table, names []string) {
+	if names == nil {
+		for _, svc := range table.Services() {
+			a.applyPanicOf(cfg, svc)
 		}
-		members := make([]*health.State, 0, len(svc.Upstreams()))
-		for _, up := range svc.Upstreams() {
-			if st := up.State(); st != nil {
-				members = append(members, st)
-			}
-		}
-		log := a.logger.Named("health").With("service", name)
-		a.registry.Panic(name).Set(threshold, members, func(on bool, healthy, total int) {
-			if on {
-				log.Warn("panic mode: too few instances pass ferry's own checks; routing to every Consul-routable instance",
-					"healthy", healthy, "instances", total, "panic_threshold", threshold)
-			} else {
-				log.Info("panic mode over: enough instances pass ferry's own checks again", "healthy", healthy, "instances", total)
-			}
-			if a.metrics != nil {
-				a.metrics.panicChange(name, on)
-			}
-		})
+		return
 	}
+	for _, name := range names {
+		if svc := table.Service(name); svc != nil {
+			a.applyPanicOf(cfg, svc)
+		}
+	}
+}
+
+func (a *app) applyPanicOf(cfg *config.Config, svc *route.Service) {
+	name := svc.Name()
+	threshold := 0
+	if c := cfg.Services[name]; c != nil {
+		threshold = c.PanicThreshold
+	}
+	members := make([]*health.State, 0, len(svc.Upstreams()))
+	for _, up := range svc.Upstreams() {
+		if st := up.State(); st != nil {
+			members = append(members, st)
+		}
+	}
+	log := a.logger.Named("health").With("service", name)
+	a.registry.Panic(name).Set(threshold, members, func(on bool, healthy, total int) {
+		if on {
+			log.Warn("panic mode: too few instances pass ferry's own checks; routing to every Consul-routable instance",
+				"healthy", healthy, "instances", total, "panic_threshold", threshold)
+		} else {
+			log.Info("panic mode over: enough instances pass ferry's own checks again", "healthy", healthy, "instances", total)
+		}
+		if a.metrics != nil {
+			a.metrics.panicChange(name, on)
+		}
+	})
 }
 
 // panicEvery is how often panic modes are re-evaluated for ejections that

@@ -42,6 +42,7 @@ type lifecycle struct {
 	buildMu       sync.Mutex
 	builderClosed bool             // guarded by buildMu
 	upstreamTLS   upstreamTLSCache // guarded by buildMu (upstream_tls.go)
+	rebuilt       rebuildState     // guarded by buildMu (rebuild_delta.go)
 
 	ok, failed atomic.Uint64 // reload outcomes, read by reloadCounts
 

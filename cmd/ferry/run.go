@@ -14,12 +14,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ferry-proxy/ferry/config"
+	"github.com/ferry-proxy/ferry/discovery"
 	"github.com/ferry-proxy/ferry/health"
 	"github.com/ferry-proxy/ferry/proxy"
 	"github.com/ferry-proxy/ferry/proxy/accesslog"
@@ -176,17 +176,17 @@ func (a *app) rebuild() {
 	if a.lc.builderClosed {
 		return
 	}
+	a.rebuildLocked(a.discovery.Sets())
+}
+
+// rebuildLocked is rebuild from the given instance sets; buildMu is held.
+func (a *app) rebuildLocked(sets map[string]*discovery.InstanceSet) {
 	cfg := a.liveConfig()
 	routes, services := a.lc.upstreamTLS.specs(cfg, a.filters.Load(), a.logger) // upstream_tls.go
-	sets := a.discovery.Sets()
 	table := a.builder.Build(routes, services, sets)
 	a.handler.Store(table)
-	a.handler.SetEdge(edgeOf(cfg)) // trusted_proxies apply on reload too
-	a.prober.Set(probeTargets(cfg, table, a.registry))
-	a.applyPanic(cfg, table) // health.go
-	accesslog.SetFailoverDatacenters(a.accessLog, failoverDatacenters(sets))
-	forgetGoneInstances(a.registry, sets)
-	a.events.membership(a.logger.Named("discovery"), sets, time.Now()) // events.go
+	a.handler.SetEdge(edgeOf(cfg))   // trusted_proxies apply on reload too
+	a.applyRebuilt(cfg, table, sets) // rebuild_delta.go
 }
 
 func (a *app) run(ctx context.Context) error {

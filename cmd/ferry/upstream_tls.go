@@ -69,10 +69,20 @@ func failingTLSConfig() *tls.Config {
 type upstreamTLSCache struct {
 	cfg     *config.Config
 	configs map[string]*tls.Config
+	// The specs last made, for (cfg, filters): a discovery change does not
+	// change them, and at a thousand routes making them anew on every
+	// change is work for nothing. Nobody modifies them (route.Builder
+	// copies what it keeps).
+	filters  *routeFilters
+	routes   []route.RouteSpec
+	services map[string]route.ServiceSpec
 }
 
 // specs is specsOf with the services' upstream TLS configurations.
 func (c *upstreamTLSCache) specs(cfg *config.Config, filters *routeFilters, logger hclog.Logger) ([]route.RouteSpec, map[string]route.ServiceSpec) {
+	if c.cfg == cfg && c.filters == filters && c.services != nil {
+		return c.routes, c.services
+	}
 	routes, services := specsOf(cfg, filters)
 	if c.cfg != cfg {
 		c.cfg, c.configs = cfg, make(map[string]*tls.Config)
@@ -92,5 +102,6 @@ func (c *upstreamTLSCache) specs(cfg *config.Config, filters *routeFilters, logg
 		spec.TLS = c.configs[name]
 		services[name] = spec
 	}
+	c.filters, c.routes, c.services = filters, routes, services
 	return routes, services
 }

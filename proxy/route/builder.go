@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -27,6 +26,12 @@ type Builder struct {
 	stats  statsStore // per route and service, handed to every table
 	// pickers are the traffic splits' weighted pickers, by route name.
 	pickers map[string]keptPicker
+	// What the last Build made, for the next one to reuse
+	// (builder_reuse.go): its table, its services with the inputs they
+	// were built from, and per service the route chains leading to it.
+	prev   *Table
+	built  map[string]*builtService
+	chains map[string][]chainKey
 }
 
 // servicePool is one routed service's long-lived forwarding state.
@@ -56,14 +61,26 @@ func NewBuilder(reg *health.Registry, logger hclog.Logger) *Builder {
 // no set, or an empty one, still matches (its requests get 503). A route
 // with an unusable prefix or a host and prefix already taken is logged and
 // left out; configuration validation rejects both before they get here.
+//
+// A Build whose routes are those of the previous one patches the previous
+// table: only the services whose spec or set changed, and the routes that
+// lead to them, are made anew (builder_reuse.go). Any other Build indexes
+// every route, still reusing each service whose inputs did not change.
 func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, sets map[string]*discovery.InstanceSet) *Table {
+	if t := b.patch(routes, services, sets); t != nil {
+		return t
+	}
+	return b.buildAll(routes, services, sets)
+}
+
+// buildAll indexes every route of a new table.
+func (b *Builder) buildAll(routes []RouteSpec, services map[string]ServiceSpec, sets map[string]*discovery.InstanceSet) *Table {
 	t := &Table{
-		routes:   append([]RouteSpec(nil), routes...),
+		routes:   cloneRoutes(routes),
 		hosts:    make(map[string]*hostRoutes),
 		services: make(map[string]*Service),
 	}
-	now := time.Now()
-	subsets := make(map[string]*Service) // a split's tagged backends, by service and tag
+	built := make(map[string]*builtService, len(b.built))
 	for _, rs := range routes {
 		prefix, err := wire.CanonicalPath(rs.PathPrefix)
 		if err != nil {
@@ -85,22 +102,14 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 			continue
 		}
 		serviceOf := func(name, tag string) *Service {
-			svc := t.services[name]
-			if svc == nil {
+			e := built[name]
+			if e == nil {
 				spec, given := services[name]
-				svc = b.service(name, spec, given, sets[name], now)
-				t.services[name] = svc
+				e = b.reuseOrBuild(name, spec, given, sets[name])
+				built[name] = e
+				t.services[name] = e.svc
 			}
-			if tag == "" {
-				return svc
-			}
-			key := name + "\x00" + tag
-			if sub := subsets[key]; sub != nil {
-				return sub
-			}
-			sub := b.subset(svc, tag)
-			subsets[key] = sub
-			return sub
+			return b.subsetOf(e, tag)
 		}
 		spec := rs
 		spec.Host, spec.PathPrefix = host, prefix
@@ -143,12 +152,13 @@ func (b *Builder) Build(routes []RouteSpec, services map[string]ServiceSpec, set
 		}
 	}
 	b.stats.retain(t)
+	b.remember(t, built)
 	return t
 }
 
 // service builds one service of a new table, reusing (or creating) its
 // long-lived pool.
-func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discovery.InstanceSet, now time.Time) *Service {
+func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discovery.InstanceSet) *Service {
 	spec = withDefaults(name, spec, given)
 	p := b.Pools[name]
 	if p == nil {
