@@ -381,9 +381,10 @@ func TestStatusPageConsulStates(t *testing.T) {
 			`"last_contact":null,"last_contact_age_seconds":1,"error":"","in_flight":0,"active_checks":false,"healthy":2,"instances":[` +
 			inst("u-pass", "passing", true) + "," + inst("u-warn", "warning", true) + "," +
 			inst("u-crit", "critical", false) + "," + inst("u-maint", "maintenance", false) + `]}]}`,
-		"/v1/stats":  `{"step_seconds":5,"points":180,"routes":[],"instances":[]}`,
-		"/v1/events": `{"events":[]}`,
-		"/readyz":    "ready\n",
+		"/v1/stats":     `{"step_seconds":5,"points":180,"routes":[],"instances":[]}`,
+		"/v1/events":    `{"events":[]}`,
+		"/v1/listeners": `{"listeners":[]}`,
+		"/readyz":       "ready\n",
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" {
