@@ -116,14 +116,14 @@ func TestRebuildReusesUnchanged(t *testing.T) {
 	sets = maps.Clone(sets)
 	sets["c"] = reuseSet("c", []int{3001, 3002, 3003, 3004}, "v1", "v1", "v2", "v2")
 	t3 := b.Build(routes, nil, sets)
-	bes := match(t, t3, "/c", nil).Backends()
+	bes := match(t, t3, "/c", nil).backends
 	if len(bes) != 2 || bes[0].Tag() != "v1" || bes[1].Tag() != "v2" {
 		t.Fatalf("split backends: %v", bes)
 	}
 	if !slices.Equal(addrs(bes[0]), []string{"127.0.0.1:3001", "127.0.0.1:3002"}) || !slices.Equal(addrs(bes[1]), []string{"127.0.0.1:3003", "127.0.0.1:3004"}) {
 		t.Errorf("split backends' instances: %v, %v", addrs(bes[0]), addrs(bes[1]))
 	}
-	if old := r1c.Backends(); len(addrs(old[1])) != 1 {
+	if old := r1c.backends; len(addrs(old[1])) != 1 {
 		t.Error("the previous table's split changed")
 	}
 	if t3.Service("a") != t1.Service("a") || t3.Service("b") != t2.Service("b") {
@@ -183,7 +183,7 @@ func TestRebuildSpecsAndRoutes(t *testing.T) {
 	if t3.Service("a") != t2.Service("a") || t3.Service("b") != t2.Service("b") || t3.Service("c") != t2.Service("c") {
 		t.Error("adding a route rebuilt the other services")
 	}
-	if bes := match(t, t3, "/c", nil).Backends(); bes[0] != match(t, t2, "/c", nil).Backends()[0] {
+	if bes := match(t, t3, "/c", nil).backends; bes[0] != match(t, t2, "/c", nil).backends[0] {
 		t.Error("a split's backend of an unchanged service was rebuilt")
 	}
 

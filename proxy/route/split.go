@@ -43,10 +43,6 @@ func (r *Route) backendAvailable(i int) bool {
 	return false
 }
 
-// Backends returns the services of the route's traffic split (nil: the
-// route has one service).
-func (r *Route) Backends() []*Service { return r.backends }
-
 // matches reports whether the request meets every header condition of r.
 func (r *Route) matches(h Headers) bool {
 	if len(r.spec.Headers) == 0 {
