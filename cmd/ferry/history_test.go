@@ -110,7 +110,7 @@ func TestEventsFromStateChanges(t *testing.T) {
 
 	got := l.recent()
 	want := []struct{ event, instance, reason string }{
-		{"left", "u1", ""}, {"joined", "u3", ""}, {"ejected", "u1", "connection refused"},
+		{"left", "u1", "deregistered"}, {"joined", "u3", "registered"}, {"ejected", "u1", "connection refused"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d events %+v, want %d", len(got), got, len(want))
@@ -124,7 +124,10 @@ func TestEventsFromStateChanges(t *testing.T) {
 			t.Errorf("event %d: got %+v, want %s %s %q", i, got[i], w.event, w.instance, w.reason)
 		}
 	}
-	for _, line := range []string{"instance joined: service=user instance_id=u3 address=127.0.0.1:9003", "instance left: service=user instance_id=u1"} {
+	for _, line := range []string{
+		"instance joined: service=user instance_id=u3 address=127.0.0.1:9003 reason=registered",
+		"instance left: service=user instance_id=u1 address=127.0.0.1:9001 reason=deregistered",
+	} {
 		if !strings.Contains(logs.String(), line) {
 			t.Errorf("log lacks %q:\n%s", line, logs.String())
 		}
@@ -160,5 +163,72 @@ func TestHistoryIdleSeriesKeepsNoRing(t *testing.T) {
 	}
 	if routes, inst := h.snapshot("other"); len(routes)+len(inst) != 0 {
 		t.Errorf("snapshot of another service: got %d series", len(routes)+len(inst))
+	}
+}
+
+// TestMembershipConsulStatus: an instance that stays registered but leaves
+// routing (its Consul check critical) leaves with Consul's status as the
+// reason and a time the admin API shows; it joins again when its check
+// passes. One registered with a failing check is out of routing from its
+// registration on, without an event (it never took traffic).
+func TestMembershipConsulStatus(t *testing.T) {
+	inst := func(id, status string) discovery.Instance {
+		return discovery.Instance{ID: id, Node: "n1", Address: "127.0.0.1", Port: 9000, Weight: 1, Status: status, Datacenter: "dc1"}
+	}
+	setOf := func(all ...discovery.Instance) map[string]*discovery.InstanceSet {
+		s := &discovery.InstanceSet{Service: "user", Known: true, Datacenter: "dc1", All: all}
+		for _, in := range all {
+			if in.Status == discovery.StatusPassing {
+				s.Instances = append(s.Instances, in)
+			}
+		}
+		return map[string]*discovery.InstanceSet{"user": s}
+	}
+	var logs bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	l := newEventLog()
+	t0 := time.Unix(1_800_000_000, 0)
+
+	// Already critical at the first answer: out of routing since an unknown time.
+	l.membership(log, setOf(inst("u1", "passing"), inst("u2", "critical")), t0)
+	if got := l.notRoutedSince("user", inst("u2", "critical")); !got.IsZero() {
+		t.Errorf("critical at the first answer: not routed since %v, want unknown (zero)", got)
+	}
+	if !strings.Contains(logs.String(), "first instances from Consul: service=user instances=1 registered=2") {
+		t.Errorf("first answer line:\n%s", logs.String())
+	}
+
+	t1 := t0.Add(time.Minute)
+	l.membership(log, setOf(inst("u1", "critical"), inst("u2", "critical"), inst("u3", "maintenance")), t1)
+	if got := l.notRoutedSince("user", inst("u1", "critical")); !got.Equal(t1) {
+		t.Errorf("u1 left routing: not routed since %v, want %v", got, t1)
+	}
+	if got := l.notRoutedSince("user", inst("u3", "maintenance")); !got.Equal(t1) {
+		t.Errorf("u3 registered in maintenance: not routed since %v, want %v", got, t1)
+	}
+	t2 := t1.Add(time.Minute)
+	l.membership(log, setOf(inst("u1", "critical"), inst("u2", "passing"), inst("u3", "maintenance")), t2)
+	if got := l.notRoutedSince("user", inst("u1", "critical")); !got.Equal(t1) {
+		t.Errorf("u1 still out: not routed since %v, want %v (kept)", got, t1)
+	}
+	if got := l.notRoutedSince("user", inst("u2", "passing")); !got.IsZero() {
+		t.Errorf("u2 routable: not routed since %v, want zero", got)
+	}
+
+	got := l.recent()
+	want := []event{
+		{Time: t2, Service: "user", Instance: "u2", Event: "joined", Reason: "Consul: passing"},
+		{Time: t1, Service: "user", Instance: "u1", Event: "left", Reason: "Consul: critical"},
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("events:\n got %+v\nwant %+v", got, want)
+	}
+	for _, line := range []string{
+		`instance left: service=user instance_id=u1 address=127.0.0.1:9000 reason="Consul: critical"`,
+		`instance joined: service=user instance_id=u2 address=127.0.0.1:9000 reason="Consul: passing"`,
+	} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("log lacks %s:\n%s", line, logs.String())
+		}
 	}
 }
