@@ -119,7 +119,7 @@ route "nothing" {
 		`data-route="users"`, `data-route="orders"`, `data-route="nothing"`,
 		"/api/user", "/api/order",
 		"2/2 healthy", "1/1 healthy", "0/0 healthy",
-		"no passing instance in Consul",
+		"no instance registered in Consul",
 		// listeners: the listen shorthand and both blocks; the TLS one's
 		// certificates, one row each, the one expiring in 5 days flagged.
 		`data-listener="listen"`, `data-listener="public"`, `data-listener="redirect"`,

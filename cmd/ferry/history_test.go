@@ -29,6 +29,7 @@ func TestHistoryPoints(t *testing.T) {
 	}
 	f.request(t, "/api/user/fail") // 502 from the backend
 	f.request(t, "/api/user/fail")
+	f.request(t, "/api/user/missing") // 404 from the backend
 	h.sample(t0.Add(historyStep))
 
 	routes, inst := h.snapshot("")
@@ -37,11 +38,11 @@ func TestHistoryPoints(t *testing.T) {
 		t.Fatalf("route series %q/%q, want users/user", r.Name, r.Service)
 	}
 	step := float32(historyStep.Seconds())
-	if r.Rate != 10/step || r.Rate5xx != 2/step || r.Rate4xx != 0 {
-		t.Errorf("route rates: got %v/s, 5xx %v/s, 4xx %v/s; want %v, %v, 0", r.Rate, r.Rate5xx, r.Rate4xx, 10/step, 2/step)
+	if r.Rate != 11/step || r.Rate5xx != 2/step || r.Rate4xx != 1/step {
+		t.Errorf("route rates: got %v/s, 5xx %v/s, 4xx %v/s; want %v, %v, %v", r.Rate, r.Rate5xx, r.Rate4xx, 11/step, 2/step, 1/step)
 	}
-	if r.BytesPerSec != 20/step || r.Requests != 10 || r.Bytes != 20 {
-		t.Errorf("route bytes: got %v/s, totals %d requests %d bytes; want %v/s, 10, 20", r.BytesPerSec, r.Requests, r.Bytes, 20/step)
+	if r.BytesPerSec != 22/step || r.Requests != 11 || r.Bytes != 22 {
+		t.Errorf("route bytes: got %v/s, totals %d requests %d bytes; want %v/s, 11, 22", r.BytesPerSec, r.Requests, r.Bytes, 22/step)
 	}
 	if r.P50ms <= 0 || r.P99ms < r.P50ms || r.P99ms > 60_000 {
 		t.Errorf("route latencies: p50 %v ms, p99 %v ms", r.P50ms, r.P99ms)
@@ -50,8 +51,12 @@ func TestHistoryPoints(t *testing.T) {
 		t.Errorf("history: got t=%v, want one point at the step's end", r.History.T)
 	}
 	i := inst[0]
-	if i.Name != "user-1" || i.Rate != 10/step || i.Rate5xx != 2/step {
-		t.Errorf("instance series %q: rate %v, 5xx %v; want user-1, %v, %v", i.Name, i.Rate, i.Rate5xx, 10/step, 2/step)
+	if i.Name != "user-1" || i.Node != "n1" || i.Rate != 11/step || i.Rate5xx != 2/step || i.Rate4xx != 1/step {
+		t.Errorf("instance series %q on %q: rate %v, 5xx %v, 4xx %v; want user-1 on n1, %v, %v, %v",
+			i.Name, i.Node, i.Rate, i.Rate5xx, i.Rate4xx, 11/step, 2/step, 1/step)
+	}
+	if i.P50ms <= 0 || i.P99ms < i.P50ms || i.BytesPerSec != 22/step {
+		t.Errorf("instance latencies and bytes: p50 %v ms, p99 %v ms, %v B/s", i.P50ms, i.P99ms, i.BytesPerSec)
 	}
 
 	// A quiet step is a zero point; the ring keeps the last historyPoints.
