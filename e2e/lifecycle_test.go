@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,5 +143,9 @@ func TestUnusedServiceBlockWarns(t *testing.T) {
 	}
 	if n := logged(); n != 2 {
 		t.Errorf("after a reload: the warning logged %d times, want twice:\n%s", n, f.Logs())
+	}
+	// The reload's one line says what changed: nothing here.
+	if !regexp.MustCompile(`\[INFO\]  ferry\.reload: configuration reloaded: trigger="admin API" routes=1 took=\S+ changes=none\n`).MatchString(f.Logs()) {
+		t.Errorf("no one-line reload report with changes=none:\n%s", f.Logs())
 	}
 }

@@ -392,6 +392,15 @@ route "payments" {
 		}
 		checkPageClean(t, dom, logs)
 	}
+	// One log line each, with key/values and the reason.
+	for _, re := range []string{
+		`\[INFO\]  ferry\.discovery: instance left: service=order instance_id=order-4 address=127\.0\.0\.1:\d+ reason="Consul: critical"\n`,
+		`\[WARN\]  ferry\.proxy: instance ejected: service=order instance_id=order-2 address=127\.0\.0\.1:\d+ for=\S+ refused=true\n`,
+	} {
+		if !regexp.MustCompile(re).MatchString(f.Logs()) {
+			t.Errorf("log lacks a line matching %s", re)
+		}
+	}
 	if n := o4hits.Load(); n != o4before {
 		t.Errorf("order-4 (Consul: critical) got %d requests after its check failed, want none", n-o4before)
 	}
