@@ -108,6 +108,19 @@ route "nothing" {
 	waitForInstances(t, f, "/api/user/x", 2)
 	waitFor(t, 10*time.Second, "order instance", func() bool { s, _ := get(t, f.URL+"/api/order/x"); return s == 200 })
 
+	// Served as one page that may load nothing from elsewhere.
+	resp, err := client.Get(f.AdminURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != 200 ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(csp, "default-src 'none'") ||
+		!strings.Contains(csp, "connect-src 'self'") {
+		t.Errorf("GET /: %d, Content-Type %q, Content-Security-Policy %q; want the page, loading nothing from elsewhere",
+			resp.StatusCode, resp.Header.Get("Content-Type"), csp)
+	}
+
 	dom, logs := runChromium(t, bin, f.AdminURL+"/", "--virtual-time-budget=5000", "--dump-dom")
 	if !strings.Contains(dom, "ferry status") {
 		t.Fatalf("the DOM is not the status page:\n%s", dom)
