@@ -237,3 +237,43 @@ func TestMembershipConsulStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestMembershipFailover: instances of a failover datacenter join with
+// that reason, and leave with "failover ended" when the local datacenter
+// has routable instances again.
+func TestMembershipFailover(t *testing.T) {
+	inst := func(id, status, dc string) discovery.Instance {
+		return discovery.Instance{ID: id, Node: "n-" + dc, Address: "127.0.0.1", Port: 9000, Weight: 1, Status: status, Datacenter: dc}
+	}
+	local := func(status string) *discovery.InstanceSet {
+		s := &discovery.InstanceSet{Service: "user", Known: true, Datacenter: "dc1", All: []discovery.Instance{inst("u1", status, "dc1")}}
+		if status == discovery.StatusPassing {
+			s.Instances = s.All
+		}
+		return s
+	}
+	var logs bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	l := newEventLog()
+	t0 := time.Unix(1_800_000_000, 0)
+	l.membership(log, map[string]*discovery.InstanceSet{"user": local("passing")}, t0)
+
+	over := local("critical")
+	remote := inst("u9", "passing", "dc2")
+	over.Datacenter, over.FailedOver, over.Instances = "dc2", true, []discovery.Instance{remote}
+	over.All = append(over.All, remote)
+	l.membership(log, map[string]*discovery.InstanceSet{"user": over}, t0.Add(time.Second))
+	l.membership(log, map[string]*discovery.InstanceSet{"user": local("passing")}, t0.Add(2*time.Second))
+
+	var got []string
+	for _, e := range l.recent() {
+		got = append(got, e.Event+" "+e.Instance+": "+e.Reason)
+	}
+	want := []string{ // newest first
+		"left u9: failover ended", "joined u1: Consul: passing",
+		"joined u9: failed over to datacenter dc2", "left u1: Consul: critical",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
