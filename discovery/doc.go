@@ -3,15 +3,20 @@
 // snapshots.
 //
 // A Manager runs one goroutine per watched service, looping on
-// Health().Service(name, tag, passingOnly=true) as a blocking query whose
-// context is cancelled when the service stops being watched. Each change
+// Health().Service(name, tag, passingOnly=false) as a blocking query whose
+// context is cancelled when the service stops being watched. That one query
+// returns every registered instance with its checks; ferry filters it
+// itself (convert.go), so the same answer gives routing the instances the
+// service's health policy allows (InstanceSet.Instances) and the admin API
+// every instance with its real Consul status (InstanceSet.All). Each change
 // publishes a new map of immutable InstanceSets (copy-on-write) through an
 // atomic pointer and signals Changed; readers call Sets without locking.
 //
 // Passing means every check of the instance and of its node passes: a
-// warning, a critical check or maintenance mode (node or service) removes the
-// instance. Its address is the service address, else the node address; its
-// weight is Consul's passing weight (at least 1).
+// warning, a critical check or maintenance mode (node or service) takes the
+// instance out of routing (with health = "warning", a warning does not).
+// Its address is the service address, else the node address; its weight is
+// Consul's passing weight (at least 1).
 //
 // Index handling follows Consul's "Blocking Queries" rules: an index that goes
 // backwards starts over with index 0; an index of 0 is treated as 1; an answer

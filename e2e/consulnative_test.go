@@ -177,6 +177,19 @@ route "orders" {
 			t.Errorf("%s in /v1/upstreams: got %v, want %v", svc, got, w)
 		}
 	}
+	// The metrics count them the same way: all four registered, the
+	// policy's routable ones routed.
+	for _, m := range []struct {
+		name, service string
+		want          float64
+	}{
+		{"ferry_upstream_registered_instances", "user", 4}, {"ferry_upstream_instances", "user", 2},
+		{"ferry_upstream_registered_instances", "order", 4}, {"ferry_upstream_instances", "order", 1},
+	} {
+		if got := metricNow(t, f, m.name, "service="+m.service); got != m.want {
+			t.Errorf("%s{service=%q}: got %v, want %v", m.name, m.service, got, m.want)
+		}
+	}
 	// The warning instance turns critical: out of the warning policy too.
 	if err := c.Agent().UpdateTTL("service:user-warning", "", api.HealthCritical); err != nil {
 		t.Fatal(err)

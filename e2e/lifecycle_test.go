@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,5 +103,49 @@ func TestValidateCommand(t *testing.T) {
 	out, _ = exec.Command(ferryBin, "version").CombinedOutput()
 	if !strings.HasPrefix(string(out), "ferry ") {
 		t.Errorf("version: got %q", out)
+	}
+}
+
+// TestUnusedServiceBlockWarns: a service block no route names ("users"
+// while the route says "user") is a warning, not an error: `ferry
+// validate` prints it with its position and the likely intended name and
+// exits 0; `ferry run` logs it at start and again at each reload that
+// still has it, and keeps serving.
+func TestUnusedServiceBlockWarns(t *testing.T) {
+	agent := consultest.Start(t)
+	register(t, agent.Client(), "user", startBackend(t, "user-1", nil))
+	cfg := basicConfig + "service \"users\" {\n  retries = 1\n}\n"
+	const warning = `warning: Service block not used by any route: No route names service \"users\", so this block tunes nothing. Did you mean \"user\"?`
+
+	f := startFerry(t, agent.HTTPAddr, cfg)
+	f.WaitReady()
+	out, err := exec.Command(ferryBin, "validate", "-config", f.Config).CombinedOutput()
+	at := fmt.Sprintf("%s:%d,9: ", f.Config, strings.Count(basicConfig, "\n")+1)
+	if err != nil || !strings.Contains(string(out), "configuration is valid") ||
+		!strings.Contains(string(out), at+strings.ReplaceAll(warning, `\"`, `"`)) {
+		t.Errorf("ferry validate: %v\n%s", err, out)
+	}
+	waitForInstances(t, f, "/api/user/1", 1)
+	logged := func() int {
+		n := 0
+		for _, line := range strings.Split(f.Logs(), "\n") {
+			if strings.Contains(line, "[WARN]  ferry") && strings.Contains(line, "configuration warning:") && strings.Contains(line, warning) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := logged(); n != 1 {
+		t.Errorf("ferry run: the warning logged %d times at start, want once:\n%s", n, f.Logs())
+	}
+	if s, body := post(t, f.AdminURL+"/v1/reload"); s != 200 {
+		t.Fatalf("reload: %d %s", s, body)
+	}
+	if n := logged(); n != 2 {
+		t.Errorf("after a reload: the warning logged %d times, want twice:\n%s", n, f.Logs())
+	}
+	// The reload's one line says what changed: nothing here.
+	if !regexp.MustCompile(`\[INFO\]  ferry\.reload: configuration reloaded: trigger="admin API" routes=1 took=\S+ changes=none\n`).MatchString(f.Logs()) {
+		t.Errorf("no one-line reload report with changes=none:\n%s", f.Logs())
 	}
 }

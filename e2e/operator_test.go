@@ -1,19 +1,20 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/ferry-proxy/ferry/internal/consultest"
 )
@@ -181,7 +182,9 @@ type statsAnswer struct {
 	Routes []struct {
 		Name    string              `json:"name"`
 		Rate    float64             `json:"rate"`
+		Rate4xx float64             `json:"rate_4xx"`
 		Rate5xx float64             `json:"rate_5xx"`
+		P50     float64             `json:"p50_ms"`
 		P99     float64             `json:"p99_ms"`
 		Bytes   float64             `json:"bytes_per_second"`
 		History struct{ T []int64 } `json:"history"`
@@ -189,8 +192,13 @@ type statsAnswer struct {
 	Instances []struct {
 		Service string  `json:"service"`
 		Name    string  `json:"name"`
+		Node    string  `json:"node"`
 		Rate    float64 `json:"rate"`
+		Rate4xx float64 `json:"rate_4xx"`
 		Rate5xx float64 `json:"rate_5xx"`
+		P50     float64 `json:"p50_ms"`
+		P99     float64 `json:"p99_ms"`
+		Bytes   float64 `json:"bytes_per_second"`
 	} `json:"instances"`
 }
 
@@ -208,23 +216,41 @@ func stats(t *testing.T, f *ferry) statsAnswer {
 }
 
 // TestStatusPageUnderTraffic runs traffic through ferry to a healthy
-// service, a degraded one (one instance refusing connections and ejected,
-// one drained, one healthy) and an empty one, then loads the status page in
+// service (some of its answers 404s), a degraded one (one instance refusing
+// connections and ejected, one drained, one whose Consul check turned
+// critical, one healthy) and an empty one, then loads the status page in
 // headless Chromium: the whole page and each service alone at 600 px wide.
-// The rendered DOM must show live figures, charts, states with their
-// reasons and the events. With FERRY_SCREENSHOT_DIR set, the screenshots
-// are written there (docs/status-page.png comes from this test).
+// The rendered DOM must show live figures per route and per instance
+// (rates, 4xx and 5xx apart, p50 and p99, bytes), charts, every registered
+// instance with its Consul status, states with their reasons and times, and
+// the events; routing must not reach the critical instance. With
+// FERRY_SCREENSHOT_DIR set, the screenshots are written there
+// (docs/status-page.png comes from this test).
 func TestStatusPageUnderTraffic(t *testing.T) {
 	bin := chromiumBin(t)
 	agent := consultest.Start(t)
 	c := agent.Client()
-	u1, u2 := startBackend(t, "user-1", nil), startBackend(t, "user-2", nil)
+	userBackend := func(name string) *backend {
+		return startBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/missing") {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, name)
+		})
+	}
+	u1, u2 := userBackend("user-1"), userBackend("user-2")
 	o1, o2, o3 := startBackend(t, "order-1", nil), startBackend(t, "order-2", nil), startBackend(t, "order-3", nil)
+	var o4hits atomic.Int64
+	o4 := startBackend(t, "order-4", func(w http.ResponseWriter, r *http.Request) {
+		o4hits.Add(1)
+		io.WriteString(w, "order-4")
+	})
 	register(t, c, "user", u1)
 	register(t, c, "user", u2)
-	register(t, c, "order", o1)
-	register(t, c, "order", o2)
-	register(t, c, "order", o3)
+	for _, o := range []*backend{o1, o2, o3, o4} {
+		register(t, c, "order", o)
+	}
 	f := startFerry(t, agent.HTTPAddr, basicConfig+`
 route "orders" {
   path_prefix = "/api/order"
@@ -237,19 +263,46 @@ route "payments" {
 `)
 	f.WaitReady()
 	waitForInstances(t, f, "/api/user/x", 2)
-	waitForInstances(t, f, "/api/order/x", 3)
+	waitForInstances(t, f, "/api/order/x", 4)
 
 	if s, body := post(t, f.AdminURL+"/v1/upstreams/order/order-3/drain"); s != 200 {
 		t.Fatalf("drain order-3: %d %s", s, body)
 	}
 	o2.kill() // refused: ejected at its first failure, retried on order-1
+	// order-4's Consul check turns critical: out of routing, still listed.
+	if err := c.Agent().UpdateTTL("service:order-4", "disk full", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "order-4 critical and not routable in /v1/upstreams", func() bool {
+		return slices.Contains(statuses(nativeUpstreams(t, f), "order"), "order-4:critical:false")
+	})
+	o4before := o4hits.Load()
+	var ups struct {
+		Services []struct {
+			Name      string `json:"name"`
+			Instances []struct {
+				ID             string  `json:"id"`
+				NotRoutedSince *string `json:"not_routed_since"`
+			} `json:"instances"`
+		} `json:"services"`
+	}
+	if _, body := get(t, f.AdminURL+"/v1/upstreams"); json.Unmarshal([]byte(body), &ups) != nil {
+		t.Fatalf("/v1/upstreams: %s", body)
+	}
+	for _, s := range ups.Services {
+		for _, i := range s.Instances {
+			if s.Name == "order" && (i.NotRoutedSince != nil) != (i.ID == "order-4") {
+				t.Errorf("order %s: not_routed_since %v; want a time for order-4 only", i.ID, i.NotRoutedSince)
+			}
+		}
+	}
 
 	// Traffic for two history steps (5 s each): a few hundred requests.
 	// The rate steps up and down every 20 s, so that a longer run
 	// (FERRY_SCREENSHOT_TRAFFIC=3m, for the README's screenshot) draws
 	// charts with a shape.
 	began := time.Now()
-	defer requestLoops(f, []string{"/api/user/a", "/api/order/b", "/api/pay/c"}, func() time.Duration {
+	defer requestLoops(f, []string{"/api/user/a", "/api/user/missing", "/api/order/b", "/api/pay/c"}, func() time.Duration {
 		return time.Duration(1+int(time.Since(began)/(20*time.Second))%3) * 20 * time.Millisecond
 	})()
 	if d, err := time.ParseDuration(os.Getenv("FERRY_SCREENSHOT_TRAFFIC")); err == nil && d > 0 && d <= 15*time.Minute {
@@ -267,8 +320,11 @@ route "payments" {
 	for _, r := range st.Routes {
 		switch r.Name {
 		case "users", "orders":
-			if r.Rate < 5 || r.Bytes <= 0 || r.P99 <= 0 {
-				t.Errorf("route %s: rate %v/s, %v B/s, p99 %v ms; want traffic figures", r.Name, r.Rate, r.Bytes, r.P99)
+			if r.Rate < 5 || r.Bytes <= 0 || r.P99 <= 0 || r.P50 <= 0 {
+				t.Errorf("route %s: rate %v/s, %v B/s, p50 %v ms, p99 %v ms; want traffic figures", r.Name, r.Rate, r.Bytes, r.P50, r.P99)
+			}
+			if r.Name == "users" && (r.Rate4xx <= 0 || r.Rate5xx != 0) {
+				t.Errorf("route users: 4xx %v/s, 5xx %v/s; want the 404s as 4xx only", r.Rate4xx, r.Rate5xx)
 			}
 		case "payments":
 			if r.Rate5xx < 5 {
@@ -283,19 +339,29 @@ route "payments" {
 			os.WriteFile(filepath.Join(dir, name), png, 0o644)
 		}
 	}
-	png, dom, logs := screenshot(t, bin, f.AdminURL+"/", "--window-size=1100,1000")
+	for _, i := range st.Instances {
+		if i.Service == "user" && (i.Rate4xx <= 0 || i.P50 <= 0 || i.P99 < i.P50 || i.Bytes <= 0) {
+			t.Errorf("instance %s: 4xx %v/s, p50 %v ms, p99 %v ms, %v B/s; want its own figures", i.Name, i.Rate4xx, i.P50, i.P99, i.Bytes)
+		}
+	}
+	png, dom, logs := screenshot(t, bin, f.AdminURL+"/", "--window-size=1100,1200")
 	keep("status-page.png", png)
 	for _, want := range []string{
 		`data-route="users"`, `data-route="orders"`, `data-route="payments"`,
-		"2/2 healthy", "1/3 healthy", "0/0 healthy",
+		"2/2 healthy", "1/4 healthy", "0/0 healthy",
 		`class="instance ejected" data-instance="order-2"`, "connection refused",
 		`class="instance drained" data-instance="order-3"`, "by an operator",
-		`data-event="drained"`, `data-event="ejected"`,
+		`class="instance critical" data-instance="order-4"`, "Consul: critical (not routed)",
+		`data-event="drained"`, `data-event="ejected"`, `data-event="left"`, "Consul: critical",
 		`<svg class="spark"`, `<svg class="mini"`, "p99", "/s",
+		`<span class="lbl">4xx </span><span class="k-4xx">`, `<span class="lbl">p50 </span>`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)
 		}
+	}
+	if !regexp.MustCompile(`Consul: critical \(not routed\) (just now|\d+ s ago|\d+ min ago)`).MatchString(dom) {
+		t.Errorf("order-4's state does not say since when it is out of routing")
 	}
 	if n := strings.Count(dom, `class="instance healthy"`); n != 3 {
 		t.Errorf("got %d healthy instance rows, want 3 (user-1, user-2, order-1)", n)
@@ -308,8 +374,8 @@ route "payments" {
 		want       []string
 	}{
 		{"status-healthy.png", "#service=user", []string{"2/2 healthy", `data-route="users"`}},
-		{"status-degraded.png", "#service=order", []string{"1/3 healthy", `data-route="orders"`, `class="instance ejected"`, `class="instance drained"`}},
-		{"status-empty.png", "#service=payment", []string{"0/0 healthy", "no passing instance in Consul", `data-route="payments"`}},
+		{"status-degraded.png", "#service=order", []string{"1/4 healthy", `data-route="orders"`, `class="instance ejected"`, `class="instance drained"`, `class="instance critical"`}},
+		{"status-empty.png", "#service=payment", []string{"0/0 healthy", "no instance registered in Consul", `data-route="payments"`}},
 	} {
 		png, dom, logs := screenshot(t, bin, f.AdminURL+"/"+v.hash, "--window-size=600,900")
 		keep(v.name, png)
@@ -323,97 +389,16 @@ route "payments" {
 		}
 		checkPageClean(t, dom, logs)
 	}
-}
-
-func checkPageClean(t *testing.T, dom, logs string) {
-	t.Helper()
-	if strings.Contains(dom, "updated <span id=\"updated\">never") {
-		t.Errorf("the page never refreshed from the JSON endpoints")
-	}
-	errs := regexp.MustCompile(`<div id="errors">([^<]*)</div>`).FindStringSubmatch(dom)
-	if errs == nil {
-		t.Errorf("no #errors element in the DOM")
-	} else if errs[1] != "" {
-		t.Errorf("the page reported errors: %s", errs[1])
-	}
-	for _, line := range strings.Split(logs, "\n") {
-		if consoleProblem.MatchString(line) {
-			t.Errorf("browser console: %s", line)
-		}
-	}
-}
-
-// screenshot loads url in headless Chromium with the window size given and
-// returns a screenshot, the rendered DOM and the browser's log.
-func screenshot(t *testing.T, bin, url, size string) (png []byte, dom, logs string) {
-	t.Helper()
-	shot := filepath.Join(t.TempDir(), "shot.png")
-	dom, logs = runChromium(t, bin, url, "--virtual-time-budget=5000", size, "--screenshot="+shot, "--hide-scrollbars", "--dump-dom")
-	png, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if len(png) < 1000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
-		t.Fatalf("screenshot: %d bytes, not a PNG image", len(png))
-	}
-	return png, dom, logs
-}
-
-// TestStatusPageConsulStates renders the page over canned API answers with
-// every Consul status discovery reports (passing, warning, critical,
-// maintenance) and the routable flag: instances Consul keeps out of routing
-// are listed with their status and do not count as healthy. The answers
-// are fixed so that the page's rule is checked whatever discovery returns
-// today; the other page tests run against a real ferry.
-func TestStatusPageConsulStates(t *testing.T) {
-	bin := chromiumBin(t)
-	page, err := os.ReadFile("../cmd/ferry/status.html")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst := func(id, status string, routable bool) string {
-		return `{"id":"` + id + `","node":"n1","address":"10.0.0.1","port":9000,"weight":1,"tags":[],"consul_status":"` + status +
-			`","routable":` + strconv.FormatBool(routable) + `,"active_check":"none","ejected":false,"ejected_until":null,"ejections":0,"healthy":true,"in_flight":0}`
-	}
-	answers := map[string]string{
-		"/v1/routes": `{"routes":[{"name":"users","host":"","path_prefix":"/api/user","service":"user","strip_prefix":false}]}`,
-		"/v1/upstreams": `{"services":[{"name":"user","balance":"round_robin","known":true,"stale":false,"index":9,"datacenter":"dc1","failed_over":false,"panic":true,"from_snapshot":false,"health_policy":"warning",` +
-			`"last_contact":null,"last_contact_age_seconds":1,"error":"","in_flight":0,"active_checks":false,"healthy":2,"instances":[` +
-			inst("u-pass", "passing", true) + "," + inst("u-warn", "warning", true) + "," +
-			inst("u-crit", "critical", false) + "," + inst("u-maint", "maintenance", false) + `]}]}`,
-		"/v1/stats":     `{"step_seconds":5,"points":180,"routes":[],"instances":[]}`,
-		"/v1/events":    `{"events":[]}`,
-		"/v1/listeners": `{"listeners":[]}`,
-		"/readyz":       "ready\n",
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Write(page)
-			return
-		}
-		a, ok := answers[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write([]byte(a))
-	}))
-	defer srv.Close()
-	_, dom, logs := screenshot(t, bin, srv.URL+"/", "--window-size=600,900")
-	for _, want := range []string{
-		"2/4 healthy", "dc dc1",
-		`class="instance healthy" data-instance="u-pass"`, `class="instance healthy" data-instance="u-warn"`, "Consul: warning (routed)",
-		`class="instance critical" data-instance="u-crit"`, "Consul: critical (not routed)",
-		`class="instance maintenance" data-instance="u-maint"`, "Consul: maintenance (not routed)",
-		`class="service degraded"`, "panic mode", "routes Consul warning",
+	// One log line each, with key/values and the reason.
+	for _, re := range []string{
+		`\[INFO\]  ferry\.discovery: instance left: service=order instance_id=order-4 address=127\.0\.0\.1:\d+ reason="Consul: critical"\n`,
+		`\[WARN\]  ferry\.proxy: instance ejected: service=order instance_id=order-2 address=127\.0\.0\.1:\d+ for=\S+ refused=true\n`,
 	} {
-		if !strings.Contains(dom, want) {
-			t.Errorf("rendered DOM lacks %q", want)
+		if !regexp.MustCompile(re).MatchString(f.Logs()) {
+			t.Errorf("log lacks a line matching %s", re)
 		}
 	}
-	if n := strings.Count(dom, `data-action="drain"`); n != 2 {
-		t.Errorf("got %d drain buttons, want 2 (routable instances only)", n)
+	if n := o4hits.Load(); n != o4before {
+		t.Errorf("order-4 (Consul: critical) got %d requests after its check failed, want none", n-o4before)
 	}
-	checkPageClean(t, dom, logs)
 }

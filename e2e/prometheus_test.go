@@ -10,12 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferry-proxy/ferry/internal/consultest"
+	"github.com/ferry-proxy/ferry/internal/testcerts"
 )
 
 // The deploy/ files checked with the real tools: promtool for the alert
@@ -63,8 +66,19 @@ func TestAlertRulesWithPromtool(t *testing.T) {
 	}
 }
 
+// dashboardPanel is a Grafana panel; a collapsed row holds its panels.
+type dashboardPanel struct {
+	Title   string `json:"title"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+	Panels []dashboardPanel `json:"panels"`
+}
+
 // dashboardQueries returns every query of the Grafana dashboard, by panel
-// title.
+// title (panels of collapsed rows included), and each template variable's
+// query as PromQL ("label_values(m, l)", a Grafana function, as
+// "group by (l) (m)").
 func dashboardQueries(t *testing.T) map[string][]string {
 	t.Helper()
 	b, err := os.ReadFile(deployPath("grafana", "dashboards", "ferry.json"))
@@ -72,27 +86,66 @@ func dashboardQueries(t *testing.T) map[string][]string {
 		t.Fatal(err)
 	}
 	var d struct {
-		UID    string `json:"uid"`
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
+		UID        string           `json:"uid"`
+		Panels     []dashboardPanel `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name  string `json:"name"`
+				Type  string `json:"type"`
+				Query struct {
+					Query string `json:"query"`
+				} `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
 	}
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
 	out := make(map[string][]string)
-	for _, p := range d.Panels {
-		for _, tg := range p.Targets {
-			out[p.Title] = append(out[p.Title], tg.Expr)
+	var walk func(ps []dashboardPanel)
+	walk = func(ps []dashboardPanel) {
+		for _, p := range ps {
+			for _, tg := range p.Targets {
+				out[p.Title] = append(out[p.Title], tg.Expr)
+			}
+			walk(p.Panels)
 		}
 	}
+	walk(d.Panels)
 	if d.UID == "" || len(out) < 10 {
 		t.Fatalf("dashboard: uid %q, %d panels with queries", d.UID, len(out))
 	}
+	labelValues := regexp.MustCompile(`^label_values\(\s*(.+?)\s*,\s*(\w+)\s*\)$`)
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		m := labelValues.FindStringSubmatch(v.Query.Query)
+		if m == nil {
+			t.Fatalf("dashboard variable %s: query %q is not label_values(metric, label)", v.Name, v.Query.Query)
+		}
+		out["variable $"+v.Name] = []string{"group by (" + m[2] + ") (" + m[1] + ")"}
+	}
 	return out
+}
+
+// alertMetrics returns the ferry metrics the alert rules read.
+func alertMetrics(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(deployPath("prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`\bferry_[a-z0-9_]+`).FindAllString(string(b), -1) {
+		if !slices.Contains(names, m) {
+			names = append(names, m)
+		}
+	}
+	if len(names) < 5 {
+		t.Fatalf("alerts.yml reads %d ferry metrics: %v", len(names), names)
+	}
+	return names
 }
 
 // promQuery runs an instant query and returns the samples' values.
@@ -136,11 +189,13 @@ func (e *queryError) Error() string { return e.msg }
 
 // TestPrometheusScrapesFerry runs Debian's Prometheus against a ferry under
 // traffic (successes, 5xx, 404s, a refused instance that is ejected and
-// retried around, a service without instances), with the alert rules of
-// deploy/prometheus loaded, and checks: the target is up, every rule
+// retried around, a service without instances) with a TLS listener whose
+// certificate expires in 5 days, with the alert rules of deploy/prometheus
+// loaded, and checks: the target is up, every query of the Grafana
+// dashboard (and of its variable) returns data (at least one sample that
+// is a number), every metric an alert rule reads is exported, every rule
 // evaluates without error, FerryNoHealthyInstance goes pending for the
-// empty service, and every query of the Grafana dashboard returns data (at
-// least one sample that is a number).
+// empty service and FerryCertificateExpiresSoon fires for the certificate.
 func TestPrometheusScrapesFerry(t *testing.T) {
 	promBin := toolBin(t, "prometheus")
 	agent := consultest.Start(t)
@@ -157,7 +212,17 @@ func TestPrometheusScrapesFerry(t *testing.T) {
 	dead := startBackend(t, "user-2", nil)
 	register(t, c, "user", ok1)
 	register(t, c, "user", dead)
+	soon := testcerts.NewCA(t, "prom").LeafUntil(time.Now().Add(5*24*time.Hour), "shop", "shop.example")
 	f := startFerry(t, agent.HTTPAddr, basicConfig+`
+listener "public" {
+  address = "127.0.0.1:`+strconv.Itoa(consultest.FreePorts(t, 1)[0])+`"
+  tls {
+    certificate {
+      cert_file = "`+soon.CertFile+`"
+      key_file  = "`+soon.KeyFile+`"
+    }
+  }
+}
 route "payments" {
   path_prefix = "/api/pay"
   service     = "payment"
@@ -235,6 +300,18 @@ route "payments" {
 	}
 	t.Logf("%d dashboard queries over %d panels returned data", n, len(queries))
 
+	// Every metric the alert rules read is one ferry exports: a rule over a
+	// misspelt metric would evaluate cleanly and never fire.
+	for _, m := range alertMetrics(t) {
+		if vs, err := promQuery(t, base, "group("+m+")"); err != nil || len(vs) == 0 {
+			t.Errorf("alerts.yml reads %s, which ferry does not export (%v)", m, err)
+		}
+	}
+	if vs, err := promQuery(t, base, `ferry_tls_certificate_expiry_seconds{listener="public"}`); err != nil || len(vs) != 1 ||
+		vs[0] < 4*86400 || vs[0] > 5*86400 {
+		t.Errorf("certificate expiry: %v %v, want about 5 days in seconds", vs, err)
+	}
+
 	// The rules evaluate cleanly against real series.
 	var rr struct {
 		Data struct {
@@ -271,5 +348,26 @@ route "payments" {
 	waitFor(t, 20*time.Second, "FerryNoHealthyInstance pending for the empty service", func() bool {
 		_, body := get(t, base+"/api/v1/alerts")
 		return strings.Contains(body, `"alertname":"FerryNoHealthyInstance"`) && strings.Contains(body, `"service":"payment"`)
+	})
+	waitFor(t, 20*time.Second, "FerryCertificateExpiresSoon firing for the listener's certificate", func() bool {
+		var a struct {
+			Data struct {
+				Alerts []struct {
+					Labels map[string]string `json:"labels"`
+					State  string            `json:"state"`
+				} `json:"alerts"`
+			} `json:"data"`
+		}
+		_, body := get(t, base+"/api/v1/alerts")
+		if json.Unmarshal([]byte(body), &a) != nil {
+			return false
+		}
+		for _, al := range a.Data.Alerts {
+			l := al.Labels
+			if l["alertname"] == "FerryCertificateExpiresSoon" && al.State == "firing" && l["listener"] == "public" && l["cert_file"] == soon.CertFile {
+				return true
+			}
+		}
+		return false
 	})
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"testing"
@@ -205,5 +206,49 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 	res := testing.Benchmark(BenchmarkRecord)
 	if a := res.AllocsPerOp(); a != 0 {
 		t.Errorf("record: %d allocations per request, want 0", a)
+	}
+}
+
+// BenchmarkAttemptDone measures what an upstream attempt pays at its end:
+// the outlier report, the instance's answer counts and the attempt-duration
+// histograms of the service and the instance. Attempts alternate between a
+// 200, a 404, a 503 and a timed-out attempt with no answer, so every branch
+// runs; with 5 consecutive failures to eject, none ejects (an ejection
+// logs, which may allocate, and happens once per ejection, not per
+// request).
+func BenchmarkAttemptDone(b *testing.B) {
+	builder := route.NewBuilder(health.NewRegistry(), nil)
+	b.Cleanup(builder.Close)
+	tab := builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}},
+		map[string]route.ServiceSpec{"user": {Outlier: health.Outlier{ConsecutiveFailures: 5, BaseEjectionTime: time.Minute}}},
+		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
+	svc := tab.Service("user")
+	up := svc.Upstreams()[0]
+	if up.Stats() == nil || svc.Stats() == nil {
+		b.Fatal("a table built by a Builder has no stats")
+	}
+	statuses := [4]int{200, 404, 503, 0}
+	timeout := context.DeadlineExceeded
+	start := time.Now()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		st := statuses[i&3]
+		var err error
+		if st == 0 {
+			err = timeout
+		}
+		svc.AttemptDone(up, st, err, start)
+	}
+	if got := up.Stats().Durations().Snapshot().Count(); got == 0 {
+		b.Fatal("no attempt duration recorded")
+	}
+}
+
+// TestAttemptDoneDoesNotAllocate: the end of every upstream attempt —
+// histograms included — allocates nothing.
+func TestAttemptDoneDoesNotAllocate(t *testing.T) {
+	res := testing.Benchmark(BenchmarkAttemptDone)
+	if a := res.AllocsPerOp(); a != 0 {
+		t.Errorf("attempt done: %d allocations per attempt, want 0", a)
 	}
 }

@@ -248,6 +248,12 @@ func (a *app) serviceView(svc *route.Service, set *discovery.InstanceSet, now ti
 	listed := make(map[string]bool)
 	add := func(inst discovery.Instance, up *route.Upstream) {
 		ij := a.instanceView(inst, up, checked, svc.Spec().Outlier.ConsecutiveFailures)
+		if up == nil {
+			if t := a.events.notRoutedSince(svc.Name(), inst); !t.IsZero() { // events.go
+				t = t.UTC()
+				ij.NotRoutedSince = &t
+			}
+		}
 		if ij.Healthy {
 			sj.Healthy++
 		}

@@ -41,12 +41,26 @@ type eventLog struct {
 	ring   [maxEvents]event
 	n      int
 	pass   uint64
-	seen   map[[2]string]*instanceSeen  // service, instance key
-	member map[string]map[string]string // service → instance key → ID, of its last set
+	seen   map[[2]string]*instanceSeen       // service, instance key
+	member map[string]map[string]*memberSeen // service → memberKey → what its last set said
 }
 
+// memberSeen is what a service's last set said of one registered instance.
+type memberSeen struct {
+	id, address, datacenter string
+	routable                bool
+	// outSince is when the instance left routing (or was registered
+	// outside it) while ferry watched; zero while routable, or when it was
+	// already out at ferry's first answer.
+	outSince time.Time
+}
+
+// memberKey names an instance across datacenters: a failover datacenter
+// may have an instance with the same node and ID.
+func memberKey(inst discovery.Instance) string { return inst.Datacenter + "/" + inst.Key() }
+
 func newEventLog() *eventLog {
-	return &eventLog{seen: make(map[[2]string]*instanceSeen), member: make(map[string]map[string]string)}
+	return &eventLog{seen: make(map[[2]string]*instanceSeen), member: make(map[string]map[string]*memberSeen)}
 }
 
 func (l *eventLog) add(e event) {
@@ -124,9 +138,12 @@ func ejectReason(refused bool, consecutive int) string {
 }
 
 // membership logs and records the instances that joined or left each
-// service's set since the last call. A service's first answer is one line
-// (how many instances it has), its instances logged at debug level, so that
-// a start with many services does not flood the log.
+// service's routable set since the last call, with the reason: Consul's
+// status for an instance still registered ("Consul: critical"), else
+// "deregistered"; a join says "registered" for a new instance, "Consul:
+// passing" for one whose checks recovered. A service's first answer is one
+// line (how many instances it has), its instances logged at debug level, so
+// that a start with many services does not flood the log.
 func (l *eventLog) membership(log hclog.Logger, sets map[string]*discovery.InstanceSet, now time.Time) {
 	names := make([]string, 0, len(sets))
 	for name := range sets {
@@ -156,30 +173,88 @@ func (l *eventLog) membershipOf(log hclog.Logger, sets map[string]*discovery.Ins
 		if !set.Known {
 			continue
 		}
-		prev, had := l.member[name]
-		cur := make(map[string]string, len(set.Instances))
-		for _, inst := range set.Instances {
-			k := inst.Key()
-			cur[k] = inst.ID
-			if _, ok := prev[k]; ok {
-				continue
-			}
-			if !had {
-				log.Debug("instance joined", "service", name, "instance_id", inst.ID, "address", inst.HostPort())
-				continue
-			}
-			log.Info("instance joined", "service", name, "instance_id", inst.ID, "address", inst.HostPort())
-			l.addLocked(event{Time: now, Service: name, Instance: inst.ID, Event: "joined"})
-		}
-		if !had {
-			log.Info("first instances from Consul", "service", name, "instances", len(cur))
-		}
-		for k, id := range prev {
-			if _, ok := cur[k]; !ok {
-				log.Info("instance left", "service", name, "instance_id", id)
-				l.addLocked(event{Time: now, Service: name, Instance: id, Event: "left"})
-			}
-		}
-		l.member[name] = cur
+		l.member[name] = l.compareMembers(log, name, set, now)
 	}
+}
+
+// compareMembers logs and records what changed in one service's set and
+// returns what it says of each instance.
+func (l *eventLog) compareMembers(log hclog.Logger, name string, set *discovery.InstanceSet, now time.Time) map[string]*memberSeen {
+	prev, had := l.member[name]
+	routable := make(map[string]bool, len(set.Instances))
+	for _, inst := range set.Instances {
+		routable[memberKey(inst)] = true
+	}
+	cur := make(map[string]*memberSeen, max(len(set.All), len(set.Instances)))
+	visit := func(inst discovery.Instance) {
+		k := memberKey(inst)
+		if cur[k] != nil {
+			return
+		}
+		m := &memberSeen{id: inst.ID, address: inst.HostPort(), datacenter: inst.Datacenter, routable: routable[k]}
+		cur[k] = m
+		p := prev[k]
+		switch {
+		case m.routable && p != nil && p.routable:
+		case m.routable && !had:
+			log.Debug("instance joined", "service", name, "instance_id", inst.ID, "address", m.address)
+		case m.routable:
+			reason := "registered"
+			if p != nil {
+				reason = "Consul: " + consulStatus(inst)
+			} else if set.FailedOver && inst.Datacenter == set.Datacenter {
+				reason = "failed over to datacenter " + inst.Datacenter
+			}
+			log.Info("instance joined", "service", name, "instance_id", inst.ID, "address", m.address, "reason", reason)
+			l.addLocked(event{Time: now, Service: name, Instance: inst.ID, Event: "joined", Reason: reason})
+		case p != nil && p.routable:
+			m.outSince = now
+			reason := "Consul: " + consulStatus(inst)
+			log.Info("instance left", "service", name, "instance_id", inst.ID, "address", m.address, "reason", reason)
+			l.addLocked(event{Time: now, Service: name, Instance: inst.ID, Event: "left", Reason: reason})
+		case p != nil:
+			m.outSince = p.outSince
+		case had:
+			m.outSince = now // registered outside routing (its checks not passing yet)
+		}
+	}
+	for _, inst := range set.All {
+		visit(inst)
+	}
+	for _, inst := range set.Instances { // a set from an old snapshot has no All
+		visit(inst)
+	}
+	if !had {
+		log.Info("first instances from Consul", "service", name, "instances", len(routable), "registered", len(cur))
+	}
+	for k, p := range prev {
+		if cur[k] != nil || !p.routable {
+			continue
+		}
+		reason := "deregistered"
+		if p.datacenter != "" && p.datacenter != set.Datacenter && !set.FailedOver {
+			reason = "failover ended"
+		}
+		log.Info("instance left", "service", name, "instance_id", p.id, "address", p.address, "reason", reason)
+		l.addLocked(event{Time: now, Service: name, Instance: p.id, Event: "left", Reason: reason})
+	}
+	return cur
+}
+
+// notRoutedSince is when the instance of service left routing, zero when
+// it is routable or ferry has not seen it leave.
+func (l *eventLog) notRoutedSince(service string, inst discovery.Instance) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m := l.member[service][memberKey(inst)]; m != nil && !m.routable {
+		return m.outSince
+	}
+	return time.Time{}
+}
+
+func consulStatus(inst discovery.Instance) string {
+	if inst.Status == "" {
+		return discovery.StatusPassing // a set from an old snapshot: routable ones only
+	}
+	return inst.Status
 }

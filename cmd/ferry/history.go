@@ -134,10 +134,10 @@ func (s *series) ordered() []trafficPoint {
 
 // trafficKey names a series: a route, or an instance of a service.
 type trafficKey struct {
-	kind     byte // 'r' route, 'i' instance
-	service  string
-	name     string // route name, or instance ID
-	instance string // instance key (node/ID), for instances
+	kind    byte // 'r' route, 'i' instance
+	service string
+	name    string // route name, or instance ID
+	node    string // the instance's node: IDs are unique per node only
 }
 
 // history samples the table's counters and keeps every series. Safe for
@@ -170,7 +170,7 @@ func (h *history) sample(now time.Time) {
 		for _, up := range svc.Upstreams() {
 			if is := up.Stats(); is != nil {
 				inst := up.Instance()
-				h.step(trafficKey{kind: 'i', service: svc.Name(), name: inst.ID, instance: inst.Key()}, instanceCounts(is, now))
+				h.step(trafficKey{kind: 'i', service: svc.Name(), name: inst.ID, node: inst.Node}, instanceCounts(is, now))
 			}
 		}
 	}
@@ -197,6 +197,7 @@ func (h *history) step(k trafficKey, c counts) {
 type trafficJSON struct {
 	Service     string      `json:"service"`
 	Name        string      `json:"name"`
+	Node        string      `json:"node,omitempty"` // instances only
 	Requests    uint64      `json:"requests_total"`
 	Bytes       uint64      `json:"bytes_total"`
 	Rate        float32     `json:"rate"`
@@ -228,7 +229,7 @@ func (h *history) snapshot(service string) (routes []trafficJSON, instances []tr
 		if service != "" && k.service != service {
 			continue
 		}
-		j := trafficJSON{Service: k.service, Name: k.name, Bytes: s.last.bytes}
+		j := trafficJSON{Service: k.service, Name: k.name, Node: k.node, Bytes: s.last.bytes}
 		for _, c := range s.last.classes {
 			j.Requests += c
 		}
@@ -264,6 +265,9 @@ func sortTraffic(s []trafficJSON) {
 		if s[i].Service != s[j].Service {
 			return s[i].Service < s[j].Service
 		}
-		return s[i].Name < s[j].Name
+		if s[i].Name != s[j].Name {
+			return s[i].Name < s[j].Name
+		}
+		return s[i].Node < s[j].Node
 	})
 }

@@ -29,6 +29,7 @@ func TestHistoryPoints(t *testing.T) {
 	}
 	f.request(t, "/api/user/fail") // 502 from the backend
 	f.request(t, "/api/user/fail")
+	f.request(t, "/api/user/missing") // 404 from the backend
 	h.sample(t0.Add(historyStep))
 
 	routes, inst := h.snapshot("")
@@ -37,11 +38,11 @@ func TestHistoryPoints(t *testing.T) {
 		t.Fatalf("route series %q/%q, want users/user", r.Name, r.Service)
 	}
 	step := float32(historyStep.Seconds())
-	if r.Rate != 10/step || r.Rate5xx != 2/step || r.Rate4xx != 0 {
-		t.Errorf("route rates: got %v/s, 5xx %v/s, 4xx %v/s; want %v, %v, 0", r.Rate, r.Rate5xx, r.Rate4xx, 10/step, 2/step)
+	if r.Rate != 11/step || r.Rate5xx != 2/step || r.Rate4xx != 1/step {
+		t.Errorf("route rates: got %v/s, 5xx %v/s, 4xx %v/s; want %v, %v, %v", r.Rate, r.Rate5xx, r.Rate4xx, 11/step, 2/step, 1/step)
 	}
-	if r.BytesPerSec != 20/step || r.Requests != 10 || r.Bytes != 20 {
-		t.Errorf("route bytes: got %v/s, totals %d requests %d bytes; want %v/s, 10, 20", r.BytesPerSec, r.Requests, r.Bytes, 20/step)
+	if r.BytesPerSec != 22/step || r.Requests != 11 || r.Bytes != 22 {
+		t.Errorf("route bytes: got %v/s, totals %d requests %d bytes; want %v/s, 11, 22", r.BytesPerSec, r.Requests, r.Bytes, 22/step)
 	}
 	if r.P50ms <= 0 || r.P99ms < r.P50ms || r.P99ms > 60_000 {
 		t.Errorf("route latencies: p50 %v ms, p99 %v ms", r.P50ms, r.P99ms)
@@ -50,8 +51,12 @@ func TestHistoryPoints(t *testing.T) {
 		t.Errorf("history: got t=%v, want one point at the step's end", r.History.T)
 	}
 	i := inst[0]
-	if i.Name != "user-1" || i.Rate != 10/step || i.Rate5xx != 2/step {
-		t.Errorf("instance series %q: rate %v, 5xx %v; want user-1, %v, %v", i.Name, i.Rate, i.Rate5xx, 10/step, 2/step)
+	if i.Name != "user-1" || i.Node != "n1" || i.Rate != 11/step || i.Rate5xx != 2/step || i.Rate4xx != 1/step {
+		t.Errorf("instance series %q on %q: rate %v, 5xx %v, 4xx %v; want user-1 on n1, %v, %v, %v",
+			i.Name, i.Node, i.Rate, i.Rate5xx, i.Rate4xx, 11/step, 2/step, 1/step)
+	}
+	if i.P50ms <= 0 || i.P99ms < i.P50ms || i.BytesPerSec != 22/step {
+		t.Errorf("instance latencies and bytes: p50 %v ms, p99 %v ms, %v B/s", i.P50ms, i.P99ms, i.BytesPerSec)
 	}
 
 	// A quiet step is a zero point; the ring keeps the last historyPoints.
@@ -110,7 +115,7 @@ func TestEventsFromStateChanges(t *testing.T) {
 
 	got := l.recent()
 	want := []struct{ event, instance, reason string }{
-		{"left", "u1", ""}, {"joined", "u3", ""}, {"ejected", "u1", "connection refused"},
+		{"left", "u1", "deregistered"}, {"joined", "u3", "registered"}, {"ejected", "u1", "connection refused"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d events %+v, want %d", len(got), got, len(want))
@@ -124,7 +129,10 @@ func TestEventsFromStateChanges(t *testing.T) {
 			t.Errorf("event %d: got %+v, want %s %s %q", i, got[i], w.event, w.instance, w.reason)
 		}
 	}
-	for _, line := range []string{"instance joined: service=user instance_id=u3 address=127.0.0.1:9003", "instance left: service=user instance_id=u1"} {
+	for _, line := range []string{
+		"instance joined: service=user instance_id=u3 address=127.0.0.1:9003 reason=registered",
+		"instance left: service=user instance_id=u1 address=127.0.0.1:9001 reason=deregistered",
+	} {
 		if !strings.Contains(logs.String(), line) {
 			t.Errorf("log lacks %q:\n%s", line, logs.String())
 		}
@@ -160,5 +168,112 @@ func TestHistoryIdleSeriesKeepsNoRing(t *testing.T) {
 	}
 	if routes, inst := h.snapshot("other"); len(routes)+len(inst) != 0 {
 		t.Errorf("snapshot of another service: got %d series", len(routes)+len(inst))
+	}
+}
+
+// TestMembershipConsulStatus: an instance that stays registered but leaves
+// routing (its Consul check critical) leaves with Consul's status as the
+// reason and a time the admin API shows; it joins again when its check
+// passes. One registered with a failing check is out of routing from its
+// registration on, without an event (it never took traffic).
+func TestMembershipConsulStatus(t *testing.T) {
+	inst := func(id, status string) discovery.Instance {
+		return discovery.Instance{ID: id, Node: "n1", Address: "127.0.0.1", Port: 9000, Weight: 1, Status: status, Datacenter: "dc1"}
+	}
+	setOf := func(all ...discovery.Instance) map[string]*discovery.InstanceSet {
+		s := &discovery.InstanceSet{Service: "user", Known: true, Datacenter: "dc1", All: all}
+		for _, in := range all {
+			if in.Status == discovery.StatusPassing {
+				s.Instances = append(s.Instances, in)
+			}
+		}
+		return map[string]*discovery.InstanceSet{"user": s}
+	}
+	var logs bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	l := newEventLog()
+	t0 := time.Unix(1_800_000_000, 0)
+
+	// Already critical at the first answer: out of routing since an unknown time.
+	l.membership(log, setOf(inst("u1", "passing"), inst("u2", "critical")), t0)
+	if got := l.notRoutedSince("user", inst("u2", "critical")); !got.IsZero() {
+		t.Errorf("critical at the first answer: not routed since %v, want unknown (zero)", got)
+	}
+	if !strings.Contains(logs.String(), "first instances from Consul: service=user instances=1 registered=2") {
+		t.Errorf("first answer line:\n%s", logs.String())
+	}
+
+	t1 := t0.Add(time.Minute)
+	l.membership(log, setOf(inst("u1", "critical"), inst("u2", "critical"), inst("u3", "maintenance")), t1)
+	if got := l.notRoutedSince("user", inst("u1", "critical")); !got.Equal(t1) {
+		t.Errorf("u1 left routing: not routed since %v, want %v", got, t1)
+	}
+	if got := l.notRoutedSince("user", inst("u3", "maintenance")); !got.Equal(t1) {
+		t.Errorf("u3 registered in maintenance: not routed since %v, want %v", got, t1)
+	}
+	t2 := t1.Add(time.Minute)
+	l.membership(log, setOf(inst("u1", "critical"), inst("u2", "passing"), inst("u3", "maintenance")), t2)
+	if got := l.notRoutedSince("user", inst("u1", "critical")); !got.Equal(t1) {
+		t.Errorf("u1 still out: not routed since %v, want %v (kept)", got, t1)
+	}
+	if got := l.notRoutedSince("user", inst("u2", "passing")); !got.IsZero() {
+		t.Errorf("u2 routable: not routed since %v, want zero", got)
+	}
+
+	got := l.recent()
+	want := []event{
+		{Time: t2, Service: "user", Instance: "u2", Event: "joined", Reason: "Consul: passing"},
+		{Time: t1, Service: "user", Instance: "u1", Event: "left", Reason: "Consul: critical"},
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("events:\n got %+v\nwant %+v", got, want)
+	}
+	for _, line := range []string{
+		`instance left: service=user instance_id=u1 address=127.0.0.1:9000 reason="Consul: critical"`,
+		`instance joined: service=user instance_id=u2 address=127.0.0.1:9000 reason="Consul: passing"`,
+	} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("log lacks %s:\n%s", line, logs.String())
+		}
+	}
+}
+
+// TestMembershipFailover: instances of a failover datacenter join with
+// that reason, and leave with "failover ended" when the local datacenter
+// has routable instances again.
+func TestMembershipFailover(t *testing.T) {
+	inst := func(id, status, dc string) discovery.Instance {
+		return discovery.Instance{ID: id, Node: "n-" + dc, Address: "127.0.0.1", Port: 9000, Weight: 1, Status: status, Datacenter: dc}
+	}
+	local := func(status string) *discovery.InstanceSet {
+		s := &discovery.InstanceSet{Service: "user", Known: true, Datacenter: "dc1", All: []discovery.Instance{inst("u1", status, "dc1")}}
+		if status == discovery.StatusPassing {
+			s.Instances = s.All
+		}
+		return s
+	}
+	var logs bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	l := newEventLog()
+	t0 := time.Unix(1_800_000_000, 0)
+	l.membership(log, map[string]*discovery.InstanceSet{"user": local("passing")}, t0)
+
+	over := local("critical")
+	remote := inst("u9", "passing", "dc2")
+	over.Datacenter, over.FailedOver, over.Instances = "dc2", true, []discovery.Instance{remote}
+	over.All = append(over.All, remote)
+	l.membership(log, map[string]*discovery.InstanceSet{"user": over}, t0.Add(time.Second))
+	l.membership(log, map[string]*discovery.InstanceSet{"user": local("passing")}, t0.Add(2*time.Second))
+
+	var got []string
+	for _, e := range l.recent() {
+		got = append(got, e.Event+" "+e.Instance+": "+e.Reason)
+	}
+	want := []string{ // newest first
+		"left u9: failover ended", "joined u1: Consul: passing",
+		"joined u9: failed over to datacenter dc2", "left u1: Consul: critical",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

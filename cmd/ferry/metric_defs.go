@@ -39,6 +39,8 @@ var (
 		"Failed accepts (out of file descriptors) that were backed off.")
 	mInstances = def("upstream", "instances", "gauge", "service",
 		"Instances ferry routes the service to: those Consul's view and the service's health policy make routable.")
+	mRegistered = def("upstream", "registered_instances", "gauge", "service",
+		"Instances registered in Consul for the service (with its tag), routable or not; less ferry_upstream_instances, those Consul's checks keep out of routing.")
 	mHealthy = def("upstream", "healthy_instances", "gauge", "service",
 		"Instances that may get new requests: passing in Consul, passing ferry's active checks (if any), not ejected and not drained.")
 	mEjected = def("upstream", "ejected_instances", "gauge", "service",
@@ -91,7 +93,7 @@ var (
 var allMetrics = []metricDef{
 	mRequests, mUnrouted, mHandoffs, mDuration, mAttemptDuration, mBytes, mInFlight, mAttempts, mRetries, mRetriesDenied,
 	mQueued, mQueuedTotal, mQueueWait, mQueueTimeouts, mQueueOverflows, mAcceptErrors, mParked,
-	mInstances, mHealthy, mEjected, mDrained, mCheckFailing,
+	mInstances, mRegistered, mHealthy, mEjected, mDrained, mCheckFailing,
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,
 	mReloads, mReloadFailures,

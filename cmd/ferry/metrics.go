@@ -323,6 +323,9 @@ func (am *appMetrics) publish() {
 				stale = 1
 			}
 			am.gauge(mStale, stale, l)
+			// Every registered instance; a set from an older snapshot file
+			// lists the routable ones only.
+			am.gauge(mRegistered, float32(max(len(set.All), len(set.Instances))), l)
 			if src.failover != nil {
 				for _, dc := range src.failover(name) {
 					v := float32(0)

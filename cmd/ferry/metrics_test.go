@@ -29,8 +29,11 @@ type metricsFixture struct {
 func newMetricsFixture(t *testing.T) *metricsFixture {
 	t.Helper()
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/user/fail" {
+		switch r.URL.Path {
+		case "/api/user/fail":
 			w.WriteHeader(http.StatusBadGateway)
+		case "/api/user/missing":
+			w.WriteHeader(http.StatusNotFound)
 		}
 		io.WriteString(w, "ok")
 	}))

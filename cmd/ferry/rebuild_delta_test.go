@@ -122,18 +122,27 @@ func checkRebuildState(t *testing.T, a *app, sets map[string]*discovery.Instance
 	})
 	a.events.mu.Lock()
 	defer a.events.mu.Unlock()
-	wantMember := map[string]map[string]string{}
+	wantMember, gotMember := map[string]map[string]string{}, map[string]map[string]string{}
 	for name, set := range sets {
 		if !set.Known {
 			continue
 		}
 		m := map[string]string{}
 		for _, inst := range set.Instances {
-			m[inst.Key()] = inst.ID
+			m[memberKey(inst)] = inst.ID
 		}
 		wantMember[name] = m
 	}
-	if !reflect.DeepEqual(a.events.member, wantMember) {
+	for name, members := range a.events.member {
+		m := map[string]string{}
+		for k, seen := range members {
+			if seen.routable {
+				m[k] = seen.id
+			}
+		}
+		gotMember[name] = m
+	}
+	if !reflect.DeepEqual(gotMember, wantMember) {
 		t.Fatalf("step %d: membership differs from the sets", step)
 	}
 }

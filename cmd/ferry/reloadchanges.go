@@ -30,22 +30,8 @@ func configChanges(cur, next *config.Config) []any {
 	kv = appendDiff(kv, "routes", routes(cur), routes(next))
 	kv = appendDiff(kv, "services", services(cur), services(next))
 	var settings []string
-	for _, f := range []struct {
-		name string
-		a, b any
-	}{
-		{"listen", cur.Listen, next.Listen},
-		{"listeners", cur.Listeners, next.Listeners},
-		{"admin", cur.Admin, next.Admin},
-		{"shutdown_timeout", cur.ShutdownTimeout, next.ShutdownTimeout},
-		{"pprof", cur.Pprof, next.Pprof},
-		{"trusted_proxies", cur.TrustedProxies, next.TrustedProxies},
-		{"limits", cur.Limits, next.Limits},
-		{"consul", cur.Consul, next.Consul},
-		{"log", cur.Log, next.Log},
-		{"local_service", cur.LocalService, next.LocalService},
-	} {
-		if !reflect.DeepEqual(f.a, f.b) {
+	for _, f := range settingFields {
+		if !reflect.DeepEqual(f.get(cur), f.get(next)) {
 			settings = append(settings, f.name)
 		}
 	}
@@ -53,6 +39,29 @@ func configChanges(cur, next *config.Config) []any {
 		kv = append(kv, "settings_changed", settings)
 	}
 	return kv
+}
+
+// settingFields are the configuration's settings other than routes and
+// services, by their name in the configuration language. Every field of
+// config.Config is either here or compared above (Routes, Services) or not
+// configuration (Files): TestConfigChangesCoverEveryField keeps it so.
+var settingFields = []struct {
+	name  string
+	field string // config.Config's field
+	get   func(c *config.Config) any
+}{
+	{"listen", "Listen", func(c *config.Config) any { return c.Listen }},
+	{"listeners", "Listeners", func(c *config.Config) any { return c.Listeners }},
+	{"admin", "Admin", func(c *config.Config) any { return c.Admin }},
+	{"shutdown_timeout", "ShutdownTimeout", func(c *config.Config) any { return c.ShutdownTimeout }},
+	{"pprof", "Pprof", func(c *config.Config) any { return c.Pprof }},
+	{"fast_lane", "FastLane", func(c *config.Config) any { return c.FastLane }},
+	{"trusted_proxies", "TrustedProxies", func(c *config.Config) any { return c.TrustedProxies }},
+	{"limits", "Limits", func(c *config.Config) any { return c.Limits }},
+	{"consul", "Consul", func(c *config.Config) any { return c.Consul }},
+	{"log", "Log", func(c *config.Config) any { return c.Log }},
+	{"local_service", "LocalService", func(c *config.Config) any { return c.LocalService }},
+	{"redis", "Redis", func(c *config.Config) any { return c.Redis }},
 }
 
 // appendDiff adds what to's keys add, remove and change against from.

@@ -23,6 +23,10 @@ type instanceHistoryJSON struct {
 	// CheckFailingSince and CheckError describe failing active checks.
 	CheckFailingSince *time.Time `json:"check_failing_since"`
 	CheckError        string     `json:"check_error"`
+	// NotRoutedSince is when an instance Consul keeps out of routing left
+	// it (or was registered outside it); null when routable, or when it was
+	// already out when ferry first asked Consul.
+	NotRoutedSince *time.Time `json:"not_routed_since"`
 }
 
 func instanceHistory(st *health.State, ejected bool, consecutive int) instanceHistoryJSON {
