@@ -228,6 +228,100 @@ func partitionSidecar(t *testing.T, s *stack, orderAdmin string, converged conve
 	})
 }
 
+// stopCutOffSidecar cuts user-2 (and so its sidecar, which shares its
+// network namespace) off the discovery network, then stops the sidecar with
+// `docker stop`. Its deregistration cannot reach Consul; every call to the
+// agent is bounded (discovery.AgentCallTimeout, 5 s), so the sequence is a
+// failed deregister attempt, deregister_delay, the drain and exit 0, well
+// within stop_grace_period (30 s) instead of a SIGKILL at its end. user-2
+// itself keeps running and passing Consul's check (run over `default`), so it
+// stays registered and keeps serving: no request fails. Reconnected and
+// started again, the sidecar takes over its registration.
+func stopCutOffSidecar(t *testing.T, s *stack, consul *api.Client, l *load, converged convergedFunc, f *figure) {
+	net, app, id := s.network("discovery"), s.containerID("user-2"), s.containerID("user-2-sidecar")
+	if _, err := docker(time.Minute, "network", "disconnect", net, app); err != nil {
+		t.Fatal(err)
+	}
+	reconnected := false
+	defer func() {
+		if !reconnected {
+			docker(time.Minute, "network", "connect", net, app)
+		}
+	}()
+	start := time.Now()
+	if _, err := docker(time.Minute, "stop", "-t", "30", id); err != nil { // stop_grace_period: 30s
+		t.Fatal(err)
+	}
+	exited := time.Since(start)
+	if code, _ := docker(30*time.Second, "inspect", "-f", "{{.State.ExitCode}}", id); code != "0" {
+		t.Errorf("cut off from Consul, the sidecar exited with %s, want 0 (a graceful exit within stop_grace_period)", code)
+	}
+	// Bounded: the deregister attempt (5 s at most), deregister_delay, a
+	// drain with nothing in flight, and a margin for a loaded machine.
+	if limit := 5*time.Second + deregisterDelay + 5*time.Second; exited > limit {
+		t.Errorf("cut off from Consul, the sidecar took %s to exit, want within %s (stop_grace_period: 30s)", exited, limit)
+	}
+	steps := []string{"cannot deregister the local service", "waiting for other proxies", "shutting down", "stopped"}
+	logged, err := ferryLog(id, steps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range steps {
+		at, ok := logged[step]
+		if !ok || at.Before(start.Add(-time.Second)) {
+			t.Fatalf("the sidecar's log has no %q line after the stop: %v", step, logged)
+		}
+		if i > 0 && at.Before(logged[steps[i-1]]) {
+			t.Errorf("%q logged at %s, before %q at %s", step, at.Format("15:04:05.000"), steps[i-1], logged[steps[i-1]].Format("15:04:05.000"))
+		}
+	}
+	if d := logged["shutting down"].Sub(logged["cannot deregister the local service"]); d < deregisterDelay-50*time.Millisecond {
+		t.Errorf("the drain began %s after the failed deregistration, want deregister_delay %s", d, deregisterDelay)
+	}
+	why, err := logLine(id, "cannot deregister the local service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Still passing in Consul, and still answering the loops after its
+	// sidecar left: nothing was lost, the instance just stayed.
+	if ids, err := passing(consul, "user"); err != nil || !slices.Contains(ids, "user-2") {
+		t.Errorf("Consul passing user: %v %v, want user-2 still there (its deregistration was cut off)", ids, err)
+	}
+	exitedAt := start.Add(exited)
+	if _, err := waitFor(10*time.Second, 20*time.Millisecond, func() (bool, string) {
+		_, last := l.seen("user-2")
+		return last.After(exitedAt), "user-2 got no request since its sidecar exited"
+	}); err != nil {
+		t.Error(err)
+	}
+	if _, err := docker(time.Minute, "network", "connect", net, app); err != nil {
+		t.Fatal(err)
+	}
+	reconnected = true
+	s.must(time.Minute, "start", "user-2-sidecar")
+	back, err := waitFor(time.Minute, 50*time.Millisecond, converged("user-1", "user-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.convergence = append(f.convergence, fmt.Sprintf(
+		"deregister attempt failed %s after docker stop (%s), drain began %s later, exit 0 %s after docker stop (grace: 30s); user-2 stayed passing in Consul and kept answering; reconnected and started again: converged %s later",
+		logged["cannot deregister the local service"].Sub(start).Round(100*time.Millisecond), deregisterCause(why),
+		logged["shutting down"].Sub(logged["cannot deregister the local service"]).Round(10*time.Millisecond),
+		exited.Round(100*time.Millisecond), back.Round(100*time.Millisecond)))
+}
+
+// deregisterCause shortens the logged error of a failed deregistration to
+// its cause: "no answer from the agent within 5s", or the error's tail.
+func deregisterCause(line string) string {
+	if strings.Contains(line, "no answer from the agent within") {
+		return "no answer from the agent within 5s"
+	}
+	if i := strings.LastIndex(line, ": "); i >= 0 {
+		return strings.Trim(line[i+2:], `"\`)
+	}
+	return line
+}
+
 // killConsul kills the Consul container, keeps it down for 60 s while both
 // ferries serve their last known (stale) sets, starts it again and waits for
 // everything to converge.
