@@ -48,7 +48,7 @@ func (a *app) startLocalService() (leave func()) {
 				// The delay is waited all the same: a call that timed out
 				// may have reached the agent, and then other proxies need
 				// it as much as after a success.
-				a.logger.Warn("cannot deregister the local service; other proxies keep sending to it until its Consul check fails",
+				a.logger.Warn("cannot deregister the local service; unless the attempt reached Consul, it stays listed until its check fails",
 					"service", ls.Name, "instance_id", ls.ID, "error", err)
 			}
 			if ls.DeregisterDelay > 0 {
