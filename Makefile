@@ -64,7 +64,7 @@ test: vet consul fuzz-short
 # The reference docker-compose deployment run for real under faults (~5 min;
 # e2e/compose). Needs a Docker engine and Compose; builds the images first.
 compose-test: image
-	FERRY_COMPOSE=1 $(GO) test -count=1 -v -timeout 12m -run 'TestComposeTopology|TestOfflineOverride' ./e2e/compose/
+	FERRY_COMPOSE=1 $(GO) test -count=1 -v -timeout 12m -run 'TestImage|TestComposeTopology|TestOfflineOverride' ./e2e/compose/
 
 # The container images, built offline: static binaries built here, packed onto
 # scratch by Dockerfile.prebuilt (ferry:dev, and ferry-consul:dev for the compose

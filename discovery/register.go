@@ -12,10 +12,12 @@ import (
 )
 
 // AgentClient is what registration needs of Consul's local agent;
-// *api.Agent satisfies it. Implementations must be safe for concurrent use.
+// *api.Agent satisfies it. Every call takes a context (in its options), so
+// that each one can be given a deadline. Implementations must be safe for
+// concurrent use.
 type AgentClient interface {
-	ServiceRegister(*api.AgentServiceRegistration) error
-	ServiceDeregister(serviceID string) error
+	ServiceRegisterOpts(*api.AgentServiceRegistration, api.ServiceRegisterOpts) error
+	ServiceDeregisterOpts(serviceID string, q *api.QueryOptions) error
 	Service(serviceID string, q *api.QueryOptions) (*api.AgentService, *api.QueryMeta, error)
 }
 
@@ -48,6 +50,8 @@ type Registrar struct {
 	log   hclog.Logger
 	// every is how often the agent is asked whether it still has the service.
 	every time.Duration
+	// callTimeout bounds each call to the agent (see AgentCallTimeout).
+	callTimeout time.Duration
 }
 
 // registrarInterval is how often the registration is verified: an agent
@@ -55,12 +59,21 @@ type Registrar struct {
 // Consul's passing set.
 const registrarInterval = 2 * time.Second
 
+// AgentCallTimeout bounds every call the registration makes to the agent
+// (look-up, register, deregister). The agent is local and answers these at
+// once; on a path that silently drops packets (a partition, a disconnected
+// container network) a call would otherwise hang until TCP gives up, minutes
+// later — long past a container's stop grace period, so a sidecar stopped
+// while cut off would be killed instead of draining. With this bound a
+// shutdown costs at most AgentCallTimeout + deregister_delay + the drain.
+const AgentCallTimeout = 5 * time.Second
+
 // NewRegistrar returns a Registrar for reg; nothing is sent before Run.
 func NewRegistrar(agent AgentClient, reg Registration, logger hclog.Logger) *Registrar {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Registrar{agent: agent, reg: reg, every: registrarInterval,
+	return &Registrar{agent: agent, reg: reg, every: registrarInterval, callTimeout: AgentCallTimeout,
 		log: logger.With("service", reg.Name, "instance_id", reg.ID)}
 }
 
@@ -92,22 +105,26 @@ func (r *Registrar) Run(ctx context.Context) error {
 	}
 }
 
-// ensure registers the service unless the agent already has it.
+// ensure registers the service unless the agent already has it. Each call
+// ends with ctx or after callTimeout, whichever comes first.
 func (r *Registrar) ensure(ctx context.Context, registered *bool) error {
 	if *registered {
-		rctx, cancel := defaultTiming.bound(ctx, 0)
-		svc, _, err := r.agent.Service(r.reg.ID, (&api.QueryOptions{}).WithContext(rctx))
+		cctx, cancel := context.WithTimeout(ctx, r.callTimeout)
+		svc, _, err := r.agent.Service(r.reg.ID, (&api.QueryOptions{}).WithContext(cctx))
 		cancel()
 		if err == nil && svc != nil {
 			return nil
 		}
 		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("discovery: local service %q: agent lookup: %w", r.reg.ID, err)
+			return r.callError(cctx, "agent lookup", err)
 		}
 		r.log.Warn("the agent forgot the local service (restarted?); registering it again")
 	}
-	if err := r.agent.ServiceRegister(r.registration()); err != nil {
-		return fmt.Errorf("discovery: local service %q: register: %w", r.reg.ID, err)
+	cctx, cancel := context.WithTimeout(ctx, r.callTimeout)
+	err := r.agent.ServiceRegisterOpts(r.registration(), api.ServiceRegisterOpts{}.WithContext(cctx))
+	cancel()
+	if err != nil {
+		return r.callError(cctx, "register", err)
 	}
 	if !*registered {
 		r.log.Info("registered the local service in Consul", "address", r.reg.Address, "port", r.reg.Port)
@@ -117,13 +134,26 @@ func (r *Registrar) ensure(ctx context.Context, registered *bool) error {
 }
 
 // Deregister removes the service from the agent, so that other proxies stop
-// sending to it. A service the agent does not have is not an error.
-func (r *Registrar) Deregister() error {
-	if err := r.agent.ServiceDeregister(r.reg.ID); err != nil && !isNotFound(err) {
-		return fmt.Errorf("discovery: local service %q: deregister: %w", r.reg.ID, err)
+// sending to it. A service the agent does not have is not an error. It gives
+// up when ctx ends or after AgentCallTimeout: an agent that does not answer
+// must not hold up the shutdown that called it.
+func (r *Registrar) Deregister(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, r.callTimeout)
+	defer cancel()
+	if err := r.agent.ServiceDeregisterOpts(r.reg.ID, (&api.QueryOptions{}).WithContext(cctx)); err != nil && !isNotFound(err) {
+		return r.callError(cctx, "deregister", err)
 	}
 	r.log.Info("deregistered the local service from Consul")
 	return nil
+}
+
+// callError wraps the error of one call to the agent, saying so when the
+// agent did not answer within callTimeout (a partition, an overloaded agent).
+func (r *Registrar) callError(cctx context.Context, call string, err error) error {
+	if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("discovery: local service %q: %s: no answer from the agent within %s: %w", r.reg.ID, call, r.callTimeout, err)
+	}
+	return fmt.Errorf("discovery: local service %q: %s: %w", r.reg.ID, call, err)
 }
 
 func (r *Registrar) registration() *api.AgentServiceRegistration {

@@ -13,6 +13,11 @@ import (
 // safe to call more than once, stops that, deregisters the service and waits
 // deregister_delay, so that other proxies stop sending to the application
 // before this ferry drains and exits. Without a local_service it does nothing.
+//
+// Every call to the agent is bounded (discovery.AgentCallTimeout), so leave
+// returns within that plus deregister_delay even when Consul cannot be
+// reached: a sidecar cut off from Consul still drains and exits 0 within its
+// stop grace period instead of being killed.
 func (a *app) startLocalService() (leave func()) {
 	ls := a.cfg.LocalService
 	if ls == nil {
@@ -39,9 +44,12 @@ func (a *app) startLocalService() (leave func()) {
 		once.Do(func() {
 			cancel()
 			<-done // the registrar must not register the service again
-			if err := r.Deregister(); err != nil {
-				a.logger.Warn("cannot deregister the local service", "service", ls.Name, "instance_id", ls.ID, "error", err)
-				return
+			if err := r.Deregister(context.Background()); err != nil {
+				// The delay is waited all the same: a call that timed out
+				// may have reached the agent, and then other proxies need
+				// it as much as after a success.
+				a.logger.Warn("cannot deregister the local service; unless the attempt reached Consul, it stays listed until its check fails",
+					"service", ls.Name, "instance_id", ls.ID, "error", err)
 			}
 			if ls.DeregisterDelay > 0 {
 				a.logger.Info("waiting for other proxies to stop sending to the local service", "delay", ls.DeregisterDelay.String())

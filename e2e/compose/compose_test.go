@@ -1,8 +1,9 @@
 // Package compose runs the reference docker-compose deployment for real (the
 // repository's docker-compose.yml with docker-compose.offline.yml) and drives
 // the faults operators meet under steady request loops: a rolling restart, a
-// sidecar stopped, scaling up and down, a sidecar cut off from Consul, and
-// Consul killed for a minute. It needs a Docker engine with Compose and the
+// sidecar stopped, scaling up and down, a sidecar cut off from Consul, a
+// sidecar stopped while cut off from Consul and while Consul hangs (frozen),
+// and Consul killed for a minute. It needs a Docker engine with Compose and the
 // images of `make image`; `make compose-test` runs it (FERRY_COMPOSE=1).
 package compose
 
@@ -137,6 +138,8 @@ func TestComposeTopology(t *testing.T) {
 	measure("docker stop of a sidecar", func(t *testing.T, f *figure) { stopSidecar(t, s, consul, l, converged, f) })
 	measure("scale user up and down", func(t *testing.T, f *figure) { scaleUpDown(t, s, consul, l, converged, f) })
 	measure("sidecar cut off from Consul", func(t *testing.T, f *figure) { partitionSidecar(t, s, orderAdmin, converged, f) })
+	measure("docker stop of a sidecar cut off from Consul", func(t *testing.T, f *figure) { stopCutOffSidecar(t, s, consul, l, converged, f) })
+	measure("docker stop of a sidecar while Consul hangs", func(t *testing.T, f *figure) { stopSidecarConsulHung(t, s, consul, converged, f) })
 	measure("Consul killed for 60 s", func(t *testing.T, f *figure) { killConsul(t, s, edgeAdmin, orderAdmin, converged, f) })
 
 	l.stop()

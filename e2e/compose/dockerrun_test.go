@@ -14,7 +14,8 @@ import (
 // dockerRun starts ferry:dev the way the README shows for one container:
 // `docker run -p … -e CONSUL_HTTP_ADDR=…` with the image's default config
 // (all interfaces) and a routes file mounted beside it in /etc/ferry, on the
-// project's network, and checks a request reaches the user service.
+// project's network, and checks a request reaches the user service and the
+// image's HEALTHCHECK reports it healthy.
 func dockerRun(t *testing.T, s *stack, f *figure) {
 	dir := t.TempDir()
 	routes := filepath.Join(dir, "routes.hcl")
@@ -49,6 +50,15 @@ func dockerRun(t *testing.T, s *stack, f *figure) {
 		logs, _ := docker(30*time.Second, "logs", name)
 		t.Fatalf("docker run ferry:dev: %v\n%s", err, logs)
 	}
-	f.convergence = append(f.convergence, fmt.Sprintf("docker run -p -e CONSUL_HTTP_ADDR with a mounted routes file: routing %s after start (%s)",
-		took.Round(100*time.Millisecond), strings.TrimSpace(strings.SplitN(last, "(", 2)[0])))
+	// The image's own HEALTHCHECK (the static probe, no shell) passes with
+	// the default configuration: Docker reports the container healthy.
+	healthy, err := waitFor(30*time.Second, 250*time.Millisecond, func() (bool, string) {
+		h, _ := docker(30*time.Second, "inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{end}}", name)
+		return h == "healthy", "docker health: " + h
+	})
+	if err != nil {
+		t.Fatalf("docker run ferry:dev: %v", err)
+	}
+	f.convergence = append(f.convergence, fmt.Sprintf("docker run -p -e CONSUL_HTTP_ADDR with a mounted routes file: routing %s after start (%s), healthy by the image's HEALTHCHECK %s after start",
+		took.Round(100*time.Millisecond), strings.TrimSpace(strings.SplitN(last, "(", 2)[0]), (took+healthy).Round(100*time.Millisecond)))
 }

@@ -203,3 +203,21 @@ func ferryLog(id string, want ...string) (map[string]time.Time, error) {
 	}
 	return found, nil
 }
+
+// logLine returns the last line of a container's log that contains want.
+func logLine(id, want string) (string, error) {
+	out, err := exec.Command("docker", "logs", id).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker logs: %w", err)
+	}
+	var found string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, want) {
+			found = line
+		}
+	}
+	if found == "" {
+		return "", fmt.Errorf("no %q in the log of %s", want, id)
+	}
+	return found, nil
+}
