@@ -92,6 +92,10 @@ func TestComposeTopology(t *testing.T) {
 	if _, err := waitFor(time.Minute, 200*time.Millisecond, converged("user-1", "user-2")); err != nil {
 		t.Fatal(err)
 	}
+	// The edge's status page, from the host, on its published admin port.
+	if err := statusPage(edgeAdmin, "user", "order"); err != nil {
+		t.Fatal(err)
+	}
 
 	l := startLoad(fmt.Sprintf("http://127.0.0.1:%d", s.edge), 4)
 	defer l.stop()

@@ -3,8 +3,10 @@ package compose
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -40,6 +42,35 @@ func upstreams(base string) (map[string]upstream, error) {
 		m[s.Name] = s
 	}
 	return m, nil
+}
+
+// statusPage fetches a ferry's status page at base (http://host:port) and
+// checks that it is the page (HTML naming ferry), served whole, and that
+// its data endpoint names every one of services.
+func statusPage(base string, services ...string) error {
+	resp, err := adminClient.Get(base + "/")
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("GET %s/: %w", base, err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(string(body), "ferry") {
+		return fmt.Errorf("GET %s/: %d %s, %d bytes: not the status page", base, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+	}
+	ups, err := upstreams(base)
+	if err != nil {
+		return err
+	}
+	for _, svc := range services {
+		if _, ok := ups[svc]; !ok {
+			return fmt.Errorf("%s/v1/upstreams does not list %s", base, svc)
+		}
+	}
+	return nil
 }
 
 // healthyIDs returns the sorted IDs of a service's instances a ferry routes to.
