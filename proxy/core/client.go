@@ -97,7 +97,10 @@ const ClientCheckInterval = 500 * time.Millisecond
 // exchangeHead writes the request on uc and reads the response head into
 // x.resp, relaying 1xx heads.
 func (x *Exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) error {
-	if _, err := uc.Write(x.Req); err != nil {
+	deadline := now.Add(x.Service.Spec().ResponseTimeout)
+	x.InR, x.InW = 0, 0
+	first, err := x.sendRequest(uc, now, deadline)
+	if err != nil {
 		if reused {
 			return &staleConnError{err}
 		}
@@ -114,11 +117,11 @@ func (x *Exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 	}
 	if x.bodyRead {
 		now = time.Now() // streaming the body took time
+		deadline = now.Add(x.Service.Spec().ResponseTimeout)
 	}
-	deadline := now.Add(x.Service.Spec().ResponseTimeout)
-	slice := nextSlice(now, deadline)
-	sock.SetReadLazy(uc.Conn, &uc.ReadDeadline, slice, slice.Sub(now)/8)
-	x.InR, x.InW = 0, 0
+	if !first.valid {
+		armResponseWait(uc, now, deadline)
+	}
 	informational := 0
 	for {
 		complete, perr := wire.ParseResponseHead(x.In[x.InR:x.InW], &x.Resp)
@@ -158,7 +161,13 @@ func (x *Exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 			}
 			x.grow()
 		}
-		n, err := uc.Read(x.In[x.InW:])
+		var n int
+		var err error
+		if first.valid {
+			n, err, first.valid = first.n, first.err, false
+		} else {
+			n, err = uc.Read(x.In[x.InW:])
+		}
 		x.InW += n
 		if n == 0 && err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -189,6 +198,43 @@ func (x *Exchange) exchangeHead(uc *upstream.Conn, reused bool, now time.Time) e
 			return err
 		}
 	}
+}
+
+// firstRead is the outcome of the read WriteRead made right after the
+// request went out (valid: there was one).
+type firstRead struct {
+	n     int
+	err   error
+	valid bool
+}
+
+// sendRequest writes x.Req: the head and whatever of the body came with it.
+// The everyday request (nothing left to stream) is written and its answer
+// awaited in one step, which saves the read that would find nothing right
+// after the write (sock.WriteReader); the outcome of the read it made
+// instead is returned for the response loop.
+func (x *Exchange) sendRequest(uc *upstream.Conn, now, deadline time.Time) (firstRead, error) {
+	req := x.Req
+	if x.BodyLeft == 0 {
+		armResponseWait(uc, now, deadline)
+		sent, n, err := uc.WriteRead(req, x.In)
+		if sent == len(req) {
+			return firstRead{n: n, err: err, valid: true}, nil
+		}
+		if err != nil {
+			return firstRead{}, err
+		}
+		req = req[sent:] // not taken at once (or TLS): written below
+	}
+	_, err := uc.Write(req)
+	return firstRead{}, err
+}
+
+// armResponseWait arms uc's read deadline for the wait for the response
+// head: the next slice of it, within an eighth (see sock.SetReadLazy).
+func armResponseWait(uc *upstream.Conn, now, deadline time.Time) {
+	slice := nextSlice(now, deadline)
+	sock.SetReadLazy(uc.Conn, &uc.ReadDeadline, slice, slice.Sub(now)/8)
 }
 
 // nextSlice is the end of the next wait for a response head.

@@ -31,9 +31,18 @@ type Conn struct {
 	net.Conn
 	Pool                        *Pool
 	idleFrom                    time.Time
-	ReadDeadline, WriteDeadline time.Time // the deadlines armed (see deadline.go)
-	sock.Peeker                           // on the TCP socket, under TLS too
-	tls                         *tlsState // nil: cleartext; see tls.go
+	ReadDeadline, WriteDeadline time.Time        // the deadlines armed (see deadline.go)
+	sock.Peeker                                  // on the TCP socket, under TLS too
+	tls                         *tlsState        // nil: cleartext; see tls.go
+	wr                          sock.WriteReader // cleartext only
+}
+
+// WriteRead writes out and reads the first bytes of the answer into in,
+// without the read that would find nothing right after the write (see
+// sock.WriteReader). Under TLS it writes nothing (sent 0): the caller then
+// writes and reads through the TLS connection.
+func (c *Conn) WriteRead(out, in []byte) (sent, n int, err error) {
+	return c.wr.WriteRead(out, in)
 }
 
 func NewPool(addr string) *Pool { return &Pool{addr: addr} }
@@ -99,6 +108,7 @@ func (p *Pool) Dial(ctx context.Context, timeout time.Duration) (*Conn, error) {
 	}
 	uc := &Conn{Conn: c, Pool: p}
 	uc.Bind(c)
+	uc.wr.Bind(c)
 	return uc, nil
 }
 
