@@ -33,6 +33,18 @@ func TestFaultRequestAuthority(t *testing.T) {
 			addr := strings.TrimPrefix(f.URL, "http://")
 			p := &diffProxy{name: lane, addr: addr, req: other, rf: other}
 			waitFor(t, 15*time.Second, "routing", func() bool { return p.fresh("warm") == "" })
+			// The admin route's service is discovered on its own: wait for
+			// it too, or the first case races its first instance.
+			waitFor(t, 15*time.Second, "routing to admin.example", func() bool {
+				cl, err := dialRaw(addr)
+				if err != nil {
+					return false
+				}
+				defer cl.Close()
+				cl.send("GET /fresh?tag=warmadmin HTTP/1.1\r\nHost: admin.example\r\n\r\n")
+				resp, err := cl.read("GET", 5*time.Second)
+				return err == nil && resp.Status == 200 && string(resp.Body) == "own:warmadmin"
+			})
 
 			for i, tc := range []struct {
 				name   string
