@@ -83,6 +83,7 @@ type options struct {
 	ferryBin   string
 	ferryB     string
 	ferryBName string
+	paired     bool
 	rounds     int
 	dur        time.Duration
 	threads    int
@@ -109,6 +110,8 @@ func main() {
 	flag.StringVar(&o.ferryB, "ferry-b", "", "a second ferry binary, measured as target \"ferry-b\" "+
 		"alongside the others (for before/after comparisons in one run)")
 	flag.StringVar(&o.ferryBName, "ferry-b-name", "ferry-b", "the second ferry's name in the tables and the chart")
+	flag.BoolVar(&o.paired, "paired", false, "with -ferry-b: instead of the benchmark, load ferry and the second ferry at the same time "+
+		"in each round (scenarios a, b, c) and report the per-round ratios of their CPU per request and RPS (paired.go)")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds per scenario")
 	flag.DurationVar(&o.dur, "d", 5*time.Second, "duration of each run (whole seconds)")
 	flag.IntVar(&o.threads, "t", 2, "wrk threads")
@@ -144,6 +147,9 @@ func main() {
 }
 
 func mainErr(ctx context.Context, o options) error {
+	if o.paired {
+		return runPaired(ctx, o) // paired.go
+	}
 	want := map[string]bool{}
 	for _, t := range strings.Split(o.targets, ",") {
 		want[strings.TrimSpace(t)] = true

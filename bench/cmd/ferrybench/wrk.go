@@ -21,6 +21,17 @@ type wrkResult struct {
 
 // runWrk runs wrk against url for d and parses its --latency report.
 func runWrk(ctx context.Context, url string, threads, conns int, d time.Duration, headers ...string) (wrkResult, error) {
+	wait, err := startWrk(ctx, url, threads, conns, d, headers...)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	return wait()
+}
+
+// startWrk starts wrk as runWrk does and returns once the process exists;
+// wait waits for it and parses its report. The paired mode (paired.go)
+// uses it to start one wrk strictly before the other.
+func startWrk(ctx context.Context, url string, threads, conns int, d time.Duration, headers ...string) (wait func() (wrkResult, error), err error) {
 	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns),
 		"-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency", "--timeout", "5s"}
 	for _, h := range headers {
@@ -30,10 +41,15 @@ func runWrk(ctx context.Context, url string, threads, conns int, d time.Duration
 	cmd := exec.CommandContext(ctx, "wrk", args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", url, err, out.String())
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("wrk %s: %w", url, err)
 	}
-	return parseWrk(out.String())
+	return func() (wrkResult, error) {
+		if err := cmd.Wait(); err != nil {
+			return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", url, err, out.String())
+		}
+		return parseWrk(out.String())
+	}, nil
 }
 
 // parseWrk reads wrk 4.1's report:

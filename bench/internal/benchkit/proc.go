@@ -111,6 +111,13 @@ func statFields(pid int) []string {
 	if err != nil {
 		return nil
 	}
+	return fieldsAfterComm(b)
+}
+
+// fieldsAfterComm splits a /proc/PID/stat line after the command name,
+// which is in parentheses and may itself hold spaces and ')'; hence the
+// last ')'.
+func fieldsAfterComm(b []byte) []string {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return nil
