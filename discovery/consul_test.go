@@ -310,13 +310,15 @@ func TestConsulAgentRestart(t *testing.T) {
 	if s := m.Sets()["web"]; !all(s) {
 		t.Fatalf("first empty answer after the restart replaced the set: %+v", s)
 	}
-	// …and believed once confirmed (the services really are gone).
-	believed := waitFor(t, m, "web", 5*time.Second, "confirmed empty", func(s *InstanceSet) bool {
+	// …through the confirm window (nobody registers them again here), and
+	// believed at its end (the services really are gone).
+	window := defaultTiming.confirmWindow
+	believed := waitFor(t, m, "web", window+10*time.Second, "confirmed empty", func(s *InstanceSet) bool {
 		return s.Known && !s.Stale && len(s.Instances) == 0
 	})
 	t.Logf("empty set believed %v after the first empty answer", believed.Sub(firstEmpty).Round(time.Millisecond))
-	if d := believed.Sub(firstEmpty); d < 500*time.Millisecond {
-		t.Errorf("empty set believed %v after the first empty answer, want a ~1s confirmation", d)
+	if d := believed.Sub(firstEmpty); d < window-time.Second {
+		t.Errorf("empty set believed %v after the first empty answer, want the confirm window (%v)", d, window)
 	}
 	registerWeb(t, c)
 	waitFor(t, m, "web", 5*time.Second, "services back", all)

@@ -44,6 +44,7 @@ type facts struct {
 	Reset       bool // the answer's index went backwards
 	Recovering  bool // the previous query failed or was suspect
 	Confirming  bool // this answer re-checks an earlier tentative empty one
+	Holding     bool // ... and came within the confirm window of that one
 	LastKnown   bool // a set was believed before (or inherited on a tag change)
 	LastEmpty   bool // that set had no instance
 }
@@ -55,14 +56,16 @@ type facts struct {
 //   - from an agent that knows no leader: suspect, whatever the last set (it
 //     is not believed even for a first answer, so Ready waits for a real one);
 //   - right after an index reset or an outage, while the last set was
-//     non-empty: tentative until a re-query confirms it.
+//     non-empty: tentative, and held through the confirm window (while
+//     restored checks run and forgotten services are registered again);
+//     an answer still empty at its end is believed.
 func decide(f facts) verdict {
 	switch {
 	case !f.Empty:
 		return accept
 	case !f.LeaderKnown:
 		return holdSuspect
-	case f.LastKnown && !f.LastEmpty && (f.Reset || f.Recovering) && !f.Confirming:
+	case f.LastKnown && !f.LastEmpty && (f.Holding || (f.Reset || f.Recovering) && !f.Confirming):
 		return holdTentative
 	default:
 		return accept

@@ -27,6 +27,10 @@ func TestDecide(t *testing.T) {
 		{"empty after outage is tentative", facts{Empty: true, LeaderKnown: true, Recovering: true, LastKnown: true}, holdTentative},
 		{"empty after reset, confirmed", facts{Empty: true, LeaderKnown: true, Reset: true, Confirming: true, LastKnown: true}, accept},
 		{"empty confirmed without reset", facts{Empty: true, LeaderKnown: true, Confirming: true, Recovering: true, LastKnown: true}, accept},
+		{"empty again within the confirm window is held", facts{Empty: true, LeaderKnown: true, Confirming: true, Holding: true, LastKnown: true}, holdTentative},
+		{"non-empty within the confirm window is believed", facts{LeaderKnown: true, Confirming: true, Holding: true, LastKnown: true}, accept},
+		{"empty without leader within the window is suspect", facts{Empty: true, Confirming: true, Holding: true, LastKnown: true}, holdSuspect},
+		{"empty within the window, last set empty too", facts{Empty: true, LeaderKnown: true, Confirming: true, Holding: true, LastKnown: true, LastEmpty: true}, accept},
 		{"empty after reset, last empty: nothing to protect", facts{Empty: true, LeaderKnown: true, Reset: true, LastKnown: true, LastEmpty: true}, accept},
 		{"empty after reset, never known: nothing to protect", facts{Empty: true, LeaderKnown: true, Reset: true, LastEmpty: true}, accept},
 	}

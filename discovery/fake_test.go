@@ -127,6 +127,7 @@ var testTiming = timing{
 	spinThreshold: 150 * time.Millisecond,
 	spinWait:      200 * time.Millisecond,
 	confirmWait:   200 * time.Millisecond,
+	confirmWindow: 600 * time.Millisecond,
 	backoffBase:   5 * time.Millisecond,
 	backoffCap:    40 * time.Millisecond,
 	queryMargin:   5 * time.Second,

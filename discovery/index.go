@@ -11,6 +11,7 @@ type timing struct {
 	floorMin, floorJitter    time.Duration // pause after every answer: floorMin + r·floorJitter
 	spinThreshold, spinWait  time.Duration // an answer faster than spinThreshold that did not move the index waits ~spinWait
 	confirmWait              time.Duration // ~delay before re-checking a tentative empty answer
+	confirmWindow            time.Duration // how long a tentative empty answer is held at most
 	backoffBase, backoffCap  time.Duration // error backoff: full jitter over base·2^(n-1), capped
 	queryMargin, readTimeout time.Duration // a query's deadline (see deadline.go)
 }
@@ -25,6 +26,11 @@ var defaultTiming = timing{
 	spinThreshold: time.Second,
 	spinWait:      time.Second,
 	confirmWait:   time.Second,
+	// Long enough for an agent that restarted to run every restored check
+	// once (the first run is staggered over the check's interval, and
+	// intervals above 10 s are rare for routed services) and for sidecars
+	// to register again what it forgot.
+	confirmWindow: 10 * time.Second,
 	backoffBase:   250 * time.Millisecond,
 	backoffCap:    30 * time.Second,
 	queryMargin:   5 * time.Second,

@@ -98,10 +98,17 @@ func TestManagerEmptyAfterResetIsTentative(t *testing.T) {
 				t.Errorf("confirming query after %v, want ~confirmWait (200ms ±20%%)", gap)
 			}
 			if confirmEmpty {
+				// Still empty: held, and waited on by a blocking query
+				// on its index, no longer than the confirm window.
 				n.ok(4)
+				noChange(t, m)
+				if s := m.Sets()["web"]; len(s.Instances) != 2 {
+					t.Fatalf("empty answer within the confirm window replaced the set: %+v", s)
+				}
+				endOfWindow(t, f, c.at, 4)
 				waitChanged(t, m)
 				if s := m.Sets()["web"]; len(s.Instances) != 0 || s.Stale || !s.Known {
-					t.Fatalf("confirmed empty answer not believed: %+v", s)
+					t.Fatalf("empty answer at the end of the window not believed: %+v", s)
 				}
 			} else {
 				n.ok(5, e1)
@@ -159,11 +166,28 @@ func TestManagerLeaderlessEmptyRecoveryNeedsConfirmation(t *testing.T) {
 	}
 	drain(m)
 	n.ok(12)
+	endOfWindow(t, f, c.at, 12) // still empty when the confirm window ends
 	waitChanged(t, m)
 	if s := m.Sets()["web"]; len(s.Instances) != 0 || s.Stale || s.Err != nil {
 		t.Fatalf("confirmed empty: %+v", s)
 	}
 	f.next(t, "web")
+}
+
+// endOfWindow answers the query that holds a tentative empty answer (the
+// first came at first): a blocking query on index, which Consul answers
+// unchanged, and empty, at the end of the confirm window.
+func endOfWindow(t *testing.T, f *fakeHealth, first time.Time, index uint64) {
+	t.Helper()
+	b := f.next(t, "web")
+	if b.opts.WaitIndex != index || b.opts.WaitTime > testTiming.confirmWindow {
+		t.Errorf("holding query: WaitIndex %d, WaitTime %v; want %d and at most the window (%v)",
+			b.opts.WaitIndex, b.opts.WaitTime, index, testTiming.confirmWindow)
+	}
+	if wait := testTiming.confirmWindow - time.Since(first); wait > 0 {
+		time.Sleep(wait)
+	}
+	b.ok(index)
 }
 
 func TestManagerStreamingEmptyIsBelieved(t *testing.T) {
@@ -179,6 +203,38 @@ func TestManagerStreamingEmptyIsBelieved(t *testing.T) {
 	waitChanged(t, m)
 	if s := m.Sets()["web"]; len(s.Instances) != 0 || s.Stale {
 		t.Fatalf("streaming empty answer: %+v", s)
+	}
+	f.next(t, "web")
+}
+
+// An agent that restarted answers at first with its services' checks not
+// yet run (critical: nothing routable), then with them passing: the set is
+// held through that, and never published empty.
+func TestManagerHoldsThroughRestoredChecks(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+	f.next(t, "web").ok(100, e1, e2)
+	c := f.next(t, "web")
+	drain(m)
+	c.fail(errConsulDown) // the agent is down
+	r := f.next(t, "web")
+	waitChanged(t, m) // stale
+	r.ok(7) // back, with a low index and nothing passing yet
+	n := f.next(t, "web")
+	n.ok(7) // the confirming read: still nothing
+	b := f.next(t, "web")
+	if b.opts.WaitIndex != 7 {
+		t.Fatalf("holding query WaitIndex = %d, want 7", b.opts.WaitIndex)
+	}
+	noChange(t, m)
+	b.ok(8, e1, e2) // the checks ran: a change within the window
+	waitChanged(t, m)
+	s := m.Sets()["web"]
+	if got, want := keys(s), []string{"n1/web-1", "n1/web-2"}; !reflect.DeepEqual(got, want) || s.Stale {
+		t.Fatalf("instances = %v (stale %v), want %v", got, s.Stale, want)
 	}
 	f.next(t, "web")
 }

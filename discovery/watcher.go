@@ -29,10 +29,11 @@ type watcher struct {
 
 // loopState is what the loop remembers between queries.
 type loopState struct {
-	waitIndex  uint64 // WaitIndex of the next query
-	lastIndex  uint64 // X-Consul-Index of the last believed answer
-	failures   int    // consecutive failed (or suspect) queries
-	confirming bool   // the next answer re-checks a tentative empty one
+	waitIndex    uint64    // WaitIndex of the next query
+	lastIndex    uint64    // X-Consul-Index of the last believed answer
+	failures     int       // consecutive failed (or suspect) queries
+	confirming   bool      // the next answer re-checks a tentative empty one
+	confirmUntil time.Time // while confirming: until when an empty answer is held
 }
 
 // failoverRefresh bounds how long a failed-over service's remote instances
@@ -92,6 +93,11 @@ func (w *watcher) query(ctx context.Context, blocking, leader bool) (delay time.
 		if w.set != nil && w.set.FailedOver {
 			q.WaitTime = min(q.WaitTime, failoverRefresh)
 		}
+		if st.confirming && st.waitIndex != 0 {
+			// Holding a tentative empty answer: wait for a change no
+			// longer than the confirm window (see answer).
+			q.WaitTime = min(q.WaitTime, max(time.Until(st.confirmUntil), w.m.timing.floorMin))
+		}
 	}
 	start := time.Now()
 	wait := time.Duration(0)
@@ -115,7 +121,7 @@ func (w *watcher) query(ctx context.Context, blocking, leader bool) (delay time.
 	if !blocking {
 		st.waitIndex = 0 // pause() must not see a plain read as a stuck blocking query
 	}
-	delay, again = w.answer(ctx, entries, meta, elapsed)
+	delay, again = w.answer(ctx, entries, meta, elapsed, blocking)
 	return delay, again, ctx.Err() != nil
 }
 
@@ -155,7 +161,7 @@ func (w *watcher) markStale(err error) {
 
 // answer handles a successful local answer and returns the delay before the
 // next query and whether another read is due soon regardless of changes.
-func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta *api.QueryMeta, elapsed time.Duration) (time.Duration, bool) {
+func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta *api.QueryMeta, elapsed time.Duration, blocking bool) (time.Duration, bool) {
 	st := &w.st
 	if meta == nil {
 		meta = &api.QueryMeta{}
@@ -164,12 +170,14 @@ func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta 
 	instances, all := toInstances(entries, w.watch.health(), w.m.opts.Datacenter)
 	step := nextIndex(st.lastIndex, got)
 	old := w.set
+	now := time.Now()
 	v := decide(facts{
 		Empty:       len(instances) == 0,
 		LeaderKnown: leaderKnown(meta),
 		Reset:       step.reset,
 		Recovering:  st.failures > 0,
 		Confirming:  st.confirming,
+		Holding:     st.confirming && now.Before(st.confirmUntil),
 		LastKnown:   old.Known && !old.FromSnapshot,
 		LastEmpty:   len(old.Instances) == 0,
 	})
@@ -178,13 +186,28 @@ func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta 
 	case holdSuspect:
 		return w.fail(fmt.Errorf("discovery: service %q: %w", w.watch.Service, ErrNoLeader)), true
 	case holdTentative:
+		first := !st.confirming
 		st.confirming = true
-		st.waitIndex = 0
 		st.lastIndex = got
-		delay := t.confirm(rand.Float64())
-		w.log.Info("empty answer after an index reset or an outage; confirming before dropping instances",
-			"index", got, "retry_in", delay.Round(time.Millisecond))
-		return delay, true
+		if first {
+			st.confirmUntil = now.Add(t.confirmWindow)
+		}
+		if first || !blocking {
+			st.waitIndex = 0
+			delay := t.confirm(rand.Float64())
+			if first {
+				w.log.Info("no routable instance in the answer after an index reset or an outage; holding the last instances while Consul settles",
+					"index", got, "retry_in", delay.Round(time.Millisecond), "for_at_most", t.confirmWindow)
+			}
+			return delay, true
+		}
+		// Still nothing routable: an agent that restarted restores its
+		// services with their checks critical until each has run once
+		// (Consul staggers the first run over the check's interval), and
+		// sidecars re-register what it forgot within seconds. Wait on
+		// this index for that change, up to the confirm window.
+		st.waitIndex = got
+		return t.floor(rand.Float64()), true
 	}
 
 	if step.reset {
