@@ -222,7 +222,7 @@ func TestManagerHoldsThroughRestoredChecks(t *testing.T) {
 	c.fail(errConsulDown) // the agent is down
 	r := f.next(t, "web")
 	waitChanged(t, m) // stale
-	r.ok(7) // back, with a low index and nothing passing yet
+	r.ok(7)           // back, with a low index and nothing passing yet
 	n := f.next(t, "web")
 	n.ok(7) // the confirming read: still nothing
 	b := f.next(t, "web")
