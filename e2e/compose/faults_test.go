@@ -74,20 +74,7 @@ func stopSidecar(t *testing.T, s *stack, consul *api.Client, l *load, converged 
 	if exited > 30*time.Second {
 		t.Errorf("the sidecar took %s to exit, longer than its stop_grace_period 30s", exited)
 	}
-	steps := []string{"deregistered the local service", "waiting for other proxies", "shutting down", "stopped"}
-	logged, err := ferryLog(id, steps...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, step := range steps {
-		at, ok := logged[step]
-		if !ok || at.Before(start.Add(-time.Second)) {
-			t.Fatalf("the sidecar's log has no %q line after the stop: %v", step, logged)
-		}
-		if i > 0 && at.Before(logged[steps[i-1]]) {
-			t.Errorf("%q logged at %s, before %q at %s", step, at.Format("15:04:05.000"), steps[i-1], logged[steps[i-1]].Format("15:04:05.000"))
-		}
-	}
+	logged := stopSteps(t, id, start, "deregistered the local service", "waiting for other proxies", "shutting down", "stopped")
 	if d := logged["shutting down"].Sub(logged["deregistered the local service"]); d < deregisterDelay-50*time.Millisecond {
 		t.Errorf("the drain began %s after the deregistration, want deregister_delay %s", d, deregisterDelay)
 	}
@@ -274,4 +261,25 @@ func killConsul(t *testing.T, s *stack, edgeAdmin, orderAdmin string, converged 
 	}
 	f.convergence = append(f.convergence, fmt.Sprintf("both ferries stale %s after the kill, Consul down %s, converged %s after docker start",
 		stale.Round(100*time.Millisecond), downFor.Round(time.Second), back.Round(100*time.Millisecond)))
+}
+
+// stopSteps reads the sidecar id's log and checks that each of steps was
+// logged after start (the docker stop), in this order; it returns when each
+// was logged.
+func stopSteps(t *testing.T, id string, start time.Time, steps ...string) map[string]time.Time {
+	t.Helper()
+	logged, err := ferryLog(id, steps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range steps {
+		at, ok := logged[step]
+		if !ok || at.Before(start.Add(-time.Second)) {
+			t.Fatalf("the sidecar's log has no %q line after the stop: %v", step, logged)
+		}
+		if i > 0 && at.Before(logged[steps[i-1]]) {
+			t.Errorf("%q logged at %s, before %q at %s", step, at.Format("15:04:05.000"), steps[i-1], logged[steps[i-1]].Format("15:04:05.000"))
+		}
+	}
+	return logged
 }

@@ -37,20 +37,7 @@ func stopUnreachable(t *testing.T, s *stack) (failed time.Duration, cause string
 	if limit := agentCallTimeout + deregisterDelay + 5*time.Second; exited > limit {
 		t.Errorf("without Consul, the sidecar took %s to exit, want within %s (stop_grace_period: 30s)", exited, limit)
 	}
-	steps := []string{"cannot deregister the local service", "waiting for other proxies", "shutting down", "stopped"}
-	logged, err := ferryLog(id, steps...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, step := range steps {
-		at, ok := logged[step]
-		if !ok || at.Before(start.Add(-time.Second)) {
-			t.Fatalf("the sidecar's log has no %q line after the stop: %v", step, logged)
-		}
-		if i > 0 && at.Before(logged[steps[i-1]]) {
-			t.Errorf("%q logged at %s, before %q at %s", step, at.Format("15:04:05.000"), steps[i-1], logged[steps[i-1]].Format("15:04:05.000"))
-		}
-	}
+	logged := stopSteps(t, id, start, "cannot deregister the local service", "waiting for other proxies", "shutting down", "stopped")
 	failedAt := logged["cannot deregister the local service"]
 	if d := logged["shutting down"].Sub(failedAt); d < deregisterDelay-50*time.Millisecond {
 		t.Errorf("the drain began %s after the failed deregistration, want deregister_delay %s", d, deregisterDelay)
