@@ -3,7 +3,6 @@ package sock
 import (
 	"net"
 	"syscall"
-	"unsafe"
 )
 
 // PeekState is what a non-blocking peek at a connection found.
@@ -42,24 +41,12 @@ func (p *Peeker) Peek() PeekState {
 		return PeekQuiet
 	}
 	var b [1]byte
-	n, err := peek(p.Fd, &b[0])
-	if err == syscall.EINTR {
-		n, err = peek(p.Fd, &b[0])
-	}
+	n, err := RecvNoWait(p.Fd, b[:], syscall.MSG_PEEK)
 	switch {
 	case err == syscall.EAGAIN:
 		return PeekQuiet
-	case err == 0 && n > 0:
+	case err == nil && n > 0:
 		return PeekData
 	}
 	return PeekClosed
-}
-
-// peek is recv(fd, b, 1, MSG_PEEK|MSG_DONTWAIT): with no address to fill
-// in (recvfrom's) and, as it cannot block, without the scheduler's
-// entersyscall/exitsyscall around it.
-func peek(fd int, b *byte) (int, syscall.Errno) {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(b)), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return int(n), e
 }

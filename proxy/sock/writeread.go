@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // WriteReader sends a request and waits for the first bytes of its answer
@@ -138,30 +137,4 @@ func wrapErrno(op string, err error) error {
 		return os.NewSyscallError(op, errno)
 	}
 	return err
-}
-
-// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
-// without the scheduler's entersyscall/exitsyscall around them (about 60
-// ns each here): on a non-blocking descriptor they never block, which is
-// what RawSyscall is for. The peek does the same (peek.go).
-func rawRead(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
 }

@@ -201,10 +201,7 @@ func (r *recordConn) readNow(p []byte) (int, error) {
 	if r.fd < 0 || len(p) == 0 {
 		return 0, errWouldBlock
 	}
-	n, _, err := syscall.Recvfrom(r.fd, p, syscall.MSG_DONTWAIT)
-	if err == syscall.EINTR {
-		n, _, err = syscall.Recvfrom(r.fd, p, syscall.MSG_DONTWAIT)
-	}
+	n, err := sock.RecvNoWait(r.fd, p, 0)
 	switch {
 	case err == syscall.EAGAIN:
 		return 0, errWouldBlock
