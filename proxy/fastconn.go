@@ -30,7 +30,6 @@ type fastConn struct {
 
 	buf  []byte // buf[r:w] is read and not yet consumed
 	r, w int
-	head wire.RequestHead
 
 	rdl, wdl time.Time // the deadlines armed on raw (see deadline.go)
 
@@ -51,6 +50,12 @@ type fastConn struct {
 	reqIDBuf [32]byte
 	reqIDNew bool
 	extra    []byte // scratch for the extra fields of ferry's own answers
+
+	// The head being served. Last: every request touches the fields above,
+	// which then share a few cache lines (a connection's goroutine often
+	// wakes on another core, where each line it touches is a miss), and it
+	// touches only the start of the head's 3.7 KiB.
+	head wire.RequestHead
 }
 
 const (

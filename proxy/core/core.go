@@ -104,7 +104,6 @@ type Exchange struct {
 	Status    int
 	BytesSent int64
 
-	Resp wire.ResponseHead
 	// Route filters (filters.go): the request's view when the route has
 	// filters (nil otherwise), the response header edits, the body filters'
 	// writer, and whether the body's length changes on the way.
@@ -121,6 +120,10 @@ type Exchange struct {
 	small     []byte           // the exchange's own input buffer
 	big       *[bigInSize]byte // borrowed from bigIns; nil when in is small
 	hex       [20]byte         // a chunk-size line
+
+	// The upstream's response head. Last, as in the fast lane's connection
+	// (fastConn.head): the fields above share a few cache lines.
+	Resp wire.ResponseHead
 }
 
 const (

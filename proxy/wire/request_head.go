@@ -41,9 +41,11 @@ type RequestHead struct {
 	Host          []byte
 	ContentLength int64 // 0 without a body
 	Close         bool  // the client sent "Connection: close"
-	Fields        [maxFastFields]field
 	NFields       int
 	Size          int // bytes of the head, final CRLF included
+	// Last, so that the scalars above share a cache line (see
+	// ResponseHead).
+	Fields [maxFastFields]field
 }
 
 // headVerdict is parseHead's answer.
