@@ -13,7 +13,14 @@ import (
 // safe for concurrent use; the request path only touches atomics, and reads
 // the clock only while the instance is ejected.
 type State struct {
-	inflight   atomic.Int64
+	// inflight is written twice by every request (Acquire, Release), on a
+	// cache line of its own: Available's reads of the fields below, also
+	// by every request, then do not miss on the other core after each
+	// write. The whole State is a multiple of cacheLine (see the test), so
+	// the allocator gives no other object a share of its lines.
+	inflight atomic.Int64
+	_        [cacheLine - 8]byte
+
 	activeDown atomic.Bool
 	drainedAt  atomic.Int64 // unix nanoseconds; 0 when not drained
 
@@ -29,8 +36,13 @@ type State struct {
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0 when not ejected
 	lastEjection atomic.Int64 // unix nanoseconds the last ejection ended
 
-	panic *Panic // the service's panic mode; set once by Registry.State
+	panic *Panic                         // the service's panic mode; set once by Registry.State
+	_     [cacheLine - 80%cacheLine]byte // the fields after inflight's line are 80 bytes
 }
+
+// cacheLine is a CPU cache line's size (64 bytes on amd64 and on common
+// arm64 cores).
+const cacheLine = 64
 
 // Acquire counts a request in flight to the instance.
 func (s *State) Acquire() { s.inflight.Add(1) }

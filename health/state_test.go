@@ -3,6 +3,7 @@ package health
 import (
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestDrain: a drained instance takes no new requests until undrained,
@@ -51,5 +52,16 @@ func TestStateRecordsWhyAndWhen(t *testing.T) {
 	s.setActive(false)
 	if s.ActiveSince().Before(before) {
 		t.Errorf("ActiveSince %v not set on the change", s.ActiveSince())
+	}
+}
+
+// TestStateOwnsItsCacheLines: a State is a whole number of cache lines, so
+// that no other object shares the line every request writes.
+func TestStateOwnsItsCacheLines(t *testing.T) {
+	if size := unsafe.Sizeof(State{}); size%cacheLine != 0 {
+		t.Errorf("State is %d bytes, not a multiple of %d", size, cacheLine)
+	}
+	if off := unsafe.Offsetof(State{}.activeDown); off != cacheLine {
+		t.Errorf("State.activeDown at offset %d: want the line after inflight's (%d)", off, cacheLine)
 	}
 }

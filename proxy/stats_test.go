@@ -252,3 +252,26 @@ func TestAttemptDoneDoesNotAllocate(t *testing.T) {
 		t.Errorf("attempt done: %d allocations per attempt, want 0", a)
 	}
 }
+
+// BenchmarkRequestEndParallel ends requests on every core at once, as a
+// busy proxy does: one attempt and one request on the same route, service
+// and instance. What it measures is mostly the cache lines the counters
+// share between cores.
+func BenchmarkRequestEndParallel(b *testing.B) {
+	builder := route.NewBuilder(health.NewRegistry(), nil)
+	b.Cleanup(builder.Close)
+	tab := builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}},
+		map[string]route.ServiceSpec{"user": {Outlier: health.Outlier{ConsecutiveFailures: 5, BaseEjectionTime: time.Minute}}},
+		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
+	svc := tab.Service("user")
+	up := svc.Upstreams()[0]
+	rt := tab.Match("", "/api/user/1")
+	start := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			svc.AttemptDone(up, 200, nil, start)
+			route.RecordRequest(rt, up, 200, 120, time.Millisecond, 1)
+		}
+	})
+}

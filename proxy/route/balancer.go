@@ -61,6 +61,15 @@ func lastResort(avoid *Upstream) *Upstream {
 	return nil
 }
 
+// newRoundRobinCounter returns a round-robin counter on a cache line of its
+// own (see cacheLine): every request writes it.
+func newRoundRobinCounter() *atomic.Uint64 { return &new(paddedCounter).Uint64 }
+
+type paddedCounter struct {
+	atomic.Uint64
+	_ [cacheLine - 8]byte
+}
+
 // RoundRobin takes instances in turn from a shared atomic counter.
 type RoundRobin struct{ next *atomic.Uint64 }
 

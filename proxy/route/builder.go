@@ -162,7 +162,7 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 	spec = withDefaults(name, spec, given)
 	p := b.Pools[name]
 	if p == nil {
-		p = &servicePool{next: new(atomic.Uint64), budget: new(retryBudget), logger: b.logger.With("service", name),
+		p = &servicePool{next: newRoundRobinCounter(), budget: new(retryBudget), logger: b.logger.With("service", name),
 			conns: make(map[string]*upstream.Pool)}
 		b.Pools[name] = p
 	}
@@ -173,7 +173,9 @@ func (b *Builder) service(name string, spec ServiceSpec, given bool, set *discov
 		// Requests holding a slot of the old gate give it back there.
 		p.gate = NewGate(spec.MaxRequests, spec.MaxPendingRequests, spec.QueueTimeout, svc.stats)
 	}
-	svc.Gate = p.gate
+	if p.gate.max > 0 {
+		svc.Gate = p.gate // nil otherwise: a request then reads nothing of it
+	}
 	p.upstreamClients(&spec) // upstream_clients.go
 	svc.H2 = p.h2
 	inSet := make(map[string]bool)

@@ -20,6 +20,7 @@ type retryBudget struct {
 	Requests atomic.Int64  // requests in flight
 	Retries  atomic.Int64  // requests in flight that have retried
 	denied   atomic.Uint64 // retries refused for want of budget (stats.go)
+	_        [cacheLine - 24]byte
 }
 
 const (

@@ -119,7 +119,7 @@ func (b *Builder) subset(full *Service, tag string) *Service {
 		if p.tagNext == nil {
 			p.tagNext = make(map[string]*atomic.Uint64)
 		}
-		next = new(atomic.Uint64)
+		next = newRoundRobinCounter()
 		p.tagNext[tag] = next
 	}
 	s.Balancer, _ = NewBalancer(s.spec.Balance, s.upstreams, next)

@@ -26,6 +26,17 @@ import (
 // Totals therefore only grow while a route exists, as Prometheus counters
 // must; a route that is removed and comes back starts again from zero.
 
+// cacheLine is a CPU cache line's size (64 bytes on amd64 and on common
+// arm64 cores). What every request writes (these counters, the retry
+// budget, the round-robin counter) is padded to a multiple of it. The
+// allocator places an object of such a size at a multiple of its size
+// class, itself a multiple of 64, so no other object shares its lines.
+// Otherwise a neighbour that every request only reads (a route, an
+// instance's address) would leave the other core's cache at each write
+// (false sharing) and cost a miss there on the next request.
+// TestHotObjectsOwnTheirCacheLines keeps the sizes right.
+const cacheLine = 64
+
 // Status classes: index i counts statuses (i+1)xx.
 const numClasses = 5
 
@@ -77,6 +88,7 @@ type ServiceStats struct {
 	queueNanos     atomic.Uint64 // their total wait
 	queueTimeouts  atomic.Uint64 // of them, answered 503 after queue_timeout
 	queueOverflows atomic.Uint64 // answered 503 at once: the queue was full
+	_              [cacheLine - 200%cacheLine]byte
 }
 
 // Queued is how many requests waited for a max_requests slot.
@@ -136,6 +148,7 @@ type InstanceStats struct {
 	failed    atomic.Uint64
 	bytes     atomic.Uint64
 	durations Histogram
+	_         [cacheLine - 200%cacheLine]byte
 }
 
 // Answers returns how many attempts the instance answered with a status of
