@@ -337,5 +337,64 @@ func reportPaired(w io.Writer, o options, scs []scenario, res map[string][]pairR
 			fmt.Fprintf(w, "| %s | %.3f | %.3f | %.3f | %.3f | %d |\n", f.name, st.Median, st.Mean, st.Min, st.Max, st.N)
 		}
 		fmt.Fprintln(w)
+		if fit, ok := fitEqualRPS(runs); ok {
+			fmt.Fprintf(w, "CPU µs/req %s÷%s at equal RPS: **%.3f** (± %.3f, one standard error; %d rounds; "+
+				"CPU ratio ∝ RPS ratio^%.2f, residual spread ±%.1f %%)\n\n",
+				b, a, fit.Ratio, fit.SE, fit.N, fit.Slope, 100*fit.Resid)
+		}
 	}
+}
+
+// equalRPSFit is the CPU ratio of two ferries at equal throughput.
+//
+// Side by side, the two ferries share two cores, and in each round one of
+// them gets a larger share by chance: its RPS is higher, and its CPU per
+// request lower, because each wake-up then finds more requests to serve.
+// The per-round CPU ratios thus move with the RPS ratios, which is most of
+// their spread. A least-squares line of ln(CPU ratio) on ln(RPS ratio),
+// taken at RPS ratio 1, removes that share effect: what is left is the
+// difference in the work each does per request.
+type equalRPSFit struct {
+	N         int
+	Ratio, SE float64 // at RPS ratio 1, and its standard error (same scale)
+	Slope     float64
+	Resid     float64 // the residuals' standard deviation, in ln units
+}
+
+func fitEqualRPS(runs []pairRun) (equalRPSFit, bool) {
+	var xs, ys []float64
+	for _, r := range runs {
+		c, q := ratio(r.B.CPUPerRq(), r.A.CPUPerRq()), ratio(r.B.RPS, r.A.RPS)
+		if c > 0 && q > 0 {
+			xs, ys = append(xs, math.Log(q)), append(ys, math.Log(c))
+		}
+	}
+	n := float64(len(xs))
+	if len(xs) < 4 {
+		return equalRPSFit{}, false
+	}
+	var mx, my float64
+	for i := range xs {
+		mx, my = mx+xs[i], my+ys[i]
+	}
+	mx, my = mx/n, my/n
+	var sxx, sxy float64
+	for i := range xs {
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+		sxy += (xs[i] - mx) * (ys[i] - my)
+	}
+	if sxx == 0 {
+		return equalRPSFit{}, false
+	}
+	slope := sxy / sxx
+	icept := my - slope*mx
+	var rss float64
+	for i := range xs {
+		d := ys[i] - (icept + slope*xs[i])
+		rss += d * d
+	}
+	resid := math.Sqrt(rss / (n - 2))
+	se := resid * math.Sqrt(1/n+mx*mx/sxx)
+	ratio := math.Exp(icept)
+	return equalRPSFit{N: len(xs), Ratio: ratio, SE: ratio * se, Slope: slope, Resid: resid}, true
 }

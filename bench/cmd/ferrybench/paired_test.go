@@ -80,3 +80,23 @@ func TestReportPaired(t *testing.T) {
 		}
 	}
 }
+
+// TestFitEqualRPS: rounds whose CPU ratio follows the RPS ratio exactly
+// (1.02 × RPS ratio^-0.7) give 1.02 at equal RPS, with no spread; too few
+// rounds give no estimate.
+func TestFitEqualRPS(t *testing.T) {
+	var runs []pairRun
+	for i, q := range []float64{0.9, 0.95, 1.0, 1.04, 1.1, 0.97} {
+		c := 1.02 * math.Pow(q, -0.7)
+		runs = append(runs, pairRun{Round: i + 1,
+			A: pairSide{RPS: 10000, UserUs: 10, SysUs: 30},
+			B: pairSide{RPS: 10000 * q, UserUs: 10 * c, SysUs: 30 * c}})
+	}
+	fit, ok := fitEqualRPS(runs)
+	if !ok || math.Abs(fit.Ratio-1.02) > 1e-9 || math.Abs(fit.Slope+0.7) > 1e-9 || fit.Resid > 1e-9 || fit.N != 6 {
+		t.Errorf("fit = %+v, %v; want ratio 1.02, slope -0.7, no residual, 6 rounds", fit, ok)
+	}
+	if _, ok := fitEqualRPS(runs[:3]); ok {
+		t.Error("an estimate from 3 rounds")
+	}
+}
