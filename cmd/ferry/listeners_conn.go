@@ -225,6 +225,8 @@ func redirectHost(hostport string) string {
 
 // fastLane builds a listener's HTTP/1.1 server: the same fast lane, with
 // the same net/http hand-off, as the listen shorthand's (newDataServer).
-func fastLane(h *proxy.Handler, cfg *config.Config, logger hclog.Logger) *proxy.Server {
-	return newDataServer(h, cfg, logger)
+// Its guard caps the connections at max_connections when counts, else the
+// listener's accept loop does (connSlots).
+func fastLane(h *proxy.Handler, cfg *config.Config, logger hclog.Logger, counts bool) *proxy.Server {
+	return newServerCounting(h, cfg, logger, counts)
 }

@@ -80,6 +80,9 @@ type blockRuntime struct {
 
 	sock  net.Listener
 	store *certs.Store // nil on a plain listener
+	// slots cap the connections the accept loop sorts (see connSlots);
+	// nil when the fast lane's guard counts them, or without a cap.
+	slots connSlots
 
 	fast           *proxy.Server // nil on a redirect listener
 	fastLn         *chanListener
@@ -326,9 +329,17 @@ func (s *listenerSet) build(l *config.Listener, cfg *config.Config) (*blockRunti
 	}
 	if l.RedirectHTTPS != "" {
 		rt.redirect = newRedirectServer(l.RedirectHTTPS, l.HTTP2, cfg.Limits, log)
+		rt.slots = newConnSlots(cfg.Limits.MaxConnections)
 		return rt, nil
 	}
-	rt.fast = fastLane(s.handler, cfg, log)
+	if l.TLS != nil || l.HTTP2 {
+		// The accept loop sorts every connection and counts it; the fast
+		// lane's guard then does not count again.
+		rt.slots = newConnSlots(cfg.Limits.MaxConnections)
+		rt.fast = fastLane(s.handler, cfg, log, false)
+	} else {
+		rt.fast = fastLane(s.handler, cfg, log, true)
+	}
 	if l.HTTP2 {
 		rt.h2 = newH2Server(s.handler, cfg.Limits, log)
 	}
@@ -375,8 +386,12 @@ func (rt *blockRuntime) accept(s *listenerSet) {
 	sem := make(chan struct{}, maxSorting)
 	var backoff time.Duration
 	for {
+		if !rt.slots.take(rt.stopAccept) {
+			return
+		}
 		c, err := rt.sock.Accept()
 		if err != nil {
+			rt.slots.give()
 			select {
 			case <-rt.stopAccept:
 				return
@@ -396,6 +411,7 @@ func (rt *blockRuntime) accept(s *listenerSet) {
 			return
 		}
 		backoff = 0
+		c = rt.slots.hold(c)
 		switch {
 		case rt.redirect != nil:
 			rt.redirectLn.give(c)

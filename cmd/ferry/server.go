@@ -36,7 +36,17 @@ type server interface {
 // and fast_lane apply to servers built after a change: at start and
 // whenever the listen address is rebound.
 func newDataServer(h *proxy.Handler, cfg *config.Config, logger hclog.Logger) *proxy.Server {
+	return newServerCounting(h, cfg, logger, true)
+}
+
+// newServerCounting is newDataServer whose guard caps the connections at
+// max_connections only when counts (see connSlots for the other case).
+func newServerCounting(h *proxy.Handler, cfg *config.Config, logger hclog.Logger, counts bool) *proxy.Server {
 	l := cfg.Limits
+	maxConns := l.MaxConnections
+	if !counts {
+		maxConns = 0
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true) // no h2c: "Upgrade: h2c" is ignored, the preface refused
 	fallback := &http.Server{
@@ -55,7 +65,7 @@ func newDataServer(h *proxy.Handler, cfg *config.Config, logger hclog.Logger) *p
 		ErrorLog:                     logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	s := proxy.NewServer(h, fallback, proxy.GuardOptions{
-		MaxConnections:   l.MaxConnections,
+		MaxConnections:   maxConns,
 		MaxHeaderCount:   l.MaxHeaderCount,
 		ReadTimeout:      l.ReadTimeout,
 		WriteIdleTimeout: l.WriteIdleTimeout,
