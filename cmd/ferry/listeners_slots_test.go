@@ -196,7 +196,9 @@ func TestSlotConn(t *testing.T) {
 		t.Fatal("take on free slots")
 	}
 	c := slots.hold(raw)
-	if _, err := c.(interface{ SyscallConn() (syscall.RawConn, error) }).SyscallConn(); err != nil {
+	if _, err := c.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	}).SyscallConn(); err != nil {
 		t.Errorf("SyscallConn through the slot: %v", err)
 	}
 	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
