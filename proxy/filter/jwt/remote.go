@@ -50,7 +50,7 @@ type Remote struct {
 	log   hclog.Logger
 	keys  atomic.Pointer[KeySet]
 	wake  chan struct{}
-	fetch atomic.Uint64 // fetches done, for tests and the status page
+	fetch atomic.Uint64 // fetches ended (successful or not), for tests
 
 	mu        sync.Mutex
 	lastStart time.Time     // when the last fetch started
@@ -104,7 +104,8 @@ func (k *Remote) Stop() {
 	<-k.done
 }
 
-// Fetches is the number of fetches attempted.
+// Fetches is the number of fetches that ended, successful or not (a new set
+// is in use when it counts its fetch).
 func (k *Remote) Fetches() uint64 { return k.fetch.Load() }
 
 // Keys returns the current set. When it has no key with kid, it asks for a
@@ -185,7 +186,6 @@ func (k *Remote) fetchOnce(ctx context.Context) bool {
 	k.mu.Lock()
 	k.lastStart = k.o.Now()
 	k.mu.Unlock()
-	k.fetch.Add(1)
 	ks, err := k.get(ctx)
 	if err == nil {
 		k.keys.Store(ks)
@@ -197,6 +197,7 @@ func (k *Remote) fetchOnce(ctx context.Context) bool {
 		}
 		k.log.Warn("cannot fetch key set; keeping the last good one", "error", err, "kept_keys", kept)
 	}
+	k.fetch.Add(1) // once its set is in place: tests wait for it
 	k.mu.Lock()
 	if k.pending != nil {
 		close(k.pending)
