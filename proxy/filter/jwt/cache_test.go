@@ -206,6 +206,15 @@ func TestCacheFollowsKeyRotation(t *testing.T) {
 	expect("signed by A after A was retired", signedA, 401, "unknown signing key")
 	expect("signed by B", "Bearer "+sign(t, jwtlib.SigningMethodRS256, "r2", k.rsa2, good()), 0, "")
 
+	// A refresh that brings the same keys keeps the set, and the entries.
+	signedB := "Bearer " + sign(t, jwtlib.SigningMethodRS256, "r2", k.rsa2, with(good(), "sub", "user-2"))
+	expect("another token of B", signedB, 0, "")
+	n := f.verifies.Load()
+	refresh(jwks(rsaJWK("r2", &k.rsa2.PublicKey)))
+	expect("B's token after an unchanged refresh", signedB, 0, "")
+	if got := f.verifies.Load(); got != n {
+		t.Errorf("verifications after an unchanged refresh: got %d, want %d (a hit)", got, n)
+	}
 }
 
 func TestCacheKeepsTokensApart(t *testing.T) {

@@ -42,7 +42,8 @@ type RemoteOptions struct {
 
 // Remote is a key set fetched from a URL in the background and refreshed:
 // on a timer, and when a token names a kid the set does not hold (at most
-// once per MinRefresh). When a fetch fails the last good set stays in use.
+// once per MinRefresh). When a fetch fails the last good set stays in use;
+// when it brings the same keys, the same *KeySet stays in use.
 // Its goroutine runs from Start until the context ends or Stop; Keys is safe
 // for concurrent use.
 type Remote struct {
@@ -188,6 +189,9 @@ func (k *Remote) fetchOnce(ctx context.Context) bool {
 	k.mu.Unlock()
 	ks, err := k.get(ctx)
 	if err == nil {
+		if old := k.keys.Load(); old.sameKeys(ks) {
+			ks = old // unchanged: tokens verified with it stay cached
+		}
 		k.keys.Store(ks)
 		k.log.Debug("key set fetched", "keys", ks.Len())
 	} else if ctx.Err() == nil {
