@@ -104,6 +104,9 @@ func New(o Options) *Filter {
 	return &Filter{o: o, parser: jwtlib.NewParser(opts...), realm: strconv.Quote(o.Realm), cache: newTokenCache(o.CacheSize)}
 }
 
+// CachedTokens is the number of verified tokens the filter holds.
+func (f *Filter) CachedTokens() int { return f.cache.len() }
+
 // Request verifies the token and the claims; on success it stores the
 // claims (filter.SetClaims) and forwards the configured ones. A token found
 // in the cache and still usable is answered as its verification was; any
