@@ -484,3 +484,43 @@ func benchmarkCached(b *testing.B, method jwtlib.SigningMethod, kid string, key 
 		b.Fatalf("got %d verifications, want 1", f.verifies.Load())
 	}
 }
+
+// BenchmarkVerifyCachedParallel: hits on every core, spread over 256
+// tokens (and so over the shards), as many clients would send them.
+func BenchmarkVerifyCachedParallel(b *testing.B) {
+	k := keysOnce()
+	f, _ := newTestFilter(b, func(o *Options) { o.CacheSize = 1000 })
+	var reqs []*filtertest.Request
+	for i := 0; i < 256; i++ {
+		tok := sign(b, jwtlib.SigningMethodES256, "e1", k.ec, with(good(), "sub", fmt.Sprint("user-", i)))
+		reqs = append(reqs, filtertest.NewRequest("api", "192.0.2.1", "/", "Authorization", "Bearer "+tok))
+		if a := f.Request(context.Background(), reqs[i]); a != nil {
+			b.Fatal(a.Status)
+		}
+	}
+	var next sync.Mutex
+	start := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		next.Lock()
+		i := start
+		start += 97
+		next.Unlock()
+		// Each goroutine its own copies: filtertest.Request is not safe for
+		// concurrent use.
+		mine := make([]*filtertest.Request, len(reqs))
+		for j, r := range reqs {
+			mine[j] = filtertest.NewRequest("api", "192.0.2.1", "/", "Authorization", r.Client.Get("Authorization"))
+		}
+		for pb.Next() {
+			i = (i + 1) % len(mine)
+			if a := f.Request(context.Background(), mine[i]); a != nil {
+				b.Fatal(a.Status)
+			}
+		}
+	})
+	if got := f.verifies.Load(); got != 256 {
+		b.Fatalf("got %d verifications, want 256 (every request in the loop a hit)", got)
+	}
+}
