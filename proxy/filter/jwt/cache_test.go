@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	jwtlib "github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
@@ -434,6 +435,9 @@ func TestTokenCacheEviction(t *testing.T) {
 }
 
 func TestTokenCacheShards(t *testing.T) {
+	if n := unsafe.Sizeof(cacheShard{}); n%64 != 0 {
+		t.Errorf("a shard is %d bytes, want a multiple of 64 (its own cache lines)", n)
+	}
 	for _, tc := range []struct{ size, shards int }{
 		{-1, 0}, {0, 0}, {1, 1}, {127, 1}, {128, 2}, {1000, 15}, {1024, 16}, {100000, 16},
 	} {

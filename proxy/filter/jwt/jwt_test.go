@@ -199,11 +199,15 @@ func FuzzToken(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("....")
 	f.Add(`eyJhbGciOiJSUzI1NiIsImtpZCI6WzFdfQ.eyJleHAiOnsiYSI6MX19.AAAA`)
-	filt, _ := newTestFilter(f, func(o *Options) { o.HS256 = []byte("secret") })
+	filt, _ := newTestFilter(f, func(o *Options) { o.HS256 = []byte("secret"); o.CacheSize = 8 })
 	f.Fuzz(func(t *testing.T, tok string) {
 		_, a := run(filt, "Bearer "+tok)
 		if a != nil && a.Status != 401 && a.Status != 403 {
 			t.Errorf("status %d", a.Status)
+		}
+		// Again, perhaps from the cache: the same answer.
+		if _, again := run(filt, "Bearer "+tok); (a == nil) != (again == nil) || a != nil && a.Status != again.Status {
+			t.Errorf("got %v, then %v", a, again)
 		}
 	})
 }
