@@ -12,11 +12,11 @@ import (
 
 // The cache of verified tokens (Envoy's jwt_cache_config): clients send the
 // same token on many requests, and checking its signature again costs more
-// than the rest of the request (60–180 µs for RS256 and ES256). A filter
+// than the rest of the request (40–180 µs for RS256 and ES256). A filter
 // keeps up to Options.CacheSize tokens that passed every check, keyed by the
 // token's SHA-256, and answers a later request with the same token from
 // what the verification established — but only while the parser would
-// still accept it (verified.usable): within the token's time window judged
+// still accept it (Filter.usable): within the token's time window judged
 // at the request's Now, and under the key set that verified it.
 
 // tokenKey is the SHA-256 of a token: 32 bytes per entry whatever the
