@@ -32,6 +32,9 @@ type JWT struct {
 	// ForwardClaims maps a claim to the request header it is copied into;
 	// a client-sent header of that name is removed first.
 	ForwardClaims []ClaimHeader
+	// CacheSize is how many verified tokens the filter keeps, so that a
+	// token sent again is not verified again; 0 keeps none. Default 1000.
+	CacheSize int
 }
 
 // ClaimHeader is one forward_claims entry.
@@ -41,14 +44,18 @@ type ClaimHeader struct {
 }
 
 // Defaults of the jwt block, following Envoy's jwt_authn (clock_skew 60s,
-// remote JWKS cache 5m).
+// remote JWKS cache 5m). The token cache is larger than Envoy's
+// jwt_cache_size (100): a sidecar or edge route sees many clients, and an
+// entry is small (the claims and a 32-byte hash).
 const (
 	DefaultJWTLeeway      = 60 * time.Second
 	DefaultJWKSRefresh    = 5 * time.Minute
+	DefaultJWTCacheSize   = 1000
 	maxJWTLeeway          = 5 * time.Minute
 	minJWKSRefresh        = 10 * time.Second
 	maxJWTRequiredClaims  = 64
 	maxJWTClaimValueCount = 1024
+	maxJWTCacheSize       = 1_000_000
 )
 
 type rawJWT struct {
@@ -62,6 +69,7 @@ type rawJWT struct {
 	Leeway          *hcl.Attribute `hcl:"leeway,optional"`
 	RequireClaims   *hcl.Attribute `hcl:"require_claims,optional"`
 	ForwardClaims   *hcl.Attribute `hcl:"forward_claims,optional"`
+	CacheSize       *hcl.Attribute `hcl:"cache_size,optional"`
 
 	DefRange hcl.Range `hcl:",def_range"`
 }
@@ -72,7 +80,7 @@ func (d *decoder) jwtFilter(rj *rawJWT, earlier []Filter) *Filter {
 		d.errorf(rj.DefRange, "Duplicate jwt block",
 			"A route verifies one kind of token, so it has at most one jwt block; %s.", firstDefinedHere(first.Range))
 	}
-	j := &JWT{Leeway: DefaultJWTLeeway, Refresh: DefaultJWKSRefresh}
+	j := &JWT{Leeway: DefaultJWTLeeway, Refresh: DefaultJWKSRefresh, CacheSize: DefaultJWTCacheSize}
 	d.str(rj.Issuer, &j.Issuer, "Invalid issuer", noSpace("issuer"))
 	d.strList(rj.Audiences, &j.Audiences, "Invalid audience", func(s string) error {
 		if s == "" {
@@ -91,6 +99,7 @@ func (d *decoder) jwtFilter(rj *rawJWT, earlier []Filter) *Filter {
 	d.duration(rj.Leeway, &j.Leeway, durationRule{zeroOK: true, max: maxJWTLeeway})
 	j.RequireClaims = d.requireClaims(rj.RequireClaims)
 	j.ForwardClaims = d.forwardClaims(rj.ForwardClaims)
+	d.integer(rj.CacheSize, &j.CacheSize, 0, maxJWTCacheSize)
 
 	switch {
 	case fileOK && urlOK:

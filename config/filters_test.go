@@ -29,6 +29,7 @@ route "api" {
     leeway         = "5s"
     require_claims = { role = ["admin", "developer"], tier = "gold" }
     forward_claims = { sub = "x-user-id", email = "X-User-Email" }
+    cache_size     = 250
   }
   rate_limit {
     rate  = 100
@@ -71,6 +72,7 @@ route "api" {
 		HS256SecretEnv: "FERRY_JWT_SECRET", Leeway: 5 * time.Second,
 		RequireClaims: map[string][]string{"role": {"admin", "developer"}, "tier": {"gold"}},
 		ForwardClaims: []ClaimHeader{{Claim: "email", Header: "X-User-Email"}, {Claim: "sub", Header: "X-User-Id"}},
+		CacheSize:     250,
 	}
 	if !reflect.DeepEqual(fs[1].JWT, wantJWT) {
 		t.Errorf("jwt: got %+v, want %+v", fs[1].JWT, wantJWT)
@@ -82,8 +84,8 @@ route "api" {
 	if rl != wantRL {
 		t.Errorf("rate_limit: got %+v, want %+v", rl, wantRL)
 	}
-	if rl.KeyRange.Start.Line != 28 {
-		t.Errorf("key range: got line %d, want 28", rl.KeyRange.Start.Line)
+	if rl.KeyRange.Start.Line != 29 {
+		t.Errorf("key range: got line %d, want 29", rl.KeyRange.Start.Line)
 	}
 	rl2 := fs[3].RateLimit
 	if rl2.Rate != 5 || rl2.Burst != 5 || rl2.Per != time.Second || rl2.Key != KeyHeader || rl2.KeyName != "X-Api-Key" ||
@@ -115,7 +117,7 @@ route "api" {
 }`)
 	j := cfg.Routes[0].Filters[0].JWT
 	if j.Leeway != DefaultJWTLeeway || j.Refresh != DefaultJWKSRefresh || j.JWKSFile != "/etc/ferry/jwks.json" ||
-		j.Issuer != "" || j.Audiences != nil || j.RequireClaims != nil || j.ForwardClaims != nil {
+		j.Issuer != "" || j.Audiences != nil || j.RequireClaims != nil || j.ForwardClaims != nil || j.CacheSize != 1000 {
 		t.Errorf("jwt defaults: got %+v", j)
 	}
 	r := cfg.Routes[0].Filters[1].RateLimit
@@ -162,6 +164,14 @@ func TestFilterErrors(t *testing.T) {
 			want: []string{"t.hcl:6,24: Invalid forward_claims"}},
 		{name: "forward two claims to one header", src: route("  jwt {\n    jwks_file = \"/k\"\n    forward_claims = { a = \"X-U\", b = \"x-u\" }\n  }"),
 			want: []string{"t.hcl:6,35: Invalid forward_claims"}},
+		{name: "negative cache_size", src: route("  jwt {\n    jwks_file = \"/k\"\n    cache_size = -1\n  }"),
+			want: []string{"t.hcl:6,18: Number out of range"}, detail: "from 0 to 1000000, not -1"},
+		{name: "cache_size too large", src: route("  jwt {\n    jwks_file = \"/k\"\n    cache_size = 1e7\n  }"),
+			want: []string{"t.hcl:6,18: Number out of range"}, detail: "from 0 to 1000000"},
+		{name: "fractional cache_size", src: route("  jwt {\n    jwks_file = \"/k\"\n    cache_size = 2.5\n  }"),
+			want: []string{"t.hcl:6,18: Invalid number"}, detail: "whole number"},
+		{name: "cache_size not a number", src: route("  jwt {\n    jwks_file = \"/k\"\n    cache_size = \"many\"\n  }"),
+			want: []string{"t.hcl:6,18: Incorrect attribute value type"}, detail: "a whole number"},
 		{name: "two jwt blocks", src: route("  jwt { jwks_file = \"/k\" }\n  jwt { jwks_file = \"/j\" }"),
 			want: []string{"t.hcl:5,3: Duplicate jwt block"}, detail: "t.hcl:4,3"},
 		// rate_limit

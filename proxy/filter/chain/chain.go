@@ -163,6 +163,7 @@ func buildJWT(route config.Route, f config.Filter, deps Deps) (any, error) {
 	o := jwt.Options{
 		Issuer: j.Issuer, Audiences: j.Audiences, Leeway: j.Leeway, RequireClaims: j.RequireClaims,
 		Now: deps.Now, Counters: deps.Stats.For(route.Name, config.FilterJWT, jwt.Reasons...), Realm: route.Name,
+		CacheSize: j.CacheSize,
 	}
 	for _, ch := range j.ForwardClaims {
 		o.ForwardClaims = append(o.ForwardClaims, jwt.ClaimHeader{Claim: ch.Claim, Header: ch.Header})

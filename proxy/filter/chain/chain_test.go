@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-proxy/ferry/internal/redistest"
 	"github.com/ferry-proxy/ferry/proxy/filter"
 	"github.com/ferry-proxy/ferry/proxy/filter/filtertest"
+	"github.com/ferry-proxy/ferry/proxy/filter/jwt"
 )
 
 // testKey is a P-256 key with its JWKS document.
@@ -180,6 +181,32 @@ func TestBuildRemoteJWKSLifecycle(t *testing.T) {
 	}
 	if _, err := Build(*cfg.Routes[0], Deps{Lifecycle: life}); err == nil {
 		t.Error("Build with a closed Lifecycle: got no error")
+	}
+}
+
+func TestBuildJWTCacheSize(t *testing.T) {
+	key, doc := testKey(t)
+	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
+	os.WriteFile(jwksPath, doc, 0o600)
+	tok := "Bearer " + token(t, key, jwtlib.MapClaims{"sub": "u"})
+	for _, tc := range []struct {
+		attr string
+		want int
+	}{{"", 1}, {"cache_size = 0", 0}} {
+		cfg := parse(t, "route \"api\" {\n  path_prefix = \"/\"\n  service = \"api\"\n  jwt {\n    jwks_file = \""+jwksPath+"\"\n    "+tc.attr+"\n  }\n}")
+		x, err := buildJWT(*cfg.Routes[0], cfg.Routes[0].Filters[0], Deps{}.withDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := x.(*jwt.Filter)
+		for i := 0; i < 2; i++ {
+			if a := f.Request(context.Background(), filtertest.NewRequest("api", "192.0.2.1", "/", "Authorization", tok)); a != nil {
+				t.Fatalf("%q: got %d", tc.attr, a.Status)
+			}
+		}
+		if got := f.CachedTokens(); got != tc.want {
+			t.Errorf("%q: got %d cached tokens, want %d", tc.attr, got, tc.want)
+		}
 	}
 }
 

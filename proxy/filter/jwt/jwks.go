@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -156,6 +157,27 @@ func (ks *KeySet) has(kid string) bool {
 		}
 	}
 	return false
+}
+
+// sameKeys reports whether two sets hold the same usable keys in the same
+// order: kid, algorithm and public key (the crypto packages' Equal). A
+// refresh that brings the same keys keeps the set in use, and with it the
+// entries of the filters' caches, which are tied to the *KeySet.
+func (ks *KeySet) sameKeys(o *KeySet) bool {
+	if ks == nil || o == nil {
+		return ks == o
+	}
+	if len(ks.keys) != len(o.keys) {
+		return false
+	}
+	for i, a := range ks.keys {
+		b := o.keys[i]
+		eq, ok := a.key.(interface{ Equal(crypto.PublicKey) bool })
+		if a.kid != b.kid || a.alg != b.alg || !ok || !eq.Equal(b.key) {
+			return false
+		}
+	}
+	return true
 }
 
 // Len is the number of usable keys.

@@ -5,7 +5,8 @@
 // ES256, EdDSA, and HS256 only when a secret is set, so that neither "none"
 // nor a public key used as an HMAC secret can pass), exp (required), nbf and
 // iat with a leeway, iss and aud. This package adds key sets (JWKS files and
-// URLs), require_claims, forward_claims and the RFC 6750 answers.
+// URLs), require_claims, forward_claims, the RFC 6750 answers and a cache of
+// verified tokens (cache.go).
 package jwt
 
 import (
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	jwtlib "github.com/golang-jwt/jwt/v5"
@@ -38,6 +40,10 @@ type Options struct {
 	Now           func() time.Time // default time.Now
 	Counters      *filter.Counters // reasons: Reasons
 	Realm         string           // the realm of WWW-Authenticate; default "ferry"
+	// CacheSize is how many verified tokens the filter keeps, to answer
+	// later requests with the same token without checking its signature
+	// again (cache.go); 0 keeps none and verifies every request.
+	CacheSize int
 }
 
 // ClaimHeader is one forward_claims entry.
@@ -57,12 +63,16 @@ var Reasons = []string{ReasonMissing, ReasonInvalid, ReasonExpired, ReasonForbid
 // MaxTokenBytes bounds a token; a longer one is refused before parsing.
 const MaxTokenBytes = 16 << 10
 
-// Filter verifies bearer tokens. It is immutable once built and safe for
-// concurrent use.
+// Filter verifies bearer tokens. Its options are immutable once built; it
+// is safe for concurrent use (its cache of verified tokens too).
 type Filter struct {
 	o      Options
 	parser *jwtlib.Parser
 	realm  string
+	cache  *tokenCache // nil: no cache
+	// verifies counts the tokens that went through the parser (tests tell
+	// hits from verifications by it).
+	verifies atomic.Uint64
 }
 
 // New builds a Filter.
@@ -91,11 +101,16 @@ func New(o Options) *Filter {
 	if len(o.Audiences) > 0 {
 		opts = append(opts, jwtlib.WithAudience(o.Audiences...))
 	}
-	return &Filter{o: o, parser: jwtlib.NewParser(opts...), realm: strconv.Quote(o.Realm)}
+	return &Filter{o: o, parser: jwtlib.NewParser(opts...), realm: strconv.Quote(o.Realm), cache: newTokenCache(o.CacheSize)}
 }
 
+// CachedTokens is the number of verified tokens the filter holds.
+func (f *Filter) CachedTokens() int { return f.cache.len() }
+
 // Request verifies the token and the claims; on success it stores the
-// claims (filter.SetClaims) and forwards the configured ones.
+// claims (filter.SetClaims) and forwards the configured ones. A token found
+// in the cache and still usable is answered as its verification was; any
+// other goes through the parser.
 func (f *Filter) Request(ctx context.Context, r filter.Request) *filter.Answer {
 	token, problem := bearer(r.HeaderValues("Authorization"))
 	switch {
@@ -104,41 +119,122 @@ func (f *Filter) Request(ctx context.Context, r filter.Request) *filter.Answer {
 	case problem != nil:
 		return f.reject(r, ReasonInvalid, problem.Error())
 	}
-	claims := jwtlib.MapClaims{}
-	_, err := f.parser.ParseWithClaims(token, claims, func(t *jwtlib.Token) (any, error) {
-		return f.key(ctx, t)
-	})
+	var key tokenKey
+	if f.cache != nil {
+		key = keyOf(token)
+		if v := f.cache.get(&key); v != nil {
+			if f.usable(ctx, v) {
+				return f.pass(r, v)
+			}
+			// Expired, or its key set was replaced: the parser decides
+			// (and counts) as if the token had never been seen.
+			f.cache.remove(&key, v)
+		}
+	}
+	v, err := f.verify(ctx, token)
 	if err != nil {
 		reason, desc := classify(err)
 		return f.reject(r, reason, desc)
 	}
-	if !f.allowed(claims) {
+	if f.cache != nil {
+		if now := f.o.Now(); cacheable(v, now) {
+			f.cache.put(&key, v, now)
+		}
+	}
+	return f.pass(r, v)
+}
+
+// verify parses and verifies the token (signature, alg, exp, nbf, iat, iss,
+// aud) and works out what a later request with it needs.
+func (f *Filter) verify(ctx context.Context, token string) (*verified, error) {
+	f.verifies.Add(1)
+	v := &verified{}
+	claims := jwtlib.MapClaims{}
+	_, err := f.parser.ParseWithClaims(token, claims, func(t *jwtlib.Token) (any, error) {
+		return f.key(ctx, t, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	v.claims = claims
+	// The validator accepted these claims, so exp is a number and nbf and
+	// iat are numbers or absent; the errors cannot happen.
+	exp, _ := claims.GetExpirationTime()
+	if exp == nil {
+		return nil, errors.New("jwt: a verified token without exp") // WithExpirationRequired
+	}
+	v.until = exp.Add(f.o.Leeway)
+	nbf, _ := claims.GetNotBefore()
+	iat, _ := claims.GetIssuedAt()
+	for _, t := range []*jwtlib.NumericDate{nbf, iat} {
+		if t != nil && t.Add(-f.o.Leeway).After(v.from) {
+			v.from = t.Add(-f.o.Leeway)
+		}
+	}
+	v.allowed = f.allowed(claims)
+	v.forward = make([]forwarded, len(f.o.ForwardClaims))
+	for i, ch := range f.o.ForwardClaims {
+		v.forward[i].value, v.forward[i].ok = claimString(claims[ch.Claim])
+	}
+	return v, nil
+}
+
+// usable reports whether the parser would accept the cached token now:
+// inside its time window (the request's Now, so a clock that steps back
+// counts too), and, unless HS256, verified with the key set Keys gives for
+// its kid now. Keys behaves as on a verification: an unknown kid may wait
+// for a refresh.
+func (f *Filter) usable(ctx context.Context, v *verified) bool {
+	now := f.o.Now()
+	if now.Before(v.from) || !now.Before(v.until) {
+		return false
+	}
+	if v.hs256 {
+		return true // the secret is the filter's, fixed for its life
+	}
+	return f.o.Keys != nil && f.o.Keys.Keys(ctx, v.kid) == v.keys
+}
+
+// cacheable: a token whose nbf is still ahead (accepted within the leeway)
+// is not kept; it is verified again until its nbf has passed.
+func cacheable(v *verified, now time.Time) bool {
+	nbf, _ := v.claims.GetNotBefore()
+	return (nbf == nil || !now.Before(nbf.Time)) && now.Before(v.until)
+}
+
+// pass answers a verified token: 403 if require_claims does not hold, else
+// the claims go on with the request.
+func (f *Filter) pass(r filter.Request, v *verified) *filter.Answer {
+	if !v.allowed {
 		f.o.Counters.Add(ReasonForbidden)
 		filter.MarkAnswered(r, "jwt")
 		return answer(403, `Bearer realm=`+f.realm+`, error="insufficient_scope", error_description="the token's claims do not allow this request"`)
 	}
-	for _, ch := range f.o.ForwardClaims {
+	for i, ch := range f.o.ForwardClaims {
 		r.DelHeader(ch.Header)
-		if s, ok := claimString(claims[ch.Claim]); ok {
-			r.SetHeader(ch.Header, s)
+		if fw := v.forward[i]; fw.ok {
+			r.SetHeader(ch.Header, fw.value)
 		}
 	}
-	filter.SetClaims(r, claims)
+	filter.SetClaims(r, v.claims)
 	return nil
 }
 
 // key finds the key for a token whose alg the parser already checked
-// against the allow-list.
-func (f *Filter) key(ctx context.Context, t *jwtlib.Token) (any, error) {
+// against the allow-list, and records in v what it was verified with.
+func (f *Filter) key(ctx context.Context, t *jwtlib.Token, v *verified) (any, error) {
 	alg := t.Method.Alg()
 	if alg == "HS256" {
+		v.hs256 = true
 		return f.o.HS256, nil // only allowed when set
 	}
 	kid, _ := t.Header["kid"].(string)
 	if f.o.Keys == nil {
 		return nil, errUnknownKey
 	}
-	keys := f.o.Keys.Keys(ctx, kid).candidates(kid, alg)
+	v.kid = kid
+	v.keys = f.o.Keys.Keys(ctx, kid)
+	keys := v.keys.candidates(kid, alg)
 	switch len(keys) {
 	case 0:
 		return nil, errUnknownKey

@@ -199,11 +199,15 @@ func FuzzToken(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("....")
 	f.Add(`eyJhbGciOiJSUzI1NiIsImtpZCI6WzFdfQ.eyJleHAiOnsiYSI6MX19.AAAA`)
-	filt, _ := newTestFilter(f, func(o *Options) { o.HS256 = []byte("secret") })
+	filt, _ := newTestFilter(f, func(o *Options) { o.HS256 = []byte("secret"); o.CacheSize = 8 })
 	f.Fuzz(func(t *testing.T, tok string) {
 		_, a := run(filt, "Bearer "+tok)
 		if a != nil && a.Status != 401 && a.Status != 403 {
 			t.Errorf("status %d", a.Status)
+		}
+		// Again, perhaps from the cache: the same answer.
+		if _, again := run(filt, "Bearer "+tok); (a == nil) != (again == nil) || a != nil && a.Status != again.Status {
+			t.Errorf("got %v, then %v", a, again)
 		}
 	})
 }
@@ -231,5 +235,32 @@ func BenchmarkVerifyRS256(b *testing.B) {
 		if a := f.Request(context.Background(), r); a != nil {
 			b.Fatal(a.Status)
 		}
+	}
+}
+
+func BenchmarkVerifyES256Cached(b *testing.B) {
+	benchmarkCached(b, jwtlib.SigningMethodES256, "e1", keysOnce().ec)
+}
+
+func BenchmarkVerifyRS256Cached(b *testing.B) {
+	benchmarkCached(b, jwtlib.SigningMethodRS256, "r1", keysOnce().rsa)
+}
+
+// benchmarkCached measures a hit: the token was verified before the loop.
+func benchmarkCached(b *testing.B, method jwtlib.SigningMethod, kid string, key any) {
+	f, _ := newTestFilter(b, func(o *Options) { o.CacheSize = 1000 })
+	tok := sign(b, method, kid, key, good())
+	r := filtertest.NewRequest("api", "192.0.2.1", "/", "Authorization", "Bearer "+tok)
+	if a := f.Request(context.Background(), r); a != nil {
+		b.Fatal(a.Status)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if a := f.Request(context.Background(), r); a != nil {
+			b.Fatal(a.Status)
+		}
+	}
+	if f.verifies.Load() != 1 {
+		b.Fatalf("got %d verifications, want 1", f.verifies.Load())
 	}
 }

@@ -115,3 +115,46 @@ func TestParseJWKS(t *testing.T) {
 		}
 	}
 }
+
+func TestKeySetSameKeys(t *testing.T) {
+	k := keysOnce()
+	r1, e1 := rsaJWK("r1", &k.rsa.PublicKey), ecJWK("e1", &k.ec.PublicKey)
+	d1 := edJWK("d1", k.ed.Public().(ed25519.PublicKey))
+	parse := func(keys ...map[string]any) *KeySet {
+		t.Helper()
+		ks, err := ParseJWKS(jwks(keys...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	base := parse(r1, e1, d1)
+	otherE := rsaJWK("r1", &k.rsa.PublicKey)
+	otherE["e"] = enc(big.NewInt(3).Bytes())
+	for _, tc := range []struct {
+		name string
+		set  *KeySet
+		same bool
+	}{
+		{"the same document", parse(r1, e1, d1), true},
+		{"with a key ferry skips", parse(r1, e1, d1, map[string]any{"kty": "oct", "kid": "s", "k": "AAAA"}), true},
+		{"another order", parse(e1, r1, d1), false},
+		{"a key fewer", parse(r1, e1), false},
+		{"a key more", parse(r1, e1, d1, rsaJWK("r2", &k.rsa2.PublicKey)), false},
+		{"another RSA key under the kid", parse(rsaJWK("r1", &k.rsa2.PublicKey), e1, d1), false},
+		{"another exponent", parse(otherE, e1, d1), false},
+		{"another kid", parse(rsaJWK("r9", &k.rsa.PublicKey), e1, d1), false},
+		{"no set", nil, false},
+	} {
+		if got := base.sameKeys(tc.set); got != tc.same {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.same)
+		}
+		if got := tc.set.sameKeys(base); got != tc.same {
+			t.Errorf("%s, the other way: got %v, want %v", tc.name, got, tc.same)
+		}
+	}
+	var none *KeySet
+	if !none.sameKeys(nil) {
+		t.Error("two nil sets differ")
+	}
+}

@@ -42,7 +42,8 @@ type RemoteOptions struct {
 
 // Remote is a key set fetched from a URL in the background and refreshed:
 // on a timer, and when a token names a kid the set does not hold (at most
-// once per MinRefresh). When a fetch fails the last good set stays in use.
+// once per MinRefresh). When a fetch fails the last good set stays in use;
+// when it brings the same keys, the same *KeySet stays in use.
 // Its goroutine runs from Start until the context ends or Stop; Keys is safe
 // for concurrent use.
 type Remote struct {
@@ -50,7 +51,7 @@ type Remote struct {
 	log   hclog.Logger
 	keys  atomic.Pointer[KeySet]
 	wake  chan struct{}
-	fetch atomic.Uint64 // fetches done, for tests and the status page
+	fetch atomic.Uint64 // fetches ended (successful or not), for tests
 
 	mu        sync.Mutex
 	lastStart time.Time     // when the last fetch started
@@ -104,7 +105,8 @@ func (k *Remote) Stop() {
 	<-k.done
 }
 
-// Fetches is the number of fetches attempted.
+// Fetches is the number of fetches that ended, successful or not (a new set
+// is in use when it counts its fetch).
 func (k *Remote) Fetches() uint64 { return k.fetch.Load() }
 
 // Keys returns the current set. When it has no key with kid, it asks for a
@@ -185,9 +187,11 @@ func (k *Remote) fetchOnce(ctx context.Context) bool {
 	k.mu.Lock()
 	k.lastStart = k.o.Now()
 	k.mu.Unlock()
-	k.fetch.Add(1)
 	ks, err := k.get(ctx)
 	if err == nil {
+		if old := k.keys.Load(); old.sameKeys(ks) {
+			ks = old // unchanged: tokens verified with it stay cached
+		}
 		k.keys.Store(ks)
 		k.log.Debug("key set fetched", "keys", ks.Len())
 	} else if ctx.Err() == nil {
@@ -197,6 +201,7 @@ func (k *Remote) fetchOnce(ctx context.Context) bool {
 		}
 		k.log.Warn("cannot fetch key set; keeping the last good one", "error", err, "kept_keys", kept)
 	}
+	k.fetch.Add(1) // once its set is in place: tests wait for it
 	k.mu.Lock()
 	if k.pending != nil {
 		close(k.pending)
