@@ -87,9 +87,18 @@ $(IMAGE_DIR)/consul: bin/consul
 	if $(GO) version -m bin/consul | grep -q 'CGO_ENABLED=0'; then cp bin/consul $@; \
 	else cd e2e/consul && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o ../../$@ github.com/hashicorp/consul; fi
 
+# The images these tags named before are removed once the new ones have the
+# tags, unless something still uses or tags them: each build would otherwise
+# leave an untagged image behind. Nothing else of the engine is touched.
 image: image-files $(IMAGE_DIR)/consul
-	docker build -q -f Dockerfile.prebuilt --target ferry -t ferry:dev $(IMAGE_DIR)
-	docker build -q -f Dockerfile.prebuilt --target consul -t ferry-consul:dev $(IMAGE_DIR)
+	@old="$$(docker image ls -q ferry:dev) $$(docker image ls -q ferry-consul:dev)"; \
+	docker build -q -f Dockerfile.prebuilt --target ferry -t ferry:dev $(IMAGE_DIR) && \
+	docker build -q -f Dockerfile.prebuilt --target consul -t ferry-consul:dev $(IMAGE_DIR) || exit 1; \
+	for id in $$old; do \
+		if [ -z "$$(docker image inspect -f '{{join .RepoTags ""}}' $$id 2>/dev/null)" ]; then \
+			docker image rm $$id >/dev/null 2>&1 && echo "removed the previous image $$id" || true; \
+		fi; \
+	done
 	docker run --rm ferry:dev version
 	@docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' ferry:dev
 
