@@ -77,6 +77,7 @@ type guardListener struct {
 	net.Listener
 	g         *Guard
 	slots     chan struct{} // nil: no cap
+	open      atomic.Int64  // connections accepted and not closed yet
 	closed    chan struct{}
 	closeOnce sync.Once
 }
@@ -94,6 +95,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		l.release()
 		return nil, err
 	}
+	l.open.Add(1)
 	return &guardConn{Conn: c, l: l, readTimeout: l.g.opts.ReadTimeout,
 		writeIdle: l.g.opts.WriteIdleTimeout}, nil
 }
@@ -238,8 +240,14 @@ func (c *guardConn) Write(p []byte) (int, error) {
 
 func (c *guardConn) Close() error {
 	err := c.Conn.Close()
-	c.closeOnce.Do(c.l.release)
+	c.closeOnce.Do(c.l.closedOne)
 	return err
+}
+
+// closedOne counts an accepted connection closed and frees its slot.
+func (l *guardListener) closedOne() {
+	l.open.Add(-1)
+	l.release()
 }
 
 // stopTracking is called when the connection is hijacked for an upgrade:

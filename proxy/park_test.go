@@ -371,3 +371,36 @@ func TestTLSConnectionsNotParked(t *testing.T) {
 		t.Error("a TCP connection is not parkable")
 	}
 }
+
+// TestOpenConnections: the server's count of open client connections
+// (ferry_listener_connections) holds served, parked and handed-off
+// connections alike, and falls as they close.
+func TestOpenConnections(t *testing.T) {
+	p := newParkingServer(t, 20*time.Millisecond, time.Minute, GuardOptions{})
+	open := func(want int64) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d open connections", want), func() bool { return p.s.OpenConnections() == want })
+	}
+	a, b, c := p.dial(), p.dial(), p.dial()
+	for _, cl := range []*client{a, b, c} {
+		cl.wantGet(t, "/x")
+	}
+	open(3)
+	p.waitCounts("the connections parked", 0, 3)
+	open(3)
+	// A method the fast lane does not serve: c goes to net/http and stays.
+	c.c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c.c, "TRACE /t HTTP/1.1\r\nHost: x\r\n\r\n")
+	if code, _, err := c.read(); err != nil || code == 0 {
+		t.Fatalf("TRACE: %d %v", code, err)
+	}
+	if n := p.s.h.Stats().Handoffs(); n != 1 {
+		t.Fatalf("handoffs: %d, want 1", n)
+	}
+	open(3)
+	a.c.Close()
+	b.c.Close()
+	open(1)
+	c.c.Close()
+	open(0)
+}

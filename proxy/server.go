@@ -52,6 +52,8 @@ type Server struct {
 	idleWorkers chan *fastConn
 	idleCount   atomic.Int32
 
+	open atomic.Pointer[guardListener] // the listener Serve guards, for OpenConnections
+
 	// Idle connections are parked after parkAfter (see park.go); parker
 	// is nil when they are not (set by Serve, before any connection).
 	parkAfter time.Duration
@@ -95,6 +97,16 @@ func NewServer(h *Handler, fallback *http.Server, opts GuardOptions) *Server {
 	return s
 }
 
+// OpenConnections is how many client connections the server holds open
+// now (parked ones and those handed to net/http included): what
+// GuardOptions.MaxConnections caps. 0 before Serve.
+func (s *Server) OpenConnections() int64 {
+	if gl := s.open.Load(); gl != nil {
+		return gl.open.Load()
+	}
+	return 0
+}
+
 // SetFastLane(false) hands every connection to the net/http lane
 // (fast_lane = false, an escape hatch). Call it before Serve.
 func (s *Server) SetFastLane(on bool) { s.handOffAll = !on }
@@ -110,6 +122,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	s.ln = gl
+	s.open.Store(gl.(*guardListener))
 	s.handoff = newHandoffListener(ln.Addr())
 	if s.parkAfter > 0 && !s.handOffAll {
 		// Without epoll (a sandbox may forbid it), idle connections keep

@@ -123,3 +123,16 @@ func listenerView(b servedBlock, now time.Time) listenerJSON {
 	}
 	return lj
 }
+
+// openConnections is each listener's open client connections, by the names
+// /v1/listeners uses ("listen" for the shorthand), for the metrics.
+func (a *app) openConnections() map[string]int64 {
+	out := map[string]int64{}
+	if blocks := a.lc.blocks; blocks != nil {
+		out = blocks.OpenConnections()
+	}
+	if d := a.lc.data; d != nil && d.Addr() != "" {
+		out["listen"] = d.OpenConnections()
+	}
+	return out
+}

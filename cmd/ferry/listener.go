@@ -118,3 +118,15 @@ func (e *endpoint) close() {
 	}
 	e.wg.Wait()
 }
+
+// OpenConnections is the client connections the endpoint's current server
+// holds open, when it counts them (the data plane's proxy.Server); 0
+// otherwise. A server draining after a move is not counted.
+func (e *endpoint) OpenConnections() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.srv.(interface{ OpenConnections() int64 }); ok {
+		return c.OpenConnections()
+	}
+	return 0
+}

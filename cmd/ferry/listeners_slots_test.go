@@ -50,6 +50,10 @@ func TestMaxConnectionsCountsEveryProtocol(t *testing.T) {
 		defer b.CloseIdleConnections()
 		third := startTLS(ca, tlsAddr, "h2")
 		expectWaiting(t, third)
+		// The one waiting in the backlog is not open yet.
+		if got := listenerConnections(t, p, "public"); got != "2" {
+			t.Errorf("ferry_listener_connections{listener=\"public\"} = %s with two h2 connections open, want 2", got)
+		}
 		a.CloseIdleConnections()
 		expectServed(t, third, "h2")
 	})
@@ -90,11 +94,31 @@ func TestMaxConnectionsCountsEveryProtocol(t *testing.T) {
 			c.Close()
 		}
 		c := h2Client(ca)
-		defer c.CloseIdleConnections()
 		if code, _, proto := fetch(c, "https://"+tlsAddr+"/users/1"); code != 200 || proto != "HTTP/2.0" {
 			t.Errorf("after 3 failed handshakes with max_connections 2: got %d %s, want 200 over h2", code, proto)
 		}
+		c.CloseIdleConnections()
 	})
+	// Every connection above is closed: each listener's gauge is back to 0.
+	for _, name := range []string{"public", "inside", "redirect"} {
+		p.waitFor(t, name+"'s connections back to 0", func() bool { return listenerConnections(t, p, name) == "0" })
+	}
+}
+
+// listenerConnections scrapes ferry_listener_connections of a listener.
+func listenerConnections(t *testing.T, p *inProcess, listener string) string {
+	t.Helper()
+	code, body := p.get("http://" + p.admin + "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	prefix := `ferry_listener_connections{listener="` + listener + `"} `
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			return v
+		}
+	}
+	return "absent"
 }
 
 // held makes one request with a client of its own and leaves its
@@ -196,24 +220,25 @@ func TestSlotConn(t *testing.T) {
 		t.Fatal("take on free slots")
 	}
 	c := slots.hold(raw)
-	if _, err := c.(interface {
-		SyscallConn() (syscall.RawConn, error)
-	}).SyscallConn(); err != nil {
+	if _, err := c.(syscall.Conn).SyscallConn(); err != nil {
 		t.Errorf("SyscallConn through the slot: %v", err)
 	}
 	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 		t.Errorf("CloseWrite through the slot: %v", err)
 	}
+	if n := slots.Open(); n != 1 {
+		t.Errorf("one connection held: %d open, want 1", n)
+	}
 	c.Close()
 	c.Close()
-	if n := slots.InUse(); n != 1 {
-		t.Errorf("after two closes of one connection: %d slots in use, want 1", n)
+	if n, used := slots.Open(), len(slots.cap); n != 0 || used != 1 {
+		t.Errorf("after two closes of one connection: %d open, %d slots in use; want 0 and 1 (the other take's)", n, used)
 	}
 	close(stop)
 	if slots.take(stop) && slots.take(stop) {
 		t.Error("took 3 slots of 2")
 	}
-	if newConnSlots(0) != nil || !newConnSlots(0).take(stop) {
+	if free := newConnSlots(0); free.cap != nil || !free.take(stop) {
 		t.Error("max_connections 0: want no cap")
 	}
 }

@@ -80,9 +80,9 @@ type blockRuntime struct {
 
 	sock  net.Listener
 	store *certs.Store // nil on a plain listener
-	// slots cap the connections the accept loop sorts (see connSlots);
-	// nil when the fast lane's guard counts them, or without a cap.
-	slots connSlots
+	// slots count and cap the connections the accept loop sorts (see
+	// connSlots); nil when the fast lane's guard does (a plain block).
+	slots *connSlots
 
 	fast           *proxy.Server // nil on a redirect listener
 	fastLn         *chanListener
@@ -276,6 +276,23 @@ func (s *listenerSet) Served() map[string]servedBlock {
 	return out
 }
 
+// OpenConnections is each live block's open client connections, by name
+// (see connSlots; a plain block's are its fast lane's).
+func (s *listenerSet) OpenConnections() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.live))
+	for name, rt := range s.live {
+		switch {
+		case rt.slots != nil:
+			out[name] = rt.slots.Open()
+		case rt.fast != nil:
+			out[name] = rt.fast.OpenConnections()
+		}
+	}
+	return out
+}
+
 // shutdown stops every listener gracefully within ctx and waits for all of
 // them, draining ones included. It returns ctx's error when ctx ended first.
 func (s *listenerSet) shutdown(ctx context.Context) error {
@@ -386,12 +403,14 @@ func (rt *blockRuntime) accept(s *listenerSet) {
 	sem := make(chan struct{}, maxSorting)
 	var backoff time.Duration
 	for {
-		if !rt.slots.take(rt.stopAccept) {
+		if rt.slots != nil && !rt.slots.take(rt.stopAccept) {
 			return
 		}
 		c, err := rt.sock.Accept()
 		if err != nil {
-			rt.slots.give()
+			if rt.slots != nil {
+				rt.slots.give()
+			}
 			select {
 			case <-rt.stopAccept:
 				return
@@ -411,7 +430,9 @@ func (rt *blockRuntime) accept(s *listenerSet) {
 			return
 		}
 		backoff = 0
-		c = rt.slots.hold(c)
+		if rt.slots != nil {
+			c = rt.slots.hold(c)
+		}
 		switch {
 		case rt.redirect != nil:
 			rt.redirectLn.give(c)

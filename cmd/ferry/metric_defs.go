@@ -35,6 +35,8 @@ var (
 		"Requests answered 503 at once: max_requests reached and the queue full.")
 	mParked = def("proxy", "parked_connections", "gauge", "",
 		"Idle keep-alive client connections parked now: held with no goroutine and no buffer until the client sends again.")
+	mListenerConns = def("listener", "connections", "gauge", "listener",
+		"Client connections open on the listener now (\"listen\" for the listen shorthand): HTTP/1.1, HTTP/2 and h2c alike, TLS handshakes, parked and upgraded connections included. limits.max_connections caps it; at the cap, new connections wait in the listen backlog.")
 	mAcceptErrors = def("proxy", "accept_errors_total", "counter", "",
 		"Failed accepts (out of file descriptors) that were backed off.")
 	mInstances = def("upstream", "instances", "gauge", "service",
@@ -92,7 +94,7 @@ var (
 // allMetrics lists the definitions, for help texts and the README test.
 var allMetrics = []metricDef{
 	mRequests, mUnrouted, mHandoffs, mDuration, mAttemptDuration, mBytes, mInFlight, mAttempts, mRetries, mRetriesDenied,
-	mQueued, mQueuedTotal, mQueueWait, mQueueTimeouts, mQueueOverflows, mAcceptErrors, mParked,
+	mQueued, mQueuedTotal, mQueueWait, mQueueTimeouts, mQueueOverflows, mAcceptErrors, mParked, mListenerConns,
 	mInstances, mRegistered, mHealthy, mEjected, mDrained, mCheckFailing,
 	mEjections, mCheckFailures,
 	mDiscoveryUpdates, mDiscoveryErrors, mLastContact, mStale,

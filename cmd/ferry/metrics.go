@@ -83,6 +83,7 @@ type metricSources struct {
 	filters  *filter.Stats                            // route filters' counters; nil: none
 	caches   *chain.Caches                            // route caches; nil: none
 	certs    func() map[string]*certs.Store           // TLS listeners' certificates by listener; nil: none
+	conns    func() map[string]int64                  // open client connections by listener; nil: none
 	now      func() time.Time
 }
 
@@ -233,6 +234,11 @@ func (am *appMetrics) publish() {
 			for _, c := range s.Certificates {
 				am.gauge(mCertExpiry, float32(c.NotAfter.Sub(now).Seconds()), l, metrics.Label{Name: "cert_file", Value: c.CertFile})
 			}
+		}
+	}
+	if src.conns != nil {
+		for name, n := range src.conns() {
+			am.gauge(mListenerConns, float32(n), metrics.Label{Name: "listener", Value: name})
 		}
 	}
 	if src.caches != nil {
@@ -434,6 +440,7 @@ func (a *app) wireMetrics(m *appMetrics) {
 			}
 			return nil
 		},
+		conns:    a.openConnections,
 		now:      time.Now,
 		panicked: func(service string) bool { return a.registry.Panic(service).Active() },
 		failover: func(service string) []string {
