@@ -254,6 +254,17 @@ route "web-canary" {
 	if rejected < 3 { // missing, invalid, forbidden (alice was limited on b)
 		t.Errorf("ferry_filter_rejections_total on ferry a: %v (%v), want at least 3", rejected, seen)
 	}
+	// Alice's second request on a was answered from the cache of verified
+	// tokens; her first, mallory's and the bad token were looked up and missed.
+	lookups := map[string]float64{}
+	for _, s := range scrape(t, a.AdminURL) {
+		if s.name == "ferry_filter_jwt_cache_lookups_total" && s.labels["route"] == "api" {
+			lookups[s.labels["result"]] += s.value
+		}
+	}
+	if lookups["hit"] < 1 || lookups["miss"] < 3 {
+		t.Errorf("ferry_filter_jwt_cache_lookups_total on ferry a: %v, want at least 1 hit and 3 misses", lookups)
+	}
 }
 
 func equalInts(a, b []int) bool {

@@ -28,7 +28,7 @@ type routeFilters struct {
 // buildFilters builds cfg's chains. ctx bounds their background work; stats
 // and caches outlive configurations (a route's cache whose block did not
 // change is kept, not emptied, by a reload).
-func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, stats *filter.Stats, caches *chain.Caches) (*routeFilters, error) {
+func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, stats, lookups *filter.Stats, caches *chain.Caches) (*routeFilters, error) {
 	f := &routeFilters{cfg: cfg, chains: make(map[string]*filter.Chain), life: &chain.Lifecycle{}}
 	if cfg.Redis != nil {
 		client, err := chain.NewRedisClient(cfg.Redis)
@@ -37,7 +37,7 @@ func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, 
 		}
 		f.redis = client
 	}
-	deps := chain.Deps{Logger: logger, Context: ctx, Lifecycle: f.life, Stats: stats, Caches: caches}
+	deps := chain.Deps{Logger: logger, Context: ctx, Lifecycle: f.life, Stats: stats, Lookups: lookups, Caches: caches}
 	if f.redis != nil {
 		deps.Redis = f.redis
 	}
@@ -56,6 +56,7 @@ func buildFilters(ctx context.Context, cfg *config.Config, logger hclog.Logger, 
 		}
 	}
 	stats.Forget(keep)
+	lookups.Forget(keep)
 	caches.Retain(withCache)
 	return f, nil
 }

@@ -87,6 +87,8 @@ var (
 		"Seconds until a served certificate expires (negative: expired), per TLS listener and certificate file.")
 	mCertReloadFailures = def("tls", "certificate_reload_failures_total", "counter", "listener",
 		"Certificate reloads that found a missing or broken file; the listener kept serving the previous certificate.")
+	mJWTCacheLookups = def("filter", "jwt_cache_lookups_total", "counter", "route, result",
+		"Bearer tokens the jwt filter looked up in its cache of verified tokens: hit (answered without checking the signature again) or miss (not cached, expired or of a replaced key set: verified, then cached if it passed). Absent for a route with cache_size = 0.")
 	mFilterRejections = def("filter", "rejections_total", "counter", "route, filter, reason",
 		"Requests a route filter answered instead of forwarding (jwt: missing, invalid, expired, forbidden…; rate_limit: limited), and rate-limit decisions taken locally because Redis failed (reason store_error).")
 )
@@ -101,5 +103,5 @@ var allMetrics = []metricDef{
 	mReloads, mReloadFailures,
 	mPanic, mPanics, mFailover,
 	mCertExpiry, mCertReloadFailures,
-	mFilterRejections, mCacheRequests, mCacheStored, mCacheEvictions, mCacheBytes, mCacheRedisErrors,
+	mFilterRejections, mJWTCacheLookups, mCacheRequests, mCacheStored, mCacheEvictions, mCacheBytes, mCacheRedisErrors,
 }

@@ -81,6 +81,7 @@ type metricSources struct {
 	panicked func(service string) bool                // nil: no panic modes
 	failover func(service string) []string            // the service's failover datacenters; may be nil
 	filters  *filter.Stats                            // route filters' counters; nil: none
+	lookups  *filter.Stats                            // jwt filters' cache lookups; nil: none
 	caches   *chain.Caches                            // route caches; nil: none
 	certs    func() map[string]*certs.Store           // TLS listeners' certificates by listener; nil: none
 	conns    func() map[string]int64                  // open client connections by listener; nil: none
@@ -224,6 +225,11 @@ func (am *appMetrics) publish() {
 		src.filters.Each(func(route, name, reason string, n uint64) {
 			am.counter(mFilterRejections, n, metrics.Label{Name: "route", Value: route},
 				metrics.Label{Name: "filter", Value: name}, metrics.Label{Name: "reason", Value: reason})
+		})
+	}
+	if src.lookups != nil {
+		src.lookups.Each(func(route, _, result string, n uint64) {
+			am.counter(mJWTCacheLookups, n, metrics.Label{Name: "route", Value: route}, metrics.Label{Name: "result", Value: result})
 		})
 	}
 	if src.certs != nil {
@@ -433,6 +439,7 @@ func (a *app) wireMetrics(m *appMetrics) {
 		sets:    a.discovery.Sets,
 		reloads: a.reloadCounts,
 		filters: a.filterStats,
+		lookups: a.jwtLookups,
 		caches:  a.caches,
 		certs: func() map[string]*certs.Store {
 			if blocks := a.lc.blocks; blocks != nil {

@@ -178,7 +178,7 @@ func (a *app) apply(log hclog.Logger, cur, next *config.Config) error {
 			return err
 		}
 	}
-	filters, err := buildFilters(context.Background(), next, a.logger.Named("filter"), a.filterStats, a.caches) // filters.go
+	filters, err := buildFilters(context.Background(), next, a.logger.Named("filter"), a.filterStats, a.jwtLookups, a.caches) // filters.go
 	if err != nil {
 		closeIfSet(dataLn)
 		closeIfSet(adminLn)

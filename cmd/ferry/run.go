@@ -109,6 +109,7 @@ type app struct {
 	// rejection counters, which outlive reloads.
 	filters     atomic.Pointer[routeFilters]
 	filterStats *filter.Stats
+	jwtLookups  *filter.Stats // the jwt filters' cache lookups
 	caches      *chain.Caches
 }
 
@@ -141,9 +142,9 @@ func newApp(cfg *config.Config, configPath string, logger hclog.Logger, accessLo
 		events:     newEventLog(),
 	}
 	a.history = newHistory(a.handler.Table)
-	a.filterStats, a.caches = &filter.Stats{}, &chain.Caches{}
+	a.filterStats, a.jwtLookups, a.caches = &filter.Stats{}, &filter.Stats{}, &chain.Caches{}
 	chain.SetRedisLogger(logger.Named("redis"))
-	filters, err := buildFilters(context.Background(), cfg, logger.Named("filter"), a.filterStats, a.caches)
+	filters, err := buildFilters(context.Background(), cfg, logger.Named("filter"), a.filterStats, a.jwtLookups, a.caches)
 	if err != nil {
 		return nil, err
 	}

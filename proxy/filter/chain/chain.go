@@ -46,6 +46,9 @@ type Deps struct {
 	Lifecycle *Lifecycle
 	// Stats keeps the rejection counters across reloads; nil counts nothing.
 	Stats *filter.Stats
+	// Lookups keeps the counters of the jwt filters' caches of verified
+	// tokens (hit, miss) across reloads; nil counts nothing.
+	Lookups *filter.Stats
 	// Caches keeps the routes' caches across reloads; nil: every build
 	// makes new (empty) ones.
 	Caches *Caches
@@ -164,6 +167,9 @@ func buildJWT(route config.Route, f config.Filter, deps Deps) (any, error) {
 		Issuer: j.Issuer, Audiences: j.Audiences, Leeway: j.Leeway, RequireClaims: j.RequireClaims,
 		Now: deps.Now, Counters: deps.Stats.For(route.Name, config.FilterJWT, jwt.Reasons...), Realm: route.Name,
 		CacheSize: j.CacheSize,
+	}
+	if j.CacheSize > 0 {
+		o.CacheLookups = deps.Lookups.For(route.Name, config.FilterJWT, jwt.CacheResults...)
 	}
 	for _, ch := range j.ForwardClaims {
 		o.ForwardClaims = append(o.ForwardClaims, jwt.ClaimHeader{Claim: ch.Claim, Header: ch.Header})

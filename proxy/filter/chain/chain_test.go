@@ -190,11 +190,13 @@ func TestBuildJWTCacheSize(t *testing.T) {
 	os.WriteFile(jwksPath, doc, 0o600)
 	tok := "Bearer " + token(t, key, jwtlib.MapClaims{"sub": "u"})
 	for _, tc := range []struct {
-		attr string
-		want int
-	}{{"", 1}, {"cache_size = 0", 0}} {
+		attr         string
+		want         int
+		hits, misses uint64 // counted in Deps.Lookups
+	}{{"", 1, 1, 1}, {"cache_size = 0", 0, 0, 0}} {
 		cfg := parse(t, "route \"api\" {\n  path_prefix = \"/\"\n  service = \"api\"\n  jwt {\n    jwks_file = \""+jwksPath+"\"\n    "+tc.attr+"\n  }\n}")
-		x, err := buildJWT(*cfg.Routes[0], cfg.Routes[0].Filters[0], Deps{}.withDefaults())
+		lookups := &filter.Stats{}
+		x, err := buildJWT(*cfg.Routes[0], cfg.Routes[0].Filters[0], Deps{Lookups: lookups}.withDefaults())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,6 +208,10 @@ func TestBuildJWTCacheSize(t *testing.T) {
 		}
 		if got := f.CachedTokens(); got != tc.want {
 			t.Errorf("%q: got %d cached tokens, want %d", tc.attr, got, tc.want)
+		}
+		c := lookups.For("api", config.FilterJWT, jwt.CacheResults...)
+		if h, m := c.Get(jwt.CacheHit), c.Get(jwt.CacheMiss); h != tc.hits || m != tc.misses {
+			t.Errorf("%q: %d hits and %d misses counted, want %d and %d", tc.attr, h, m, tc.hits, tc.misses)
 		}
 	}
 }

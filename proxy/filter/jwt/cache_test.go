@@ -501,3 +501,45 @@ func BenchmarkVerifyCachedParallel(b *testing.B) {
 		b.Fatalf("got %d verifications, want 256 (every request in the loop a hit)", got)
 	}
 }
+
+// TestCacheLookupsCounted: each request with a token is one lookup, a hit
+// when answered from the cache, a miss when it was verified (first seen, or
+// expired); requests without a token or with a bad one that was never
+// cached are misses or not looked up, as they reach the cache or not.
+func TestCacheLookupsCounted(t *testing.T) {
+	k := keysOnce()
+	clock := &fakeClock{}
+	clock.ns.Store(testNow.UnixNano())
+	var stats filter.Stats
+	lookups := stats.For("api", "jwt", CacheResults...)
+	f, _ := newTestFilter(t, func(o *Options) { o.Now, o.CacheSize, o.CacheLookups = clock.now, 10, lookups })
+	tok := "Bearer " + sign(t, jwtlib.SigningMethodES256, "e1", k.ec, good())
+	want := func(what string, hits, misses uint64) {
+		t.Helper()
+		if h, m := lookups.Get(CacheHit), lookups.Get(CacheMiss); h != hits || m != misses {
+			t.Errorf("%s: %d hits and %d misses, want %d and %d", what, h, m, hits, misses)
+		}
+	}
+	observe(f, tok)
+	want("first request", 0, 1)
+	observe(f, tok)
+	observe(f, tok)
+	want("two more", 2, 1)
+	observe(f) // no token: refused before the cache
+	want("no token", 2, 1)
+	observe(f, "Bearer "+sign(t, jwtlib.SigningMethodES256, "e1", k.ec, with(good(), "sub", "other")))
+	want("another token", 2, 2)
+	clock.ns.Store(testNow.Add(2 * time.Hour).UnixNano())
+	observe(f, tok) // cached, expired: verified again (and refused)
+	want("expired", 2, 3)
+
+	// Without a cache there is no lookup to count.
+	none := stats.For("other", "jwt", CacheResults...)
+	uncached, _ := newTestFilter(t, func(o *Options) { o.CacheSize, o.CacheLookups = 0, none })
+	if got := observe(uncached, "Bearer "+sign(t, jwtlib.SigningMethodES256, "e1", k.ec, good())); got.status != 0 {
+		t.Fatalf("cache_size 0: status %d", got.status)
+	}
+	if h, m := none.Get(CacheHit), none.Get(CacheMiss); h != 0 || m != 0 {
+		t.Errorf("cache_size 0: %d hits and %d misses counted, want none", h, m)
+	}
+}

@@ -44,7 +44,20 @@ type Options struct {
 	// later requests with the same token without checking its signature
 	// again (cache.go); 0 keeps none and verifies every request.
 	CacheSize int
+	// CacheLookups counts the cache's lookups by result (CacheResults);
+	// nil counts nothing.
+	CacheLookups *filter.Counters
 }
+
+// Cache lookup results counted in Options.CacheLookups: a hit is answered
+// from the cache, a miss (not there, or no longer usable) is verified.
+const (
+	CacheHit  = "hit"
+	CacheMiss = "miss"
+)
+
+// CacheResults lists the lookup results, for filter.Stats.For.
+var CacheResults = []string{CacheHit, CacheMiss}
 
 // ClaimHeader is one forward_claims entry.
 type ClaimHeader struct{ Claim, Header string }
@@ -124,12 +137,14 @@ func (f *Filter) Request(ctx context.Context, r filter.Request) *filter.Answer {
 		key = keyOf(token)
 		if v := f.cache.get(&key); v != nil {
 			if f.usable(ctx, v) {
+				f.o.CacheLookups.Add(CacheHit)
 				return f.pass(r, v)
 			}
 			// Expired, or its key set was replaced: the parser decides
 			// (and counts) as if the token had never been seen.
 			f.cache.remove(&key, v)
 		}
+		f.o.CacheLookups.Add(CacheMiss)
 	}
 	v, err := f.verify(ctx, token)
 	if err != nil {
