@@ -205,7 +205,7 @@ func TestMetricsFollowTrafficAndRegistrations(t *testing.T) {
 		}
 		for k := range s.labels {
 			switch k {
-			case "route", "service", "code_class", "reason", "le":
+			case "route", "service", "code_class", "reason", "le", "listener", "result": // bounded by the configuration or a fixed list
 			default:
 				t.Errorf("series %s has label %q outside the bounded set", s.name, k)
 			}
