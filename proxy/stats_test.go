@@ -216,14 +216,20 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 // runs; with 5 consecutive failures to eject, none ejects (an ejection
 // logs, which may allocate, and happens once per ejection, not per
 // request).
-func BenchmarkAttemptDone(b *testing.B) {
+// outlierTable is a built table with one route to one service of one
+// instance, whose passive checks eject after 5 failures.
+func outlierTable(b *testing.B) (*route.Route, *route.Service, *route.Upstream) {
 	builder := route.NewBuilder(health.NewRegistry(), nil)
 	b.Cleanup(builder.Close)
 	tab := builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}},
 		map[string]route.ServiceSpec{"user": {Outlier: health.Outlier{ConsecutiveFailures: 5, BaseEjectionTime: time.Minute}}},
 		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
 	svc := tab.Service("user")
-	up := svc.Upstreams()[0]
+	return tab.Match("", "/api/user/1"), svc, svc.Upstreams()[0]
+}
+
+func BenchmarkAttemptDone(b *testing.B) {
+	_, svc, up := outlierTable(b)
 	if up.Stats() == nil || svc.Stats() == nil {
 		b.Fatal("a table built by a Builder has no stats")
 	}
@@ -258,14 +264,7 @@ func TestAttemptDoneDoesNotAllocate(t *testing.T) {
 // and instance. What it measures is mostly the cache lines the counters
 // share between cores.
 func BenchmarkRequestEndParallel(b *testing.B) {
-	builder := route.NewBuilder(health.NewRegistry(), nil)
-	b.Cleanup(builder.Close)
-	tab := builder.Build([]route.RouteSpec{{Name: "users", PathPrefix: "/api/user", Service: "user"}},
-		map[string]route.ServiceSpec{"user": {Outlier: health.Outlier{ConsecutiveFailures: 5, BaseEjectionTime: time.Minute}}},
-		map[string]*discovery.InstanceSet{"user": setOf(b, "user", "127.0.0.1:9")})
-	svc := tab.Service("user")
-	up := svc.Upstreams()[0]
-	rt := tab.Match("", "/api/user/1")
+	rt, svc, up := outlierTable(b)
 	start := time.Now()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -162,15 +162,7 @@ func TestCacheSkipsTokensNotYetValid(t *testing.T) {
 func TestCacheFollowsKeyRotation(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs after the servers close
 	k := keysOnce()
-	srv := newJWKSServer(t, jwks(rsaJWK("r1", &k.rsa.PublicKey)))
-	clock := &fakeClock{}
-	clock.ns.Store(testNow.UnixNano())
-	tick := make(chan time.Time)
-	remote := NewRemote(RemoteOptions{URL: srv.srv.URL, MinRefresh: 10 * time.Second, Refresh: time.Hour, Now: clock.now, Tick: tick})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	remote.Start(ctx)
-	defer remote.Stop()
+	srv, remote, clock, tick := startTestRemote(t, jwks(rsaJWK("r1", &k.rsa.PublicKey)))
 	f, _ := newTestFilter(t, func(o *Options) { o.Keys, o.Now, o.CacheSize = remote, clock.now, 10 })
 	refresh := func(doc []byte) {
 		t.Helper()

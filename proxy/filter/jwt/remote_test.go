@@ -52,18 +52,28 @@ type fakeClock struct{ ns atomic.Int64 }
 func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func TestRemoteKeySet(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs after the servers close
-	k := keysOnce()
-	srv := newJWKSServer(t, jwks(rsaJWK("r1", &k.rsa.PublicKey)))
+// startTestRemote serves doc as a JWKS URL and starts a Remote on it, on a
+// clock the test moves and a refresh tick it sends; both stop when t ends.
+func startTestRemote(t *testing.T, doc []byte) (*jwksServer, *Remote, *fakeClock, chan time.Time) {
+	t.Helper()
+	srv := newJWKSServer(t, doc)
 	clock := &fakeClock{}
 	clock.ns.Store(testNow.UnixNano())
 	tick := make(chan time.Time)
 	remote := NewRemote(RemoteOptions{URL: srv.srv.URL, MinRefresh: 10 * time.Second, Refresh: time.Hour, Now: clock.now, Tick: tick})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	remote.Start(ctx)
-	defer remote.Stop()
+	t.Cleanup(func() {
+		cancel()
+		remote.Stop()
+	})
+	return srv, remote, clock, tick
+}
+
+func TestRemoteKeySet(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs after the servers close
+	k := keysOnce()
+	srv, remote, clock, tick := startTestRemote(t, jwks(rsaJWK("r1", &k.rsa.PublicKey)))
 	f, _ := newTestFilter(t, func(o *Options) { o.Keys = remote; o.Now = clock.now })
 
 	accept := func(what string, kid string, key any) {
