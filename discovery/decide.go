@@ -45,6 +45,7 @@ type facts struct {
 	Recovering  bool // the previous query failed or was suspect
 	Confirming  bool // this answer re-checks an earlier tentative empty one
 	Holding     bool // ... and came within the confirm window of that one
+	Settling    bool // within the confirm window of the first answer after an outage or a reset
 	LastKnown   bool // a set was believed before (or inherited on a tag change)
 	LastEmpty   bool // that set had no instance
 }
@@ -58,14 +59,19 @@ type facts struct {
 //   - right after an index reset or an outage, while the last set was
 //     non-empty: tentative, and held through the confirm window (while
 //     restored checks run and forgotten services are registered again);
-//     an answer still empty at its end is believed.
+//     an answer still empty at its end is believed. The same for an empty
+//     answer within the confirm window of the first answer after the
+//     outage, even when answers in between were not empty (Settling): a
+//     restarted server first answers from its restored catalog, where the
+//     checks still pass, and only then learns from its agents that the
+//     restored checks are critical until they run.
 func decide(f facts) verdict {
 	switch {
 	case !f.Empty:
 		return accept
 	case !f.LeaderKnown:
 		return holdSuspect
-	case f.LastKnown && !f.LastEmpty && (f.Holding || (f.Reset || f.Recovering) && !f.Confirming):
+	case f.LastKnown && !f.LastEmpty && (f.Holding || (f.Reset || f.Recovering || f.Settling) && !f.Confirming):
 		return holdTentative
 	default:
 		return accept

@@ -31,6 +31,10 @@ func TestDecide(t *testing.T) {
 		{"non-empty within the confirm window is believed", facts{LeaderKnown: true, Confirming: true, Holding: true, LastKnown: true}, accept},
 		{"empty without leader within the window is suspect", facts{Empty: true, Confirming: true, Holding: true, LastKnown: true}, holdSuspect},
 		{"empty within the window, last set empty too", facts{Empty: true, LeaderKnown: true, Confirming: true, Holding: true, LastKnown: true, LastEmpty: true}, accept},
+		{"empty while settling after an outage, a non-empty answer since", facts{Empty: true, LeaderKnown: true, Settling: true, LastKnown: true}, holdTentative},
+		{"non-empty while settling is believed", facts{LeaderKnown: true, Settling: true, LastKnown: true}, accept},
+		{"empty while settling, its confirm window over", facts{Empty: true, LeaderKnown: true, Settling: true, Confirming: true, LastKnown: true}, accept},
+		{"empty while settling, last set empty too", facts{Empty: true, LeaderKnown: true, Settling: true, LastKnown: true, LastEmpty: true}, accept},
 		{"empty after reset, last empty: nothing to protect", facts{Empty: true, LeaderKnown: true, Reset: true, LastKnown: true, LastEmpty: true}, accept},
 		{"empty after reset, never known: nothing to protect", facts{Empty: true, LeaderKnown: true, Reset: true, LastEmpty: true}, accept},
 	}

@@ -210,6 +210,47 @@ func TestManagerStreamingEmptyIsBelieved(t *testing.T) {
 // An agent that restarted answers at first with its services' checks not
 // yet run (critical: nothing routable), then with them passing: the set is
 // held through that, and never published empty.
+// TestManagerSettlesAfterAnOutage: a restarted server first answers from
+// its restored catalog (the instances still passing), then learns from its
+// agent that the restored checks are critical until they run. The empty
+// answer that follows, within the confirm window of the recovery, is held
+// like one that came first; one after that window is believed.
+func TestManagerSettlesAfterAnOutage(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	stop := run(t, m)
+	defer stop()
+	f.next(t, "web").ok(100, e1, e2)
+	c := f.next(t, "web")
+	drain(m)
+	c.fail(errConsulDown) // the server is down
+	r := f.next(t, "web")
+	waitChanged(t, m) // stale
+	recovered := time.Now()
+	r.ok(101, e1, e2)        // back: the restored catalog, checks passing
+	waitChanged(t, m)        // no longer stale
+	f.next(t, "web").ok(102) // the agent synced its critical checks
+	n := f.next(t, "web")
+	noChange(t, m)
+	if s := m.Sets()["web"]; len(s.Instances) != 2 {
+		t.Fatalf("an empty answer %v after the recovery replaced the set: %v", time.Since(recovered), keys(s))
+	}
+	n.ok(103, e1, e2) // the checks ran
+	f.next(t, "web").ok(104, e1, e2)
+
+	// Past the window, the service really emptying is believed.
+	if wait := testTiming.confirmWindow - time.Since(recovered); wait > 0 {
+		time.Sleep(wait + 50*time.Millisecond)
+	}
+	f.next(t, "web").ok(105)
+	waitChanged(t, m)
+	if s := m.Sets()["web"]; len(s.Instances) != 0 {
+		t.Fatalf("an empty answer after the window: instances %v, want none", keys(s))
+	}
+	f.next(t, "web")
+}
+
 func TestManagerHoldsThroughRestoredChecks(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	f := newFakeHealth()

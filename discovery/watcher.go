@@ -34,6 +34,13 @@ type loopState struct {
 	failures     int       // consecutive failed (or suspect) queries
 	confirming   bool      // the next answer re-checks a tentative empty one
 	confirmUntil time.Time // while confirming: until when an empty answer is held
+	// settleUntil is confirmWindow after the first answer that followed an
+	// outage or an index reset: until then an empty answer is tentative
+	// even after a non-empty one was believed. A restarted server answers
+	// from its restored catalog, where checks still pass, before the
+	// agent's anti-entropy writes the restored checks' critical status
+	// over it; the instances come back when the checks have run.
+	settleUntil time.Time
 }
 
 // failoverRefresh bounds how long a failed-over service's remote instances
@@ -171,6 +178,9 @@ func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta 
 	step := nextIndex(st.lastIndex, got)
 	old := w.set
 	now := time.Now()
+	if step.reset || st.failures > 0 {
+		st.settleUntil = now.Add(w.m.timing.confirmWindow)
+	}
 	v := decide(facts{
 		Empty:       len(instances) == 0,
 		LeaderKnown: leaderKnown(meta),
@@ -178,6 +188,7 @@ func (w *watcher) answer(ctx context.Context, entries []*api.ServiceEntry, meta 
 		Recovering:  st.failures > 0,
 		Confirming:  st.confirming,
 		Holding:     st.confirming && now.Before(st.confirmUntil),
+		Settling:    now.Before(st.settleUntil),
 		LastKnown:   old.Known && !old.FromSnapshot,
 		LastEmpty:   len(old.Instances) == 0,
 	})
