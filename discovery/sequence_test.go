@@ -207,26 +207,31 @@ func TestManagerStreamingEmptyIsBelieved(t *testing.T) {
 	f.next(t, "web")
 }
 
-// An agent that restarted answers at first with its services' checks not
-// yet run (critical: nothing routable), then with them passing: the set is
-// held through that, and never published empty.
+// downThenBack starts a manager watching web, which knew e1 and e2 when its
+// Consul went down; it returns the query that follows the outage, not yet
+// answered (the set is stale by then). The manager stops when t ends.
+func downThenBack(t *testing.T) (*fakeHealth, *Manager, *fakeCall) {
+	t.Helper()
+	f := newFakeHealth()
+	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
+	t.Cleanup(run(t, m))
+	f.next(t, "web").ok(100, e1, e2)
+	c := f.next(t, "web")
+	drain(m)
+	c.fail(errConsulDown)
+	r := f.next(t, "web")
+	waitChanged(t, m) // stale
+	return f, m, r
+}
+
 // TestManagerSettlesAfterAnOutage: a restarted server first answers from
 // its restored catalog (the instances still passing), then learns from its
 // agent that the restored checks are critical until they run. The empty
 // answer that follows, within the confirm window of the recovery, is held
 // like one that came first; one after that window is believed.
 func TestManagerSettlesAfterAnOutage(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
-	f.next(t, "web").ok(100, e1, e2)
-	c := f.next(t, "web")
-	drain(m)
-	c.fail(errConsulDown) // the server is down
-	r := f.next(t, "web")
-	waitChanged(t, m) // stale
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs after the manager stops
+	f, m, r := downThenBack(t)
 	recovered := time.Now()
 	r.ok(101, e1, e2)        // back: the restored catalog, checks passing
 	waitChanged(t, m)        // no longer stale
@@ -251,19 +256,13 @@ func TestManagerSettlesAfterAnOutage(t *testing.T) {
 	f.next(t, "web")
 }
 
+// An agent that restarted answers at first with its services' checks not
+// yet run (critical: nothing routable), then with them passing: the set is
+// held through that, and never published empty.
 func TestManagerHoldsThroughRestoredChecks(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	f := newFakeHealth()
-	m := newTestManager(t, f, Options{}, Watch{Service: "web"})
-	stop := run(t, m)
-	defer stop()
-	f.next(t, "web").ok(100, e1, e2)
-	c := f.next(t, "web")
-	drain(m)
-	c.fail(errConsulDown) // the agent is down
-	r := f.next(t, "web")
-	waitChanged(t, m) // stale
-	r.ok(7)           // back, with a low index and nothing passing yet
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs after the manager stops
+	f, m, r := downThenBack(t)
+	r.ok(7) // back, with a low index and nothing passing yet
 	n := f.next(t, "web")
 	n.ok(7) // the confirming read: still nothing
 	b := f.next(t, "web")
