@@ -45,43 +45,40 @@ func TestMaxConnectionsCountsEveryProtocol(t *testing.T) {
 	})
 	time.Sleep(100 * time.Millisecond) // the probe's connection is closed and its slot back
 
-	t.Run("h2 over TLS", func(t *testing.T) {
-		a, b := held(t, h2Client(ca), "https://"+tlsAddr+"/users/1", "HTTP/2.0"), held(t, h2Client(ca), "https://"+tlsAddr+"/users/1", "HTTP/2.0")
-		defer b.CloseIdleConnections()
-		third := startTLS(ca, tlsAddr, "h2")
-		expectWaiting(t, third)
-		// The one waiting in the backlog is not open yet.
-		if got := listenerConnections(t, p, "public"); got != "2" {
-			t.Errorf("ferry_listener_connections{listener=\"public\"} = %s with two h2 connections open, want 2", got)
-		}
-		a.CloseIdleConnections()
-		expectServed(t, third, "h2")
-	})
-	t.Run("HTTP/1.1 and h2 over TLS together", func(t *testing.T) {
-		a, b := held(t, h1Client(ca), "https://"+tlsAddr+"/users/1", "HTTP/1.1"), held(t, h2Client(ca), "https://"+tlsAddr+"/users/1", "HTTP/2.0")
-		defer a.CloseIdleConnections()
-		third := startTLS(ca, tlsAddr, "http/1.1")
-		expectWaiting(t, third)
-		b.CloseIdleConnections()
-		expectServed(t, third, "http/1.1")
-	})
-	t.Run("h2c", func(t *testing.T) {
-		a, b := held(t, h2cClient(), "http://"+h2cAddr+"/users/1", "HTTP/2.0"), held(t, h2cClient(), "http://"+h2cAddr+"/users/1", "HTTP/2.0")
-		defer b.CloseIdleConnections()
-		third := startPlain(h2cAddr, "/users/1")
-		expectWaiting(t, third)
-		a.CloseIdleConnections()
-		expectServed(t, third, "HTTP/1.1 200")
-	})
-	t.Run("redirect_https", func(t *testing.T) {
-		plain := func() *http.Client { return h1Client(ca) }
-		a, b := held(t, plain(), "http://"+redirectAddr+"/x", "HTTP/1.1"), held(t, plain(), "http://"+redirectAddr+"/x", "HTTP/1.1")
-		defer b.CloseIdleConnections()
-		third := startPlain(redirectAddr, "/x")
-		expectWaiting(t, third)
-		a.CloseIdleConnections()
-		expectServed(t, third, "HTTP/1.1 308")
-	})
+	// Per listener: two connections fill it, a third waits in the backlog
+	// (and is not counted), and is served once the first of the two closes.
+	type open struct {
+		c          *http.Client
+		url, proto string
+	}
+	tlsURL, h2cURL, redirectURL := "https://"+tlsAddr+"/users/1", "http://"+h2cAddr+"/users/1", "http://"+redirectAddr+"/x"
+	for _, tc := range []struct {
+		name, listener string
+		closed, kept   open
+		third          func() attempt
+		served         string
+	}{
+		{"h2 over TLS", "public", open{h2Client(ca), tlsURL, "HTTP/2.0"}, open{h2Client(ca), tlsURL, "HTTP/2.0"},
+			func() attempt { return startTLS(ca, tlsAddr, "h2") }, "h2"},
+		{"HTTP/1.1 and h2 over TLS together", "public", open{h2Client(ca), tlsURL, "HTTP/2.0"}, open{h1Client(ca), tlsURL, "HTTP/1.1"},
+			func() attempt { return startTLS(ca, tlsAddr, "http/1.1") }, "http/1.1"},
+		{"h2c", "inside", open{h2cClient(), h2cURL, "HTTP/2.0"}, open{h2cClient(), h2cURL, "HTTP/2.0"},
+			func() attempt { return startPlain(h2cAddr, "/users/1") }, "HTTP/1.1 200"},
+		{"redirect_https", "redirect", open{h1Client(ca), redirectURL, "HTTP/1.1"}, open{h1Client(ca), redirectURL, "HTTP/1.1"},
+			func() attempt { return startPlain(redirectAddr, "/x") }, "HTTP/1.1 308"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			closed, kept := held(t, tc.closed.c, tc.closed.url, tc.closed.proto), held(t, tc.kept.c, tc.kept.url, tc.kept.proto)
+			defer kept.CloseIdleConnections()
+			third := tc.third()
+			expectWaiting(t, third)
+			if got := listenerConnections(t, p, tc.listener); got != "2" {
+				t.Errorf("ferry_listener_connections{listener=%q} = %s with two connections open, want 2", tc.listener, got)
+			}
+			closed.CloseIdleConnections()
+			expectServed(t, third, tc.served)
+		})
+	}
 	t.Run("failed handshakes give their slots back", func(t *testing.T) {
 		for range 3 { // more than the cap: each must have freed its slot
 			c, err := net.Dial("tcp", tlsAddr)
