@@ -160,16 +160,11 @@ func mainErr(ctx context.Context, o options) error {
 	if o.profile != "" {
 		want = map[string]bool{"ferry": true}
 	}
-	l, err := setup(ctx, o, want)
-	if l != nil {
-		defer l.stop()
-	}
+	l, err := startLab(ctx, o, want)
 	if err != nil {
-		if l != nil {
-			return fmt.Errorf("%w (logs kept in %s)", err, l.dir)
-		}
 		return err
 	}
+	defer l.stop()
 	defer os.RemoveAll(l.dir)
 	if wantsTLS(o) && o.profile == "" {
 		if err := setupTLS(ctx, l, o); err != nil { // scenarios_tls.go

@@ -148,16 +148,11 @@ func runPaired(ctx context.Context, o options) error {
 
 	load0 := benchkit.LoadAvg()
 	start := time.Now()
-	l, err := setup(ctx, base, map[string]bool{})
-	if l != nil {
-		defer l.stop()
-	}
+	l, err := startLab(ctx, base, map[string]bool{})
 	if err != nil {
-		if l != nil {
-			return fmt.Errorf("%w (logs kept in %s)", err, l.dir)
-		}
 		return err
 	}
+	defer l.stop()
 	res := map[string][]pairRun{}
 	for round := range o.rounds {
 		if err := l.pairedRound(ctx, o, scs, round, res); err != nil {

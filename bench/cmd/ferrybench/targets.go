@@ -55,6 +55,20 @@ func (l *lab) start(name, bin string, env []string, args ...string) (*benchkit.P
 	return p, nil
 }
 
+// startLab is setup for a run: on failure it stops what setup started and
+// says where its logs are kept.
+func startLab(ctx context.Context, o options, want map[string]bool) (*lab, error) {
+	l, err := setup(ctx, o, want)
+	if err == nil {
+		return l, nil
+	}
+	if l != nil {
+		l.stop()
+		return nil, fmt.Errorf("%w (logs kept in %s)", err, l.dir)
+	}
+	return nil, err
+}
+
 // setup starts Consul, two backends registered in it as service "bench", and
 // whichever of ferry, nginx and HAProxy want lists, each on its own free
 // loopback port with its config in l.dir.
